@@ -1,0 +1,64 @@
+// Package engine defines where pipeline commands run. A stage or the build
+// plan says what to run (a Cmd); an Engine (host or dagger) says where.
+package engine
+
+import (
+	"context"
+	"io"
+)
+
+// Engine kinds accepted by --engine.
+const (
+	KindAuto   = "auto"
+	KindDagger = "dagger"
+	KindHost   = "host"
+)
+
+// Cmd is one command to run on an engine.
+type Cmd struct {
+	// Args is the argument vector; Args[0] is the program (nix, nix-store, sh…).
+	Args []string
+	// Env holds extra environment variables (not secret).
+	Env map[string]string
+	// Secrets holds environment variables whose values must never be logged,
+	// written to a store path or baked into an image. The dagger engine passes
+	// them as *dagger.Secret.
+	Secrets map[string]string
+	// Dir is the working directory relative to the source root ("" = root).
+	Dir string
+	// Stdin is fed to the command when non-nil.
+	Stdin io.Reader
+	// Stdout and Stderr receive the command's output. The host engine streams;
+	// the dagger engine writes them once the exec has finished.
+	Stdout, Stderr io.Writer
+}
+
+// Result is the outcome of a command that ran.
+type Result struct {
+	ExitCode int
+}
+
+// Engine runs commands against a source tree that holds the flake.
+type Engine interface {
+	// Name is "host" or "dagger".
+	Name() string
+	// SourcePath is where the source tree is seen by commands on this engine
+	// (an absolute host path, or the mount point inside a container).
+	SourcePath() string
+	// Run runs cmd. A non-zero exit is reported in Result.ExitCode with a nil
+	// error; the error is for failures of the engine itself or a cancelled ctx.
+	Run(ctx context.Context, cmd Cmd) (Result, error)
+	// Close releases the engine (stops child processes, closes sessions).
+	Close() error
+}
+
+// Options configure an engine when it is opened.
+type Options struct {
+	// Source is the host directory mounted as the source tree ("" = none).
+	Source string
+	// Image is the dagger base image: a registry reference or a path to an
+	// OCI tarball. Ignored by the host engine.
+	Image string
+	// Log receives engine progress (dagger's own log output).
+	Log io.Writer
+}

@@ -1,0 +1,158 @@
+// Package host runs pipeline commands on the host, with the host's nix. It
+// is the engine of self-hosted Intel runners and of machines without a
+// container runtime.
+package host
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sort"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/ipex-flake/ipex-flake/pipelines/engine"
+)
+
+// Engine runs commands as child processes of this one, each in its own
+// process group so that cancellation stops the command and everything it
+// started.
+type Engine struct {
+	source string
+
+	mu    sync.Mutex
+	procs map[int]struct{}
+}
+
+var _ engine.Engine = (*Engine)(nil)
+
+// New returns a host engine whose source root is opts.Source (default: the
+// working directory).
+func New(opts engine.Options) (*Engine, error) {
+	src := opts.Source
+	if src == "" {
+		src = "."
+	}
+	abs, err := filepath.Abs(src)
+	if err != nil {
+		return nil, err
+	}
+	return &Engine{source: abs, procs: map[int]struct{}{}}, nil
+}
+
+// Name implements engine.Engine.
+func (e *Engine) Name() string { return engine.KindHost }
+
+// SourcePath implements engine.Engine.
+func (e *Engine) SourcePath() string { return e.source }
+
+// GracePeriod is how long a cancelled command gets between SIGTERM and SIGKILL.
+var GracePeriod = 5 * time.Second
+
+// Run implements engine.Engine.
+func (e *Engine) Run(ctx context.Context, c engine.Cmd) (engine.Result, error) {
+	if len(c.Args) == 0 {
+		return engine.Result{}, errors.New("host engine: empty command")
+	}
+	if err := ctx.Err(); err != nil {
+		return engine.Result{}, err
+	}
+	cmd := exec.Command(c.Args[0], c.Args[1:]...)
+	cmd.Dir = filepath.Join(e.source, c.Dir)
+	cmd.Env = mergeEnv(os.Environ(), c.Env, c.Secrets)
+	cmd.Stdin = c.Stdin
+	cmd.Stdout = c.Stdout
+	cmd.Stderr = c.Stderr
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if err := cmd.Start(); err != nil {
+		var ee *exec.Error
+		if errors.As(err, &ee) {
+			return engine.Result{}, fmt.Errorf("%s not found on PATH: install it (for nix: https://nixos.org/download, or `apt-get install nix-bin`) or use --engine dagger", c.Args[0])
+		}
+		return engine.Result{}, err
+	}
+	pid := cmd.Process.Pid
+	e.track(pid, true)
+	defer e.track(pid, false)
+
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	select {
+	case err := <-done:
+		return result(err)
+	case <-ctx.Done():
+		stopGroup(pid, done)
+		return engine.Result{ExitCode: -1}, ctx.Err()
+	}
+}
+
+// stopGroup sends SIGTERM to the process group, then SIGKILL after the grace
+// period, and waits for the leader to exit.
+func stopGroup(pid int, done <-chan error) {
+	_ = syscall.Kill(-pid, syscall.SIGTERM)
+	select {
+	case <-done:
+	case <-time.After(GracePeriod):
+		_ = syscall.Kill(-pid, syscall.SIGKILL)
+		<-done
+	}
+	// Children that ignored SIGTERM but outlived the leader.
+	_ = syscall.Kill(-pid, syscall.SIGKILL)
+}
+
+func result(err error) (engine.Result, error) {
+	if err == nil {
+		return engine.Result{}, nil
+	}
+	var xe *exec.ExitError
+	if errors.As(err, &xe) {
+		code := xe.ExitCode()
+		if code < 0 { // killed by a signal
+			code = 128
+			if ws, ok := xe.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
+				code += int(ws.Signal())
+			}
+		}
+		return engine.Result{ExitCode: code}, nil
+	}
+	return engine.Result{}, err
+}
+
+func (e *Engine) track(pid int, add bool) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if add {
+		e.procs[pid] = struct{}{}
+	} else {
+		delete(e.procs, pid)
+	}
+}
+
+// Close kills the process groups of commands still running.
+func (e *Engine) Close() error {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	for pid := range e.procs {
+		_ = syscall.Kill(-pid, syscall.SIGKILL)
+	}
+	return nil
+}
+
+func mergeEnv(base []string, extra ...map[string]string) []string {
+	env := append([]string(nil), base...)
+	for _, m := range extra {
+		keys := make([]string, 0, len(m))
+		for k := range m {
+			keys = append(keys, k)
+		}
+		sort.Strings(keys)
+		for _, k := range keys {
+			env = append(env, k+"="+m[k])
+		}
+	}
+	return env
+}

@@ -1,0 +1,103 @@
+// Package report holds the build report written by `ci build --report` and
+// read by `ci push` and the release commands, and its JUnit rendering.
+package report
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
+)
+
+// Output statuses.
+const (
+	StatusBuilt   = "built"
+	StatusCached  = "cached"
+	StatusFailed  = "failed"
+	StatusSkipped = "skipped"
+)
+
+// Output is the result for one flake output.
+type Output struct {
+	Attr       string   `json:"attr"`
+	System     string   `json:"system"`
+	DrvPath    string   `json:"drvPath,omitempty"`
+	OutPaths   []string `json:"outPaths,omitempty"`
+	Status     string   `json:"status"`
+	DurationMs int64    `json:"durationMs"`
+	Reason     string   `json:"reason,omitempty"`
+	// Log is the tail of the build log of a failed output.
+	Log []string `json:"log,omitempty"`
+}
+
+// Report is the JSON document of one `ci build` run.
+type Report struct {
+	Flake   string   `json:"flake"`
+	Engine  string   `json:"engine"`
+	Rev     string   `json:"rev,omitempty"`
+	Cache   string   `json:"cache,omitempty"`
+	Outputs []Output `json:"outputs"`
+}
+
+// Counts returns the number of outputs per status.
+func (r *Report) Counts() map[string]int {
+	c := map[string]int{}
+	for _, o := range r.Outputs {
+		c[o.Status]++
+	}
+	return c
+}
+
+// Sort orders outputs by attribute path.
+func (r *Report) Sort() {
+	sort.Slice(r.Outputs, func(i, j int) bool { return r.Outputs[i].Attr < r.Outputs[j].Attr })
+}
+
+// Write writes the report as indented JSON, atomically.
+func (r *Report) Write(path string) error {
+	data, err := json.MarshalIndent(r, "", "  ")
+	if err != nil {
+		return err
+	}
+	return WriteFileAtomic(path, append(data, '\n'), 0o644)
+}
+
+// Read reads a report written by Write.
+func Read(path string) (*Report, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	var r Report
+	if err := json.Unmarshal(data, &r); err != nil {
+		return nil, fmt.Errorf("%s is not a build report: %w", path, err)
+	}
+	return &r, nil
+}
+
+// WriteFileAtomic writes data to a temporary file beside path and renames it
+// into place, so readers never see a half-written file.
+func WriteFileAtomic(path string, data []byte, perm os.FileMode) error {
+	dir := filepath.Dir(path)
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	f, err := os.CreateTemp(dir, "."+filepath.Base(path)+".*")
+	if err != nil {
+		return err
+	}
+	defer os.Remove(f.Name())
+	if _, err := f.Write(data); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Chmod(perm); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Close(); err != nil {
+		return err
+	}
+	return os.Rename(f.Name(), path)
+}
