@@ -1,0 +1,118 @@
+{
+  description = "IPEX-enabled AI software for Intel XPUs: Ollama, ComfyUI, InvokeAI and an IPEX Python, with hardened NixOS and Home Manager modules";
+
+  inputs = {
+    nixpkgs.url = "github:NixOS/nixpkgs/nixos-unstable";
+    mordrag-nixos = {
+      url = "github:MordragT/nixos";
+      inputs.nixpkgs.follows = "nixpkgs";
+    };
+  };
+
+  outputs =
+    {
+      self,
+      nixpkgs,
+      mordrag-nixos,
+      ...
+    }:
+    let
+      inherit (nixpkgs) lib;
+
+      # Intel XPU builds exist upstream for x86_64-linux only; keep it first so
+      # tools that pick "the first system" pick the one that works.
+      systems = [ "x86_64-linux" ];
+      forAllSystems = lib.genAttrs systems;
+
+      pkgsFor =
+        system:
+        import nixpkgs {
+          inherit system;
+          # MKL, TBB, oneCCL and the DPC++ runtime are under Intel's licences.
+          config.allowUnfree = true;
+          overlays = [ self.overlays.default ];
+        };
+
+      ipexLib = import ./nix/lib.nix { inherit lib; };
+    in
+    {
+      lib = ipexLib;
+
+      overlays.default = import ./overlays { inherit mordrag-nixos; };
+
+      packages = forAllSystems (
+        system:
+        let
+          pkgs = pkgsFor system;
+        in
+        import ./pkgs { inherit pkgs lib; }
+      );
+
+      legacyPackages = forAllSystems (system: {
+        # The whole IPEX Python package set (python-ipex.pkgs.*) for `nix build .#legacyPackages...`.
+        inherit (pkgsFor system) intel-xpu;
+      });
+
+      devShells = forAllSystems (
+        system:
+        let
+          pkgs = pkgsFor system;
+          shells = import ./nix/devshells.nix { inherit pkgs lib; };
+        in
+        {
+          default = shells.ipex-dev;
+          inherit (shells) ipex-dev;
+        }
+      );
+
+      formatter = forAllSystems (system: (pkgsFor system).nixfmt-rfc-style);
+
+      nixosModules = {
+        ipex = import ./modules/nixos/ipex.nix;
+        ollama-ipex = import ./modules/nixos/ollama-ipex.nix;
+        comfyui-ipex = import ./modules/nixos/comfyui-ipex.nix;
+        monitoring = import ./modules/nixos/monitoring.nix;
+        proxy = import ./modules/nixos/proxy.nix;
+        model-optimizer = import ./modules/nixos/model-optimizer.nix;
+        auto-upgrade = import ./modules/nixos/auto-upgrade.nix;
+        # Everything above, plus the overlay so pkgs.ollama-ipex & co. resolve.
+        default = {
+          imports = [ ./modules/nixos ];
+          nixpkgs.overlays = [ self.overlays.default ];
+        };
+      };
+
+      homeManagerModules = {
+        ipex = import ./modules/home-manager/ipex.nix;
+        default = {
+          imports = [ ./modules/home-manager ];
+        };
+      };
+
+      nixosConfigurations = import ./examples/nixos-configurations.nix {
+        inherit nixpkgs self;
+      };
+
+      checks = forAllSystems (
+        system:
+        import ./nix/checks.nix {
+          inherit self lib system;
+          pkgs = pkgsFor system;
+        }
+      );
+
+      apps = forAllSystems (system: {
+        security-scan = {
+          type = "app";
+          program = lib.getExe self.packages.${system}.ipex-security-scan;
+          meta.description = "Scan the flake's closure with vulnix and audit flake.lock";
+        };
+        benchmarks = {
+          type = "app";
+          program = lib.getExe self.packages.${system}.ipex-benchmarks;
+          meta.description = "Run the IPEX sample workloads and print timings as JSON";
+        };
+        default = self.apps.${system}.security-scan;
+      });
+    };
+}

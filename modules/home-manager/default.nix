@@ -1,0 +1,4 @@
+# All IPEX Home Manager modules.
+{
+  imports = [ ./ipex.nix ];
+}

@@ -1,0 +1,290 @@
+# services.ipex: Intel GPU runtime (Level Zero, compute runtime,
+# hardware.graphics), device selection, optimisation profiles, hardware
+# assertions, run-time hardware detection and the memory check.
+{
+  config,
+  lib,
+  pkgs,
+  ...
+}:
+let
+  cfg = config.services.ipex;
+  ipexLib = import ../../nix/lib.nix { inherit lib; };
+  useGpu = lib.elem "gpu" cfg.devices;
+
+  # Environment shared by every IPEX workload, per optimisation profile.
+  # SYCL_* and ZES_* are read by the DPC++ runtime and Level Zero,
+  # IPEX_* by intel_extension_for_pytorch.
+  profileEnvironment = {
+    performance = {
+      SYCL_PI_LEVEL_ZERO_USE_IMMEDIATE_COMMANDLISTS = "1";
+      SYCL_CACHE_PERSISTENT = "1";
+      IPEX_XPU_ONEDNN_LAYOUT = "1";
+    };
+    balanced = {
+      SYCL_CACHE_PERSISTENT = "1";
+    };
+    power = {
+      SYCL_PI_LEVEL_ZERO_USE_IMMEDIATE_COMMANDLISTS = "0";
+    };
+  };
+  governor = {
+    performance = "performance";
+    balanced = "schedutil";
+    power = "powersave";
+  };
+
+  detectScript = pkgs.writeShellApplication {
+    name = "ipex-hardware-detect";
+    runtimeInputs = [ pkgs.coreutils ];
+    text = ''
+      # Writes /run/ipex/hardware.env: the device selector the services use.
+      # Falls back to the CPU when no Intel GPU with a render node exists.
+      out=/run/ipex/hardware.env
+      gpus=()
+      for card in /sys/class/drm/card[0-9]*; do
+        [ -e "$card/device/vendor" ] || continue
+        case "$(basename "$card")" in *-*) continue ;; esac
+        if [ "$(cat "$card/device/vendor")" = "0x8086" ]; then
+          gpus+=("$(basename "$card"):$(cat "$card/device/device")")
+        fi
+      done
+      {
+        echo "IPEX_DETECTED_GPUS=''${gpus[*]:-none}"
+        if [ ''${#gpus[@]} -gt 0 ] && ls /dev/dri/renderD* >/dev/null 2>&1; then
+          echo "ONEAPI_DEVICE_SELECTOR=${ipexLib.deviceSelector cfg.devices}"
+        else
+          echo "ONEAPI_DEVICE_SELECTOR=opencl:cpu"
+          echo "IPEX_CPU_FALLBACK=1"
+        fi
+      } > "$out"
+      cat "$out"
+    '';
+  };
+in
+{
+  options.services.ipex = {
+    enable = lib.mkEnableOption "the Intel XPU (IPEX) runtime: Level Zero, compute runtime and device setup";
+
+    autoDetectHardware = lib.mkOption {
+      type = lib.types.bool;
+      default = true;
+      description = ''
+        Detect Intel GPUs at boot (`ipex-hardware-detect.service`) and write
+        the device selector to /run/ipex/hardware.env, which the IPEX
+        services read. Without a usable Intel GPU the services fall back to the CPU.
+      '';
+    };
+
+    devices = lib.mkOption {
+      type = lib.types.listOf (
+        lib.types.enum [
+          "gpu"
+          "cpu"
+        ]
+      );
+      default = [
+        "gpu"
+        "cpu"
+      ];
+      description = "Devices IPEX workloads may use, in order of preference; sets ONEAPI_DEVICE_SELECTOR.";
+    };
+
+    optimization = lib.mkOption {
+      type = lib.types.enum [
+        "performance"
+        "balanced"
+        "power"
+      ];
+      default = "balanced";
+      description = ''
+        Tuning profile. `performance`: CPU governor performance, immediate
+        Level Zero command lists, persistent SYCL kernel cache, oneDNN
+        blocked layouts. `balanced`: schedutil and the kernel cache.
+        `power`: powersave governor, batched command lists.
+      '';
+    };
+
+    gpu = {
+      generation = lib.mkOption {
+        type = lib.types.nullOr lib.types.ints.positive;
+        default = null;
+        example = 12;
+        description = ''
+          Intel graphics generation of this machine (12 = Xe: Tiger Lake,
+          Alder Lake, Arc Alchemist; 13+ = Battlemage and newer) when known.
+          Declaring it enables the check that it is at least 12.
+        '';
+      };
+      driver = lib.mkOption {
+        type = lib.types.enum [
+          "i915"
+          "xe"
+        ];
+        default = "i915";
+        description = "Kernel driver for the GPU. `xe` needs `forceProbe` with the PCI id on current kernels.";
+      };
+      forceProbe = lib.mkOption {
+        type = lib.types.nullOr lib.types.str;
+        default = null;
+        example = "56a0";
+        description = "PCI device id passed to `<driver>.force_probe`, for GPUs the driver does not yet bind by default.";
+      };
+    };
+
+    environment = lib.mkOption {
+      type = lib.types.attrsOf lib.types.str;
+      default = { };
+      description = "Extra environment for every IPEX service, merged over the profile's.";
+    };
+
+    users = lib.mkOption {
+      type = lib.types.listOf lib.types.str;
+      default = [ ];
+      description = "Users added to the render and video groups, so they can run IPEX workloads.";
+    };
+
+    memoryCheck = {
+      enable = lib.mkOption {
+        type = lib.types.bool;
+        default = true;
+        description = "Run `ipex-memory-check.service` at boot, warning when RAM is below `minimumGiB`.";
+      };
+      minimumGiB = lib.mkOption {
+        type = lib.types.ints.positive;
+        default = 16;
+        description = "Memory below which the check logs a warning.";
+      };
+    };
+
+    serviceEnvironment = lib.mkOption {
+      type = lib.types.attrsOf lib.types.str;
+      readOnly = true;
+      description = "The environment the IPEX services get (computed from devices, optimization and environment).";
+    };
+  };
+
+  config = lib.mkIf cfg.enable {
+    assertions = [
+      {
+        assertion = useGpu -> config.hardware.graphics.enable;
+        message = ''
+          services.ipex.devices contains "gpu" but hardware.graphics.enable is false.
+          Set hardware.graphics.enable = true (or remove "gpu" from services.ipex.devices to run on the CPU only).
+        '';
+      }
+      {
+        assertion = cfg.gpu.generation == null || cfg.gpu.generation >= 12;
+        message = ''
+          services.ipex.gpu.generation = ${toString cfg.gpu.generation}: IPEX on XPU needs an Intel Xe GPU
+          (generation 12 or newer: Arc, Iris Xe, Data Center GPU). Use services.ipex.devices = [ "cpu" ]
+          on this machine, or correct the declared generation.
+        '';
+      }
+      {
+        assertion = cfg.devices != [ ];
+        message = ''services.ipex.devices is empty; list at least one of "gpu" and "cpu".'';
+      }
+      {
+        assertion = cfg.gpu.driver == "xe" -> cfg.gpu.forceProbe != null;
+        message = ''
+          services.ipex.gpu.driver = "xe" needs services.ipex.gpu.forceProbe set to the GPU's PCI id
+          (see `lspci -nn | grep -i vga`, e.g. "56a0").
+        '';
+      }
+    ];
+
+    services.ipex.serviceEnvironment =
+      {
+        ONEAPI_DEVICE_SELECTOR = ipexLib.deviceSelector cfg.devices;
+        # Level Zero sysman: memory and frequency queries used by Ollama and IPEX.
+        ZES_ENABLE_SYSMAN = "1";
+      }
+      // profileEnvironment.${cfg.optimization}
+      // cfg.environment;
+
+    hardware.graphics = lib.mkIf useGpu {
+      enable = lib.mkDefault true;
+      extraPackages = [
+        pkgs.intel-compute-runtime
+        pkgs.intel-media-driver
+      ];
+    };
+
+    boot.kernelParams =
+      lib.optionals useGpu [
+        # GuC submission and HuC firmware loading (Gen12+).
+        "i915.enable_guc=3"
+      ]
+      ++ lib.optional (cfg.gpu.forceProbe != null) "${cfg.gpu.driver}.force_probe=${cfg.gpu.forceProbe}"
+      ++ lib.optional (cfg.gpu.driver == "xe" && cfg.gpu.forceProbe != null) "i915.force_probe=!${cfg.gpu.forceProbe}";
+
+    powerManagement.cpuFreqGovernor = lib.mkDefault governor.${cfg.optimization};
+
+    environment.systemPackages = [
+      pkgs.level-zero
+      pkgs.clinfo
+      pkgs.intel-gpu-tools
+    ];
+    environment.variables = config.services.ipex.serviceEnvironment;
+
+    users.users = lib.genAttrs cfg.users (_: {
+      extraGroups = [
+        "render"
+        "video"
+      ];
+    });
+
+    systemd.tmpfiles.settings.ipex."/run/ipex".d = {
+      mode = "0755";
+      user = "root";
+      group = "root";
+    };
+
+    systemd.services.ipex-hardware-detect = lib.mkIf cfg.autoDetectHardware {
+      description = "Detect Intel GPUs for IPEX workloads";
+      wantedBy = [ "multi-user.target" ];
+      after = [ "systemd-udev-settle.service" "systemd-tmpfiles-setup.service" ];
+      serviceConfig = {
+        Type = "oneshot";
+        RemainAfterExit = true;
+        ExecStart = lib.getExe detectScript;
+        ReadWritePaths = [ "/run/ipex" ];
+        ProtectSystem = "strict";
+        ProtectHome = true;
+        PrivateNetwork = true;
+        NoNewPrivileges = true;
+        CapabilityBoundingSet = [ "" ];
+        RestrictAddressFamilies = [ "AF_UNIX" ];
+        SystemCallFilter = [
+          "@system-service"
+          "~@privileged"
+        ];
+        UMask = "0022";
+      };
+    };
+
+    systemd.services.ipex-memory-check = lib.mkIf cfg.memoryCheck.enable {
+      description = "Validate system memory for IPEX workloads";
+      wantedBy = [ "multi-user.target" ];
+      path = [
+        pkgs.procps
+        pkgs.gawk
+      ];
+      script = ''
+        total=$(free -g | awk '/^Mem:/{print $2}')
+        if [ "$total" -lt ${toString cfg.memoryCheck.minimumGiB} ]; then
+          echo "Warning: $total GiB RAM detected, less than ${toString cfg.memoryCheck.minimumGiB} GiB. Performance may be limited."
+        else
+          echo "$total GiB RAM detected."
+        fi
+      '';
+      serviceConfig = ipexLib.hardenedHelperConfig // {
+        Type = "oneshot";
+        RemainAfterExit = true;
+        PrivateNetwork = true;
+        RestrictAddressFamilies = [ "AF_UNIX" ];
+      };
+    };
+  };
+}

@@ -1,0 +1,24 @@
+# `nix run .#security-scan`: vulnix over the closure of the flake's packages
+# plus a flake.lock audit (missing lock, unpinned or stale inputs, duplicate
+# nixpkgs).
+{
+  lib,
+  writeShellApplication,
+  vulnix,
+  jq,
+  coreutils,
+}:
+writeShellApplication {
+  name = "ipex-security-scan";
+  runtimeInputs = [
+    vulnix
+    jq
+    coreutils
+  ];
+  text = builtins.readFile ./ipex-security-scan.sh;
+  meta = {
+    description = "Vulnerability scan of the IPEX flake closure and flake.lock audit";
+    license = lib.licenses.mit;
+    mainProgram = "ipex-security-scan";
+  };
+}
