@@ -1,0 +1,194 @@
+package push
+
+import (
+	"bytes"
+	"net/http"
+	"net/http/httptest"
+	"net/http/httputil"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/ipex-flake/ipex-flake/internal/clierr"
+	"github.com/ipex-flake/ipex-flake/internal/testnginx"
+	"github.com/ipex-flake/ipex-flake/pipelines/push/signing"
+	"github.com/ipex-flake/ipex-flake/pipelines/results"
+)
+
+// passedStore is a results store where unit passed for rev.
+func passedStore(t *testing.T, rev string) results.Store {
+	t.Helper()
+	s := &results.FileStore{Path: filepath.Join(t.TempDir(), "results.json")}
+	require.NoError(t, s.Record(t.Context(), results.Result{Stage: "unit", Rev: rev, State: results.StatePassed}))
+	return s
+}
+
+// pushTo pushes b to uri with key; it returns stdout, stderr and the error.
+func pushTo(t *testing.T, b *built, uri string, key *signing.Key) (string, string, []Summary, error) {
+	t.Helper()
+	var out, log bytes.Buffer
+	targets, err := Targets(TargetConfig{Cache: uri, Engine: b.Engine, Log: &log})
+	require.NoError(t, err)
+	sums, err := Run(t.Context(), Options{
+		Engine: b.Engine, Report: b.Report, Rev: b.Report.Rev, Results: passedStore(t, b.Report.Rev),
+		Signer: &NixSigner{Engine: b.Engine, Key: key, Log: &log}, PublicKey: key.Public(),
+		Targets: targets, Out: &out, Log: &log,
+	})
+	return out.String(), log.String(), sums, err
+}
+
+// substitute copies paths from cache into an empty chroot store, trusting pub.
+func substitute(t *testing.T, cacheURI, pub string, paths []string) (string, error) {
+	t.Helper()
+	store := filepath.Join(t.TempDir(), "store")
+	args := append([]string{"copy", "--from", cacheURI, "--to", store, "--option", "trusted-public-keys", pub}, paths...)
+	return nixRun(t, args...)
+}
+
+func TestPushRealCaches(t *testing.T) {
+	tests := []struct {
+		name  string
+		cache func(t *testing.T) (uri, dir string)
+	}{
+		{"file", func(t *testing.T) (string, string) {
+			d := filepath.Join(t.TempDir(), "cache")
+			return "file://" + d, d
+		}},
+		{"nginx-webdav", func(t *testing.T) (string, string) {
+			s := testnginx.New(t)
+			return s.URL(), s.Root
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			b := buildFixture(t, 2, 200)
+			uri, dir := tt.cache(t)
+			key := testKey(t)
+
+			out, log, sums, err := pushTo(t, b, uri, key)
+			require.NoError(t, err, log)
+			require.Len(t, sums, 1)
+			assert.Equal(t, 3, sums[0].Closure)
+			assert.Equal(t, 3, sums[0].Pushed)
+			assert.Contains(t, out, "pushed 3 paths to "+uri)
+			assert.Len(t, narinfos(t, dir), 3)
+			requireNARsPresent(t, dir)
+
+			// A rerun uploads nothing and says so.
+			out, log, sums, err = pushTo(t, b, uri, key)
+			require.NoError(t, err, log)
+			assert.Equal(t, 0, sums[0].Pushed)
+			assert.Contains(t, out, "nothing to push: 3 paths already in "+uri)
+			assert.NotContains(t, log, "copying path")
+
+			// Substitution into an empty store trusts only our key.
+			msg, err := substitute(t, uri, key.Public(), b.Paths)
+			require.NoError(t, err, msg)
+
+			// A wrong public key fails verification and substitution.
+			wrong := testKey(t)
+			v := &NixVerifier{Engine: b.Engine, URI: uri, NARs: NewNARCheck(uri)}
+			err = v.Verify(t.Context(), b.Paths, wrong.Public())
+			require.Error(t, err)
+			assert.Equal(t, clierr.ExitFailed, clierr.Code(err))
+			require.NoError(t, v.Verify(t.Context(), b.Paths, key.Public()))
+			_, err = substitute(t, uri, wrong.Public(), b.Paths)
+			require.Error(t, err, "substitution must refuse paths signed by an untrusted key")
+		})
+	}
+}
+
+func TestPushUnreachableCache(t *testing.T) {
+	b := buildFixture(t, 1, 10)
+	srv := httptest.NewServer(http.NotFoundHandler())
+	uri := srv.URL
+	srv.Close() // nothing listens there any more
+	_, _, _, err := pushTo(t, b, uri, testKey(t))
+	require.Error(t, err)
+	assert.Equal(t, clierr.ExitFailed, clierr.Code(err))
+	assert.Contains(t, err.Error(), "cannot read cache "+uri)
+}
+
+// flakyProxy forwards to target but answers 503 to the first fails
+// requests of every method.
+func flakyProxy(t *testing.T, target string, fails int) (*httptest.Server, *atomic.Int64) {
+	u, err := url.Parse(target)
+	require.NoError(t, err)
+	rp := httputil.NewSingleHostReverseProxy(u)
+	var mu sync.Mutex
+	seen := map[string]int{}
+	var served503 atomic.Int64
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		seen[r.Method]++
+		n := seen[r.Method]
+		mu.Unlock()
+		if n <= fails {
+			served503.Add(1)
+			http.Error(w, "try later", http.StatusServiceUnavailable)
+			return
+		}
+		rp.ServeHTTP(w, r)
+	}))
+	t.Cleanup(srv.Close)
+	return srv, &served503
+}
+
+func TestPushRetriesTransient5xx(t *testing.T) {
+	b := buildFixture(t, 2, 50)
+	ng := testnginx.New(t)
+	proxy, served := flakyProxy(t, ng.URL(), 2)
+	key := testKey(t)
+	_, log, sums, err := pushTo(t, b, proxy.URL, key)
+	require.NoError(t, err, log)
+	assert.Equal(t, 3, sums[0].Pushed)
+	assert.GreaterOrEqual(t, served.Load(), int64(4), "the proxy must have failed HEADs and PUTs")
+	requireNARsPresent(t, ng.Root)
+	msg, err := substitute(t, ng.URL(), key.Public(), b.Paths)
+	require.NoError(t, err, msg)
+}
+
+func TestPushServerKilledMidway(t *testing.T) {
+	// Few download attempts so the failure after the kill comes quickly.
+	t.Setenv("NIX_CONFIG", os.Getenv("NIX_CONFIG")+"\ndownload-attempts = 2")
+	b := buildFixture(t, 4, 3000)
+	ng := testnginx.New(t)
+	u, err := url.Parse(ng.URL())
+	require.NoError(t, err)
+	rp := httputil.NewSingleHostReverseProxy(u)
+	var killed atomic.Bool
+	var once sync.Once
+	proxy := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		rp.ServeHTTP(w, r)
+		// Once the first NAR is stored, the server dies.
+		if r.Method == http.MethodPut && strings.HasPrefix(r.URL.Path, "/nar/") {
+			once.Do(func() { ng.Stop(); killed.Store(true) })
+		}
+	}))
+	t.Cleanup(proxy.Close)
+	key := testKey(t)
+
+	_, log, _, err := pushTo(t, b, proxy.URL, key)
+	require.True(t, killed.Load(), "the server was never killed: %s", log)
+	require.Error(t, err, "a push to a dead server must fail")
+	assert.Equal(t, clierr.ExitFailed, clierr.Code(err))
+	assert.Less(t, len(narinfos(t, ng.Root)), 5, "the push cannot have finished")
+	requireNARsPresent(t, ng.Root)
+
+	require.NoError(t, ng.Restart())
+	out, log, sums, err := pushTo(t, b, proxy.URL, key)
+	require.NoError(t, err, log)
+	assert.Greater(t, sums[0].Pushed, 0)
+	assert.Contains(t, out, "pushed ")
+	assert.Len(t, narinfos(t, ng.Root), 5)
+	requireNARsPresent(t, ng.Root)
+	msg, err := substitute(t, ng.URL(), key.Public(), b.Paths)
+	require.NoError(t, err, msg)
+}

@@ -1,0 +1,118 @@
+package signing
+
+import (
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/ipex-flake/ipex-flake/internal/clierr"
+	"github.com/ipex-flake/ipex-flake/internal/testlib"
+)
+
+func TestPublicMatchesNix(t *testing.T) {
+	testlib.CheckPath(t, "nix")
+	k, err := Generate("ipex-test-1")
+	require.NoError(t, err)
+	cmd := exec.CommandContext(t.Context(), "nix", "--extra-experimental-features", "nix-command", "key", "convert-secret-to-public")
+	cmd.Stdin = strings.NewReader(k.Secret())
+	out, err := cmd.Output()
+	require.NoError(t, err)
+	assert.Equal(t, strings.TrimSpace(string(out)), k.Public())
+
+	// And a key nix generated parses to the same public key.
+	gen, err := exec.CommandContext(t.Context(), "nix", "--extra-experimental-features", "nix-command", "key", "generate-secret", "--key-name", "n-1").Output()
+	require.NoError(t, err)
+	k2, err := Parse(string(gen), "test")
+	require.NoError(t, err)
+	cmd = exec.CommandContext(t.Context(), "nix", "--extra-experimental-features", "nix-command", "key", "convert-secret-to-public")
+	cmd.Stdin = strings.NewReader(string(gen))
+	out, err = cmd.Output()
+	require.NoError(t, err)
+	assert.Equal(t, strings.TrimSpace(string(out)), k2.Public())
+}
+
+func TestParseErrorsNeverQuoteTheKey(t *testing.T) {
+	k, err := Generate("n-1")
+	require.NoError(t, err)
+	secret := k.Secret()
+	for _, bad := range []string{secret[:len(secret)-4], strings.Replace(secret, ":", "", 1), ":" + secret, k.Public()} {
+		_, err := Parse(bad, "NIX_SIGNING_KEY")
+		require.Error(t, err)
+		assert.Equal(t, clierr.ExitUsage, clierr.Code(err))
+		assert.NotContains(t, err.Error(), secret[5:20])
+	}
+	assert.NotContains(t, k.String(), secret[len("n-1:"):])
+}
+
+func TestLoadOrGenerate(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "cfg", "ipex-flake", "signing-key.sec")
+	k, gen, err := LoadOrGenerate(path)
+	require.NoError(t, err)
+	assert.True(t, gen)
+	assert.Equal(t, DefaultKeyName, k.Name())
+	st, err := os.Stat(path)
+	require.NoError(t, err)
+	assert.Equal(t, os.FileMode(0o600), st.Mode().Perm())
+
+	again, gen, err := LoadOrGenerate(path)
+	require.NoError(t, err)
+	assert.False(t, gen, "the second use loads the key")
+	assert.Equal(t, k.Public(), again.Public())
+}
+
+func TestResolveOrder(t *testing.T) {
+	dir := t.TempDir()
+	write := func(name string) (*Key, string) {
+		k, err := Generate(name)
+		require.NoError(t, err)
+		p := filepath.Join(dir, name)
+		require.NoError(t, os.WriteFile(p, []byte(k.Secret()+"\n"), 0o600))
+		return k, p
+	}
+	flagKey, flagFile := write("flag-1")
+	envFileKey, envFile := write("envfile-1")
+	envKey, err := Generate("env-1")
+	require.NoError(t, err)
+	env := map[string]string{EnvKeyFile: envFile, EnvKey: envKey.Secret()}
+	getenv := func(k string) string { return env[k] }
+	def := filepath.Join(dir, "default.sec")
+
+	tests := []struct {
+		name string
+		src  Source
+		want string
+	}{
+		{"flag wins", Source{File: flagFile, Getenv: getenv, DefaultPath: def}, flagKey.Public()},
+		{"env file next", Source{Getenv: getenv, DefaultPath: def}, envFileKey.Public()},
+		{"env key next", Source{Getenv: func(k string) string {
+			if k == EnvKey {
+				return env[k]
+			}
+			return ""
+		}, DefaultPath: def}, envKey.Public()},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			k, gen, err := Resolve(tt.src)
+			require.NoError(t, err)
+			assert.False(t, gen)
+			assert.Equal(t, tt.want, k.Public())
+		})
+	}
+	k, gen, err := Resolve(Source{Getenv: func(string) string { return "" }, DefaultPath: def})
+	require.NoError(t, err)
+	assert.True(t, gen)
+	assert.Equal(t, DefaultKeyName, k.Name())
+
+	_, _, err = Resolve(Source{File: filepath.Join(dir, "missing")})
+	assert.Equal(t, clierr.ExitUsage, clierr.Code(err))
+}
+
+func TestNixConfLines(t *testing.T) {
+	assert.Equal(t, "extra-substituters = file:///c\nextra-trusted-public-keys = n-1:AAA=\n", NixConfLines("file:///c", "n-1:AAA="))
+}
