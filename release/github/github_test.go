@@ -1,0 +1,424 @@
+package github
+
+import (
+	"context"
+	"encoding/json"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/ipex-flake/ipex-flake/pipelines/results"
+	"github.com/ipex-flake/ipex-flake/release/forge"
+)
+
+const (
+	baseURLPath = "/api-v3"
+	token       = "ghp_secret_token_value"
+)
+
+// sleeps records the waits of the retrying transport instead of waiting.
+type sleeps struct {
+	mu sync.Mutex
+	d  []time.Duration
+}
+
+func (s *sleeps) sleep(_ context.Context, d time.Duration) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.d = append(s.d, d)
+	return nil
+}
+
+// setup starts a GitHub API test server under a non-root base path, the way
+// go-github's own tests do, and returns a client pointed at it.
+func setup(t *testing.T) (*API, *http.ServeMux, *sleeps) {
+	t.Helper()
+	mux := http.NewServeMux()
+	api := http.NewServeMux()
+	api.Handle(baseURLPath+"/", http.StripPrefix(baseURLPath, mux))
+	api.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		t.Errorf("request outside the API base path: %s %s", r.Method, r.URL)
+		http.Error(w, "outside base path", http.StatusBadRequest)
+	})
+	srv := httptest.NewServer(api)
+	t.Cleanup(srv.Close)
+	sl := &sleeps{}
+	c, err := New(Config{
+		Token: token, Owner: "o", Repo: "r",
+		APIURL: srv.URL + baseURLPath + "/", UploadURL: srv.URL + baseURLPath + "/uploads/",
+		Transport: &RetryTransport{Sleep: sl.sleep, AttemptTimeout: 2 * time.Second},
+	})
+	require.NoError(t, err)
+	return c, mux, sl
+}
+
+func testMethod(t *testing.T, r *http.Request, want string) {
+	t.Helper()
+	assert.Equal(t, want, r.Method)
+}
+
+func serve(t *testing.T, w http.ResponseWriter, code int, file string) {
+	t.Helper()
+	data, err := os.ReadFile(filepath.Join("testdata", file))
+	require.NoError(t, err)
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(code)
+	_, _ = w.Write(data)
+}
+
+func decode(t *testing.T, r *http.Request) map[string]any {
+	t.Helper()
+	var m map[string]any
+	require.NoError(t, json.NewDecoder(r.Body).Decode(&m))
+	return m
+}
+
+func TestTags(t *testing.T) {
+	c, mux, _ := setup(t)
+	mux.HandleFunc("/repos/o/r/git/matching-refs/tags/", func(w http.ResponseWriter, r *http.Request) {
+		testMethod(t, r, http.MethodGet)
+		assert.Equal(t, "Bearer "+token, r.Header.Get("Authorization"))
+		serve(t, w, 200, "matching_refs.json")
+	})
+	mux.HandleFunc("/repos/o/r/git/tags/aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa", func(w http.ResponseWriter, r *http.Request) {
+		testMethod(t, r, http.MethodGet)
+		serve(t, w, 200, "tag.json")
+	})
+	tags, err := c.Tags(t.Context())
+	require.NoError(t, err)
+	assert.Equal(t, []forge.Tag{
+		{Name: "v0.1.0", SHA: "1111111111111111111111111111111111111111"},
+		{Name: "phase2-complete", SHA: "2222222222222222222222222222222222222222"},
+	}, tags, "annotated tags are peeled to their commit")
+}
+
+func TestCreateTag(t *testing.T) {
+	c, mux, _ := setup(t)
+	var calls int
+	mux.HandleFunc("/repos/o/r/git/refs", func(w http.ResponseWriter, r *http.Request) {
+		testMethod(t, r, http.MethodPost)
+		calls++
+		body := decode(t, r)
+		assert.Equal(t, "refs/tags/v0.2.0", body["ref"])
+		assert.Equal(t, "3333333333333333333333333333333333333333", body["sha"])
+		if calls == 1 {
+			serve(t, w, 201, "ref.json")
+			return
+		}
+		serve(t, w, 422, "ref_exists.json")
+	})
+	require.NoError(t, c.CreateTag(t.Context(), "v0.2.0", "3333333333333333333333333333333333333333"))
+	err := c.CreateTag(t.Context(), "v0.2.0", "3333333333333333333333333333333333333333")
+	assert.ErrorIs(t, err, forge.ErrExists)
+}
+
+func TestChannelRef(t *testing.T) {
+	c, mux, _ := setup(t)
+	mux.HandleFunc("/repos/o/r/git/ref/heads/channels/dev", func(w http.ResponseWriter, r *http.Request) {
+		testMethod(t, r, http.MethodGet)
+		serve(t, w, 200, "ref.json")
+	})
+	mux.HandleFunc("/repos/o/r/git/ref/heads/channels/beta", func(w http.ResponseWriter, r *http.Request) {
+		testMethod(t, r, http.MethodGet)
+		serve(t, w, 404, "not_found.json")
+	})
+	sha, err := c.ChannelRef(t.Context(), "dev")
+	require.NoError(t, err)
+	assert.Equal(t, "3333333333333333333333333333333333333333", sha)
+	sha, err = c.ChannelRef(t.Context(), "beta")
+	require.NoError(t, err)
+	assert.Empty(t, sha)
+}
+
+func TestSetChannelRef(t *testing.T) {
+	c, mux, _ := setup(t)
+	mux.HandleFunc("/repos/o/r/git/refs", func(w http.ResponseWriter, r *http.Request) {
+		testMethod(t, r, http.MethodPost)
+		assert.Equal(t, "refs/heads/channels/beta", decode(t, r)["ref"])
+		serve(t, w, 422, "ref_exists.json")
+	})
+	var patches int
+	mux.HandleFunc("/repos/o/r/git/refs/heads/channels/dev", func(w http.ResponseWriter, r *http.Request) {
+		testMethod(t, r, http.MethodPatch)
+		patches++
+		body := decode(t, r)
+		assert.Equal(t, false, body["force"], "channel refs are never forced")
+		if patches == 1 {
+			serve(t, w, 200, "ref.json")
+			return
+		}
+		serve(t, w, 422, "not_fast_forward.json")
+	})
+	assert.ErrorIs(t, c.SetChannelRef(t.Context(), "beta", "", "3333"), forge.ErrExists)
+	require.NoError(t, c.SetChannelRef(t.Context(), "dev", "1111", "3333"))
+	assert.ErrorIs(t, c.SetChannelRef(t.Context(), "dev", "1111", "3333"), forge.ErrNotFastForward)
+}
+
+func TestReleases(t *testing.T) {
+	c, mux, _ := setup(t)
+	mux.HandleFunc("/repos/o/r/releases/tags/v0.2.0-beta.1", func(w http.ResponseWriter, r *http.Request) {
+		testMethod(t, r, http.MethodGet)
+		serve(t, w, 200, "release.json")
+	})
+	mux.HandleFunc("/repos/o/r/releases/tags/v9.9.9", func(w http.ResponseWriter, r *http.Request) {
+		testMethod(t, r, http.MethodGet)
+		serve(t, w, 404, "not_found.json")
+	})
+	var creates int
+	mux.HandleFunc("/repos/o/r/releases", func(w http.ResponseWriter, r *http.Request) {
+		testMethod(t, r, http.MethodPost)
+		creates++
+		body := decode(t, r)
+		assert.Equal(t, "v0.2.0-beta.1", body["tag_name"])
+		assert.Equal(t, true, body["prerelease"])
+		assert.Equal(t, "false", body["make_latest"])
+		assert.Equal(t, "3333333333333333333333333333333333333333", body["target_commitish"])
+		if creates == 1 {
+			serve(t, w, 201, "release.json")
+			return
+		}
+		serve(t, w, 422, "release_exists.json")
+	})
+	mux.HandleFunc("/uploads/repos/o/r/releases/42/assets", func(w http.ResponseWriter, r *http.Request) {
+		testMethod(t, r, http.MethodPost)
+		assert.Equal(t, "channel-manifest.json", r.URL.Query().Get("name"))
+		assert.Equal(t, "application/json", r.Header.Get("Content-Type"))
+		data, _ := io.ReadAll(r.Body)
+		assert.Equal(t, "{}", string(data))
+		serve(t, w, 201, "asset.json")
+	})
+	mux.HandleFunc("/repos/o/r/releases/42", func(w http.ResponseWriter, r *http.Request) {
+		testMethod(t, r, http.MethodPatch)
+		assert.Equal(t, "new body", decode(t, r)["body"])
+		serve(t, w, 200, "release.json")
+	})
+
+	rel, err := c.Release(t.Context(), "v9.9.9")
+	require.NoError(t, err)
+	assert.Nil(t, rel)
+	rel, err = c.Release(t.Context(), "v0.2.0-beta.1")
+	require.NoError(t, err)
+	assert.Equal(t, &forge.Release{ID: 42, Tag: "v0.2.0-beta.1", Name: "v0.2.0-beta.1", Body: "## v0.2.0-beta.1 (beta)",
+		Rev: "3333333333333333333333333333333333333333", Prerelease: true, URL: "https://github.com/o/r/releases/tag/v0.2.0-beta.1",
+		Assets: []string{"channel-manifest.json"}}, rel)
+
+	want := forge.Release{Tag: "v0.2.0-beta.1", Name: "v0.2.0-beta.1", Body: "notes", Rev: "3333333333333333333333333333333333333333", Prerelease: true}
+	created, err := c.CreateRelease(t.Context(), want)
+	require.NoError(t, err)
+	assert.Equal(t, int64(42), created.ID)
+	_, err = c.CreateRelease(t.Context(), want)
+	assert.ErrorIs(t, err, forge.ErrExists)
+
+	require.NoError(t, c.UploadAsset(t.Context(), created, "channel-manifest.json", []byte("{}")))
+	require.NoError(t, c.EditBody(t.Context(), created, "new body"))
+	assert.Equal(t, "new body", created.Body)
+}
+
+func TestStableReleaseIsLatest(t *testing.T) {
+	c, mux, _ := setup(t)
+	mux.HandleFunc("/repos/o/r/releases", func(w http.ResponseWriter, r *http.Request) {
+		testMethod(t, r, http.MethodPost)
+		body := decode(t, r)
+		assert.Equal(t, false, body["prerelease"])
+		assert.Equal(t, "true", body["make_latest"])
+		serve(t, w, 201, "release.json")
+	})
+	_, err := c.CreateRelease(t.Context(), forge.Release{Tag: "v0.2.0", Latest: true})
+	require.NoError(t, err)
+}
+
+func TestRetries(t *testing.T) {
+	tests := []struct {
+		name      string
+		fail      func(t *testing.T, w http.ResponseWriter)
+		wantSleep time.Duration
+	}{
+		{"502", func(t *testing.T, w http.ResponseWriter) { w.WriteHeader(http.StatusBadGateway) }, time.Second},
+		{"secondary rate limit with Retry-After", func(t *testing.T, w http.ResponseWriter) {
+			w.Header().Set("Retry-After", "7")
+			serve(t, w, 403, "secondary_rate_limit.json")
+		}, 7 * time.Second},
+		{"secondary rate limit without Retry-After", func(t *testing.T, w http.ResponseWriter) {
+			serve(t, w, 403, "secondary_rate_limit.json")
+		}, time.Minute},
+		{"429 Retry-After", func(t *testing.T, w http.ResponseWriter) {
+			w.Header().Set("Retry-After", "3")
+			w.WriteHeader(http.StatusTooManyRequests)
+		}, 3 * time.Second},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c, mux, sl := setup(t)
+			var calls int
+			mux.HandleFunc("/repos/o/r/git/refs", func(w http.ResponseWriter, r *http.Request) {
+				testMethod(t, r, http.MethodPost)
+				calls++
+				assert.Equal(t, "refs/tags/v0.2.0", decode(t, r)["ref"], "the body is resent on every attempt")
+				if calls == 1 {
+					tt.fail(t, w)
+					return
+				}
+				serve(t, w, 201, "ref.json")
+			})
+			require.NoError(t, c.CreateTag(t.Context(), "v0.2.0", "3333"))
+			assert.Equal(t, 2, calls)
+			assert.Equal(t, []time.Duration{tt.wantSleep}, sl.d)
+		})
+	}
+}
+
+func TestRetryGivesUp(t *testing.T) {
+	c, mux, sl := setup(t)
+	var calls int
+	mux.HandleFunc("/repos/o/r/git/ref/heads/channels/dev", func(w http.ResponseWriter, r *http.Request) {
+		testMethod(t, r, http.MethodGet)
+		calls++
+		w.WriteHeader(http.StatusServiceUnavailable)
+	})
+	_, err := c.ChannelRef(t.Context(), "dev")
+	require.Error(t, err)
+	assert.Equal(t, 5, calls)
+	assert.Equal(t, []time.Duration{time.Second, 2 * time.Second, 4 * time.Second, 8 * time.Second}, sl.d, "exponential backoff")
+}
+
+func TestRetryAfterTimeout(t *testing.T) {
+	mux := http.NewServeMux()
+	var mu sync.Mutex
+	calls := 0
+	mux.HandleFunc("/api-v3/repos/o/r/git/ref/heads/channels/dev", func(w http.ResponseWriter, r *http.Request) {
+		testMethod(t, r, http.MethodGet)
+		mu.Lock()
+		calls++
+		n := calls
+		mu.Unlock()
+		if n == 1 {
+			<-r.Context().Done() // hang until the attempt times out
+			return
+		}
+		serve(t, w, 200, "ref.json")
+	})
+	srv := httptest.NewServer(mux)
+	t.Cleanup(srv.Close)
+	sl := &sleeps{}
+	c, err := New(Config{Token: token, Owner: "o", Repo: "r", APIURL: srv.URL + "/api-v3/",
+		Transport: &RetryTransport{Sleep: sl.sleep, AttemptTimeout: 100 * time.Millisecond}})
+	require.NoError(t, err)
+	sha, err := c.ChannelRef(t.Context(), "dev")
+	require.NoError(t, err)
+	assert.Equal(t, "3333333333333333333333333333333333333333", sha)
+	assert.Len(t, sl.d, 1)
+}
+
+func TestTokenNeverInErrors(t *testing.T) {
+	c, mux, _ := setup(t)
+	mux.HandleFunc("/repos/o/r/git/matching-refs/tags/", func(w http.ResponseWriter, r *http.Request) {
+		testMethod(t, r, http.MethodGet)
+		serve(t, w, 401, "bad_credentials.json")
+	})
+	_, err := c.Tags(t.Context())
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), "Bad credentials")
+	assert.NotContains(t, err.Error(), token)
+}
+
+func TestStatuses(t *testing.T) {
+	c, mux, _ := setup(t)
+	sha := "3333333333333333333333333333333333333333"
+	mux.HandleFunc("/repos/o/r/commits/"+sha+"/status", func(w http.ResponseWriter, r *http.Request) {
+		testMethod(t, r, http.MethodGet)
+		serve(t, w, 200, "combined_status.json")
+	})
+	mux.HandleFunc("/repos/o/r/statuses/"+sha, func(w http.ResponseWriter, r *http.Request) {
+		testMethod(t, r, http.MethodPost)
+		body := decode(t, r)
+		assert.Equal(t, "ci/security", body["context"])
+		assert.Equal(t, "error", body["state"])
+		assert.Equal(t, "skipped: no intel-gpu", body["description"])
+		w.WriteHeader(201)
+		_, _ = w.Write([]byte(`{}`))
+	})
+	store := &StatusStore{Client: c}
+	got, err := store.Get(t.Context(), sha)
+	require.NoError(t, err)
+	assert.Equal(t, map[string]results.Result{
+		"unit":        {Stage: "unit", Rev: sha, State: results.StatePassed, Description: "42 tests passed", URL: "https://ci.example/unit"},
+		"integration": {Stage: "integration", Rev: sha, State: results.StateFailed, Description: "2 failed"},
+		"performance": {Stage: "performance", Rev: sha, State: results.StatePending},
+		"security":    {Stage: "security", Rev: sha, State: results.StateSkipped, Description: "no intel-gpu on this runner"},
+	}, got)
+	require.NoError(t, store.Record(t.Context(), results.Result{Stage: "security", Rev: sha, State: results.StateSkipped, Description: "no intel-gpu"}))
+}
+
+func TestStatusStoreRoundTripOnFake(t *testing.T) {
+	f := NewFake("o", "r")
+	store := &StatusStore{Client: f}
+	ctx := t.Context()
+	for _, st := range []string{results.StatePassed, results.StateFailed, results.StatePending, results.StateSkipped} {
+		require.NoError(t, store.Record(ctx, results.Result{Stage: "unit", Rev: "abc", State: st, Description: "d"}))
+		got, err := store.Get(ctx, "abc")
+		require.NoError(t, err)
+		assert.Equal(t, st, got["unit"].State, "the latest status wins")
+		assert.Equal(t, "d", got["unit"].Description)
+	}
+	assert.Error(t, store.Record(ctx, results.Result{Stage: "unit", Rev: "abc", State: "bogus"}))
+}
+
+func TestConfigFromEnv(t *testing.T) {
+	tests := []struct {
+		name    string
+		env     map[string]string
+		flag    string
+		ok      bool
+		wantErr string
+		owner   string
+	}{
+		{"no token: local mode", map[string]string{"GITHUB_REPOSITORY": "o/r"}, "", false, "", ""},
+		{"token and repository", map[string]string{"GITHUB_TOKEN": "x", "GITHUB_REPOSITORY": "ipex/flake"}, "", true, "", "ipex"},
+		{"flag wins", map[string]string{"GITHUB_TOKEN": "x", "GITHUB_REPOSITORY": "ipex/flake"}, "me/fork", true, "", "me"},
+		{"token without repository", map[string]string{"GITHUB_TOKEN": "x"}, "", false, "GITHUB_REPOSITORY", ""},
+		{"malformed repository", map[string]string{"GITHUB_TOKEN": "x"}, "just-a-name", false, "owner/name", ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			cfg, ok, err := ConfigFromEnv(func(k string) string { return tt.env[k] }, tt.flag)
+			if tt.wantErr != "" {
+				require.ErrorContains(t, err, tt.wantErr)
+				return
+			}
+			require.NoError(t, err)
+			assert.Equal(t, tt.ok, ok)
+			assert.Equal(t, tt.owner, cfg.Owner)
+		})
+	}
+}
+
+func TestUploadURLFor(t *testing.T) {
+	assert.Equal(t, "https://uploads.github.com/", uploadURLFor("https://api.github.com/"))
+	assert.Equal(t, "https://ghe.example.com/api/uploads/", uploadURLFor("https://ghe.example.com/api/v3/"))
+	assert.Equal(t, "http://127.0.0.1:1/x/", uploadURLFor("http://127.0.0.1:1/x"))
+}
+
+func TestFakeIsAForge(t *testing.T) {
+	f := NewFake("o", "r")
+	ctx := t.Context()
+	require.NoError(t, f.CreateTag(ctx, "v0.1.0", "a"))
+	assert.ErrorIs(t, f.CreateTag(ctx, "v0.1.0", "b"), forge.ErrExists)
+	f.Ancestor = func(a, b string) bool { return a == "a" && b == "b" }
+	require.NoError(t, f.SetChannelRef(ctx, "dev", "", "a"))
+	require.NoError(t, f.SetChannelRef(ctx, "dev", "a", "b"))
+	assert.ErrorIs(t, f.SetChannelRef(ctx, "dev", "b", "a"), forge.ErrNotFastForward)
+	rel, err := f.CreateRelease(ctx, forge.Release{Tag: "v0.1.0"})
+	require.NoError(t, err)
+	require.NoError(t, f.UploadAsset(ctx, rel, forge.ManifestAsset, []byte("{}")))
+	got, err := f.Release(ctx, "v0.1.0")
+	require.NoError(t, err)
+	assert.Equal(t, []string{forge.ManifestAsset}, got.Assets)
+}

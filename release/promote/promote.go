@@ -1,0 +1,554 @@
+// Package promote moves a commit through the dev, beta and stable channels.
+//
+// Plan reads everything — tags, the channel ref, the stage results recorded
+// for the commit — checks the channel's gate and computes the version;
+// Execute makes the effects in an order that a rerun can always finish:
+//
+//  1. git tag (never moved, never reused)
+//  2. channel ref refs/heads/channels/<name>, fast-forwarded, never forced
+//  3. release (pre-release for dev and beta, latest for stable) with notes
+//  4. channel manifest asset
+//  5. notification, then a marker in the release body so a rerun does not
+//     send it again
+//
+// Every step first looks at what is already there. When a tag, ref or
+// release appears concurrently the promotion re-reads and decides again.
+package promote
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"sort"
+	"strings"
+
+	"github.com/ipex-flake/ipex-flake/internal/clierr"
+	"github.com/ipex-flake/ipex-flake/pipelines/report"
+	"github.com/ipex-flake/ipex-flake/pipelines/results"
+	"github.com/ipex-flake/ipex-flake/release/forge"
+	"github.com/ipex-flake/ipex-flake/release/gitrepo"
+	"github.com/ipex-flake/ipex-flake/release/notes"
+	"github.com/ipex-flake/ipex-flake/release/slack"
+	"github.com/ipex-flake/ipex-flake/release/version"
+)
+
+// Options is one promotion request.
+type Options struct {
+	Channel version.Channel
+	// Rev is the commit to promote (default HEAD).
+	Rev    string
+	DryRun bool
+	// ApprovedBy is the approver of a stable promotion.
+	ApprovedBy string
+	// Report is the build report of Rev (optional), for the manifest.
+	Report *report.Report
+	// Cache is the binary cache URI and PublicKey its signing public key,
+	// both recorded in the manifest.
+	Cache, PublicKey string
+	Version          version.Config
+}
+
+// Promoter holds the services a promotion uses.
+type Promoter struct {
+	// Repo is the local clone: history and ancestry.
+	Repo     *gitrepo.Repo
+	Forge    forge.Forge
+	Results  results.Store
+	Notifier slack.Notifier
+}
+
+// Manifest is the channel manifest asset attached to every release.
+type Manifest struct {
+	Version string            `json:"version"`
+	Channel string            `json:"channel"`
+	Rev     string            `json:"rev"`
+	Outputs map[string]string `json:"outputs"`
+	Cache   string            `json:"cache,omitempty"`
+	// PublicKey verifies the cache's signatures.
+	PublicKey  string `json:"publicKey,omitempty"`
+	ApprovedBy string `json:"approvedBy,omitempty"`
+}
+
+// Plan is a checked promotion: what Execute will make.
+type Plan struct {
+	Channel version.Channel
+	Rev     string
+	Tag     string
+	Bump    version.Bump
+	// LastStable is the release the bump is computed from ("" for none).
+	LastStable string
+	// Resume is true when Tag already points at Rev (an earlier run made it).
+	Resume bool
+	// Previous is the channel's previous release tag ("" for the first).
+	Previous string
+	// Head is the commit the channel ref points at ("" when absent).
+	Head       string
+	Stages     []notes.Stage
+	ApprovedBy string
+	Notes      string
+	Manifest   Manifest
+	repoURL    string
+}
+
+// ManifestJSON returns the manifest asset's content.
+func (p *Plan) ManifestJSON() []byte {
+	data, _ := json.MarshalIndent(p.Manifest, "", "  ")
+	return append(data, '\n')
+}
+
+// state is what the forge holds.
+type state struct {
+	tags []forge.Tag
+	rels []version.Release
+	sha  map[string]string // tag → commit
+}
+
+func (p *Promoter) read(ctx context.Context) (*state, error) {
+	tags, err := p.Forge.Tags(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("read tags from %s: %w", p.Forge.Kind(), err)
+	}
+	st := &state{tags: tags, sha: map[string]string{}}
+	for _, t := range tags {
+		st.sha[t.Name] = t.SHA
+		if r, ok := version.ParseTag(t.Name); ok {
+			st.rels = append(st.rels, r)
+		}
+	}
+	return st, nil
+}
+
+// releaseAt returns the highest release of channel c at commit sha.
+func (st *state) releaseAt(c version.Channel, sha string) (version.Release, bool) {
+	var best version.Release
+	found := false
+	for _, r := range st.rels {
+		if r.Channel == c && st.sha[r.Tag] == sha && (!found || r.Version.GreaterThan(best.Version)) {
+			best, found = r, true
+		}
+	}
+	return best, found
+}
+
+// refused returns the exit-2 error of a failed gate.
+func refused(c version.Channel, problems []string) error {
+	return clierr.Usagef("promotion to %s refused (nothing was changed):\n  - %s", c, strings.Join(problems, "\n  - "))
+}
+
+// ResolveRev turns --rev into a commit SHA, or a usage error naming the fix.
+func ResolveRev(ctx context.Context, repo *gitrepo.Repo, rev string) (string, error) {
+	if rev == "" {
+		rev = "HEAD"
+	}
+	sha, err := repo.Resolve(ctx, rev)
+	if err != nil {
+		return "", clierr.Usagef("--rev %q does not name a commit of %s: pass a commit SHA, tag or branch (for example --rev HEAD)", rev, repo.Dir)
+	}
+	return sha, nil
+}
+
+// Plan checks the gate of o.Channel for o.Rev and computes the version. A
+// failed gate is a clierr usage error that names the gate.
+func (p *Promoter) Plan(ctx context.Context, o Options) (*Plan, error) {
+	if o.Version.PhaseTag == nil {
+		o.Version = version.DefaultConfig()
+	}
+	rev, err := ResolveRev(ctx, p.Repo, o.Rev)
+	if err != nil {
+		return nil, err
+	}
+	st, err := p.read(ctx)
+	if err != nil {
+		return nil, err
+	}
+	head, err := p.Forge.ChannelRef(ctx, string(o.Channel))
+	if err != nil {
+		return nil, fmt.Errorf("read channels/%s: %w", o.Channel, err)
+	}
+	plan := &Plan{Channel: o.Channel, Rev: rev, Head: head, ApprovedBy: o.ApprovedBy, repoURL: p.Forge.RepoURL()}
+
+	var problems []string
+	// Gate: the previous channel.
+	if prev, ok := o.Channel.Previous(); ok {
+		if _, on := st.releaseAt(prev, rev); !on {
+			problems = append(problems, fmt.Sprintf("channel gate: %s is not on %s; a commit reaches %s only from %s (run: ci release promote --to %s --rev %s)",
+				short(rev), prev, o.Channel, prev, prev, rev))
+		}
+	}
+	// Gate: never an older commit than the channel's.
+	heads := []string{head}
+	if r, ok := version.Latest(st.rels, o.Channel); ok {
+		heads = append(heads, st.sha[r.Tag])
+	}
+	for _, h := range heads {
+		if msg, err := p.orderProblem(ctx, o.Channel, h, rev); err != nil {
+			return nil, err
+		} else if msg != "" {
+			problems = append(problems, msg)
+			break
+		}
+	}
+	// Gate: the stages.
+	recorded, err := p.Results.Get(ctx, rev)
+	if err != nil {
+		return nil, fmt.Errorf("read stage results of %s: %w", short(rev), err)
+	}
+	for _, s := range o.Channel.Stages() {
+		r, ok := recorded[s]
+		switch {
+		case !ok:
+			problems = append(problems, fmt.Sprintf("stage gate: %s has no result for %s (run: ci test --stage %s)", s, short(rev), s))
+		case r.State != results.StatePassed:
+			msg := fmt.Sprintf("stage gate: %s is %s for %s", s, r.State, short(rev))
+			if r.Description != "" {
+				msg += " (" + r.Description + ")"
+			}
+			problems = append(problems, msg)
+		default:
+			plan.Stages = append(plan.Stages, notes.Stage{Name: s, State: r.State, URL: r.URL})
+		}
+	}
+	// Gate: approval.
+	if o.Channel == version.Stable && strings.TrimSpace(o.ApprovedBy) == "" {
+		problems = append(problems, "approval gate: stable needs an approval: pass --approved-by NAME, or run in a GitHub Actions environment with required reviewers that sets CI_APPROVED_BY")
+	}
+	if len(problems) > 0 {
+		return nil, refused(o.Channel, problems)
+	}
+
+	if err := p.version(ctx, o, st, plan); err != nil {
+		return nil, err
+	}
+	if err := p.render(ctx, o, st, plan); err != nil {
+		return nil, err
+	}
+	return plan, nil
+}
+
+// orderProblem checks that rev may follow h on channel c.
+func (p *Promoter) orderProblem(ctx context.Context, c version.Channel, h, rev string) (string, error) {
+	if h == "" || h == rev {
+		return "", nil
+	}
+	fwd, err := p.Repo.IsAncestor(ctx, h, rev)
+	if err != nil {
+		return "", fmt.Errorf("is %s an ancestor of %s (fetch the full history: git fetch --unshallow --tags): %w", short(h), short(rev), err)
+	}
+	if fwd {
+		return "", nil
+	}
+	back, err := p.Repo.IsAncestor(ctx, rev, h)
+	if err != nil {
+		return "", err
+	}
+	if back {
+		return fmt.Sprintf("order gate: %s is older than %s's %s; a channel never goes backwards", short(rev), c, short(h)), nil
+	}
+	return fmt.Sprintf("order gate: %s is not a descendant of %s's %s; channels/%s is only fast-forwarded", short(rev), c, short(h), c), nil
+}
+
+// version fills Tag, Bump, Resume and LastStable.
+func (p *Promoter) version(ctx context.Context, o Options, st *state, plan *Plan) error {
+	if r, ok := st.releaseAt(o.Channel, plan.Rev); ok {
+		plan.Tag, plan.Resume = r.Tag, true
+	}
+	from := ""
+	if r, ok := version.Latest(st.rels, version.Stable); ok {
+		from, plan.LastStable = st.sha[r.Tag], r.Tag
+	}
+	commits, err := p.Repo.Log(ctx, from, plan.Rev)
+	if err != nil {
+		return fmt.Errorf("list commits since %s: %w", plan.LastStable, err)
+	}
+	inRange := map[string]bool{plan.Rev: true}
+	for _, c := range commits {
+		inRange[c.SHA] = true
+	}
+	var phase []string
+	for _, t := range st.tags {
+		if inRange[t.SHA] {
+			phase = append(phase, t.Name)
+		}
+	}
+	tag, bump := version.Next(o.Version, o.Channel, version.Input{Releases: st.rels, Commits: commits, PhaseTags: phase})
+	plan.Bump = bump
+	if plan.Resume {
+		return nil
+	}
+	if _, taken := st.sha[tag]; taken {
+		// Counters come from the tags, so this only happens when a tag
+		// appeared between reads; Execute re-plans.
+		return fmt.Errorf("tag %s already exists on another commit: %w", tag, forge.ErrExists)
+	}
+	plan.Tag = tag
+	return nil
+}
+
+// render fills Previous, Notes and Manifest.
+func (p *Promoter) render(ctx context.Context, o Options, st *state, plan *Plan) error {
+	cur, _ := version.ParseTag(plan.Tag)
+	var prev version.Release
+	found := false
+	for _, r := range st.rels {
+		if r.Channel == o.Channel && r.Version.LessThan(cur.Version) && (!found || r.Version.GreaterThan(prev.Version)) {
+			prev, found = r, true
+		}
+	}
+	from := ""
+	if found {
+		plan.Previous, from = prev.Tag, st.sha[prev.Tag]
+	} else if r, ok := version.Latest(st.rels, version.Stable); ok && r.Version.LessThan(cur.Version) {
+		from = st.sha[r.Tag]
+	}
+	commits, err := p.Repo.Log(ctx, from, plan.Rev)
+	if err != nil {
+		return err
+	}
+	plan.Notes = notes.Render(notes.Notes{
+		Tag: plan.Tag, Channel: o.Channel, Rev: plan.Rev, Previous: plan.Previous, RepoURL: plan.repoURL,
+		Commits: commits, Stages: plan.Stages, ApprovedBy: plan.ApprovedBy,
+	})
+	m := Manifest{Version: plan.Tag, Channel: string(o.Channel), Rev: plan.Rev, Outputs: map[string]string{},
+		Cache: o.Cache, PublicKey: o.PublicKey, ApprovedBy: plan.ApprovedBy}
+	if rep := o.Report; rep != nil {
+		if rep.Rev != "" && rep.Rev != plan.Rev {
+			return clierr.Usagef("--report is the build of %s, not of %s: pass the report of the commit being promoted", short(rep.Rev), short(plan.Rev))
+		}
+		for _, out := range rep.Outputs {
+			if (out.Status == report.StatusBuilt || out.Status == report.StatusCached) && len(out.OutPaths) > 0 {
+				m.Outputs[out.Attr] = out.OutPaths[0]
+			}
+		}
+		if m.Cache == "" {
+			m.Cache = rep.Cache
+		}
+	}
+	plan.Manifest = m
+	return nil
+}
+
+// Step is one effect of Execute.
+type Step struct {
+	Name    string
+	Changed bool
+	Detail  string
+}
+
+// Outcome is what Execute did.
+type Outcome struct {
+	Plan    *Plan
+	Steps   []Step
+	Release *forge.Release
+	// NotifyErrors are notification failures: reported, never fatal.
+	NotifyErrors []error
+}
+
+// Changed reports whether any step changed anything.
+func (o *Outcome) Changed() bool {
+	for _, s := range o.Steps {
+		if s.Changed {
+			return true
+		}
+	}
+	return false
+}
+
+// errReplan asks Run to read the state again and decide again.
+var errReplan = errors.New("state changed concurrently")
+
+// maxAttempts bounds re-planning after concurrent changes.
+const maxAttempts = 5
+
+// Run plans and executes a promotion (or, with DryRun, only plans).
+func (p *Promoter) Run(ctx context.Context, o Options) (*Outcome, error) {
+	var lastErr error
+	for attempt := 0; attempt < maxAttempts; attempt++ {
+		plan, err := p.Plan(ctx, o)
+		if errors.Is(err, forge.ErrExists) {
+			lastErr = err
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
+		if o.DryRun {
+			return &Outcome{Plan: plan}, nil
+		}
+		out, err := p.execute(ctx, plan)
+		if errors.Is(err, errReplan) {
+			lastErr = err
+			continue
+		}
+		return out, err
+	}
+	return nil, clierr.Failedf("promotion to %s: the repository kept changing under it (%v); run it again", o.Channel, lastErr)
+}
+
+func (p *Promoter) execute(ctx context.Context, plan *Plan) (*Outcome, error) {
+	out := &Outcome{Plan: plan}
+	step := func(name string, changed bool, format string, args ...any) {
+		out.Steps = append(out.Steps, Step{Name: name, Changed: changed, Detail: fmt.Sprintf(format, args...)})
+	}
+
+	// 1. Tag.
+	if plan.Resume {
+		step("tag", false, "%s already points at %s", plan.Tag, short(plan.Rev))
+	} else {
+		err := p.Forge.CreateTag(ctx, plan.Tag, plan.Rev)
+		if errors.Is(err, forge.ErrExists) {
+			return nil, errReplan
+		}
+		if err != nil {
+			return out, fmt.Errorf("create tag %s: %w", plan.Tag, err)
+		}
+		step("tag", true, "created %s at %s", plan.Tag, short(plan.Rev))
+	}
+
+	// 2. Channel ref, fast-forward only.
+	if err := p.moveRef(ctx, plan, step); err != nil {
+		return out, err
+	}
+
+	// 3. Release.
+	rel, err := p.Forge.Release(ctx, plan.Tag)
+	if err != nil {
+		return out, fmt.Errorf("read release %s: %w", plan.Tag, err)
+	}
+	if rel == nil {
+		want := forge.Release{Tag: plan.Tag, Name: plan.Tag, Body: plan.Notes, Rev: plan.Rev,
+			Prerelease: plan.Channel != version.Stable, Latest: plan.Channel == version.Stable}
+		rel, err = p.Forge.CreateRelease(ctx, want)
+		if errors.Is(err, forge.ErrExists) {
+			rel, err = p.Forge.Release(ctx, plan.Tag)
+			if err == nil && rel == nil {
+				err = fmt.Errorf("release %s exists but cannot be read", plan.Tag)
+			}
+			if err != nil {
+				return out, err
+			}
+			step("release", false, "%s published concurrently: %s", plan.Tag, rel.URL)
+		} else if err != nil {
+			return out, fmt.Errorf("create release %s: %w", plan.Tag, err)
+		} else {
+			kind := "latest"
+			if want.Prerelease {
+				kind = "pre-release"
+			}
+			step("release", true, "published %s (%s): %s", plan.Tag, kind, rel.URL)
+		}
+	} else {
+		step("release", false, "%s already published: %s", plan.Tag, rel.URL)
+	}
+	out.Release = rel
+
+	// 4. Manifest asset.
+	if rel.HasAsset(forge.ManifestAsset) {
+		step("manifest", false, "%s already attached", forge.ManifestAsset)
+	} else {
+		err := p.Forge.UploadAsset(ctx, rel, forge.ManifestAsset, plan.ManifestJSON())
+		switch {
+		case errors.Is(err, forge.ErrExists):
+			step("manifest", false, "%s attached concurrently", forge.ManifestAsset)
+		case err != nil:
+			return out, fmt.Errorf("upload %s to %s: %w", forge.ManifestAsset, plan.Tag, err)
+		default:
+			step("manifest", true, "attached %s", forge.ManifestAsset)
+		}
+	}
+
+	// 5. Notification, at least once; its failure never fails the release.
+	if strings.Contains(rel.Body, forge.NotifiedMarker) {
+		step("notify", false, "already sent")
+		return out, nil
+	}
+	msg := slack.PromotionMessage(slack.Promotion{Tag: plan.Tag, Channel: string(plan.Channel), Rev: plan.Rev,
+		Previous: plan.Previous, RepoURL: plan.repoURL, ReleaseURL: rel.URL, ApprovedBy: plan.ApprovedBy})
+	if err := p.Notifier.Notify(ctx, msg); err != nil {
+		out.NotifyErrors = append(out.NotifyErrors, err)
+		step("notify", false, "FAILED (%v); rerun the promotion to send it", err)
+		return out, nil
+	}
+	if err := p.Forge.EditBody(ctx, rel, strings.TrimRight(rel.Body, "\n")+"\n\n"+forge.NotifiedMarker+"\n"); err != nil {
+		return out, fmt.Errorf("mark %s as notified: %w", plan.Tag, err)
+	}
+	step("notify", true, "sent to %s", p.Notifier.Target())
+	return out, nil
+}
+
+func (p *Promoter) moveRef(ctx context.Context, plan *Plan, step func(string, bool, string, ...any)) error {
+	name := "channels/" + string(plan.Channel)
+	for attempt := 0; attempt < maxAttempts; attempt++ {
+		cur, err := p.Forge.ChannelRef(ctx, string(plan.Channel))
+		if err != nil {
+			return fmt.Errorf("read %s: %w", name, err)
+		}
+		if cur == plan.Rev {
+			step("ref", false, "%s already at %s", name, short(plan.Rev))
+			return nil
+		}
+		if cur != "" {
+			fwd, err := p.Repo.IsAncestor(ctx, cur, plan.Rev)
+			if err != nil {
+				return err
+			}
+			if !fwd {
+				return clierr.Failedf("%s moved to %s, which %s cannot fast-forward; %s stays tagged but %s keeps %s",
+					name, short(cur), short(plan.Rev), plan.Tag, name, short(cur))
+			}
+		}
+		err = p.Forge.SetChannelRef(ctx, string(plan.Channel), cur, plan.Rev)
+		if errors.Is(err, forge.ErrExists) || errors.Is(err, forge.ErrNotFastForward) {
+			continue // moved concurrently: read again
+		}
+		if err != nil {
+			return fmt.Errorf("move %s: %w", name, err)
+		}
+		if cur == "" {
+			step("ref", true, "created %s at %s", name, short(plan.Rev))
+		} else {
+			step("ref", true, "fast-forwarded %s %s → %s", name, short(cur), short(plan.Rev))
+		}
+		return nil
+	}
+	return clierr.Failedf("%s kept moving; run the promotion again", name)
+}
+
+// Print writes a plan in human form.
+func Print(w io.Writer, plan *Plan, dryRun bool) {
+	verb := "promote"
+	if dryRun {
+		verb = "would promote"
+	}
+	since := "no stable release yet"
+	if plan.LastStable != "" {
+		since = "since " + plan.LastStable
+	}
+	fmt.Fprintf(w, "%s %s to %s as %s (%s bump %s)\n", verb, short(plan.Rev), plan.Channel, plan.Tag, plan.Bump, since)
+	var gate []string
+	for _, s := range plan.Stages {
+		gate = append(gate, s.Name+" "+s.State)
+	}
+	sort.Strings(gate)
+	fmt.Fprintf(w, "gate %s: %s", plan.Channel, strings.Join(gate, ", "))
+	if plan.ApprovedBy != "" {
+		fmt.Fprintf(w, "; approved by %s", plan.ApprovedBy)
+	}
+	fmt.Fprintln(w)
+	if plan.Resume {
+		fmt.Fprintf(w, "%s already points at %s: finishing that promotion\n", plan.Tag, short(plan.Rev))
+	}
+}
+
+// PrintRelease writes the release notes and manifest.
+func PrintRelease(w io.Writer, plan *Plan) {
+	fmt.Fprintf(w, "\n--- release %s ---\n%s\n--- %s ---\n%s", plan.Tag, plan.Notes, forge.ManifestAsset, plan.ManifestJSON())
+}
+
+func short(sha string) string {
+	if len(sha) > 7 {
+		return sha[:7]
+	}
+	return sha
+}

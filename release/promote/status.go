@@ -1,0 +1,123 @@
+package promote
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+
+	"github.com/ipex-flake/ipex-flake/internal/clierr"
+	"github.com/ipex-flake/ipex-flake/release/version"
+)
+
+// NextVersion returns the tag the next promotion of o.Rev to o.Channel
+// would get, without checking the gate.
+func (p *Promoter) NextVersion(ctx context.Context, o Options) (string, error) {
+	if o.Version.PhaseTag == nil {
+		o.Version = version.DefaultConfig()
+	}
+	rev, err := ResolveRev(ctx, p.Repo, o.Rev)
+	if err != nil {
+		return "", err
+	}
+	st, err := p.read(ctx)
+	if err != nil {
+		return "", err
+	}
+	plan := &Plan{Channel: o.Channel, Rev: rev}
+	if err := p.version(ctx, o, st, plan); err != nil {
+		return "", err
+	}
+	return plan.Tag, nil
+}
+
+// ChannelStatus is what a channel points at and what its next promotion
+// would do.
+type ChannelStatus struct {
+	Channel version.Channel
+	// Head is the commit of channels/<name> ("" when absent).
+	Head string
+	// Latest is the channel's highest release tag.
+	Latest string
+	// Candidate is the commit the next promotion would take: HEAD for dev,
+	// the previous channel's head otherwise.
+	Candidate string
+	// Next is the tag it would get.
+	Next string
+	// Blocked is the refusal the gate gives now ("" when it would pass).
+	Blocked string
+}
+
+// Status reports every channel. approvedBy is passed to the stable gate.
+func (p *Promoter) Status(ctx context.Context, cfg version.Config, approvedBy string) ([]ChannelStatus, error) {
+	st, err := p.read(ctx)
+	if err != nil {
+		return nil, err
+	}
+	var out []ChannelStatus
+	prevHead := ""
+	for _, c := range version.Channels {
+		cs := ChannelStatus{Channel: c}
+		if cs.Head, err = p.Forge.ChannelRef(ctx, string(c)); err != nil {
+			return nil, err
+		}
+		if r, ok := version.Latest(st.rels, c); ok {
+			cs.Latest = r.Tag
+		}
+		cs.Candidate = "HEAD"
+		if c != version.Dev {
+			cs.Candidate = prevHead
+		}
+		prevHead = cs.Head
+		if cs.Candidate == "" {
+			prev, _ := c.Previous()
+			cs.Blocked = fmt.Sprintf("nothing to promote: %s is empty", prev)
+			out = append(out, cs)
+			continue
+		}
+		o := Options{Channel: c, Rev: cs.Candidate, Version: cfg, ApprovedBy: approvedBy}
+		plan, err := p.Plan(ctx, o)
+		var u *clierr.UsageError
+		switch {
+		case errors.As(err, &u):
+			cs.Blocked = err.Error()
+			cs.Next, _ = p.NextVersion(ctx, o)
+		case err != nil:
+			return nil, err
+		default:
+			cs.Next = plan.Tag
+			if plan.Resume {
+				cs.Blocked = "up to date: " + plan.Tag + " is already at " + short(plan.Rev)
+			}
+		}
+		if rev, err := ResolveRev(ctx, p.Repo, cs.Candidate); err == nil {
+			cs.Candidate = rev
+		}
+		out = append(out, cs)
+	}
+	return out, nil
+}
+
+// PrintStatus writes the status table.
+func PrintStatus(w io.Writer, sts []ChannelStatus) {
+	for _, cs := range sts {
+		head := "(none)"
+		if cs.Head != "" {
+			head = short(cs.Head)
+		}
+		latest := cs.Latest
+		if latest == "" {
+			latest = "(no release)"
+		}
+		fmt.Fprintf(w, "%-7s channels/%s at %s, latest %s\n", cs.Channel, cs.Channel, head, latest)
+		switch {
+		case cs.Next != "" && cs.Blocked == "":
+			fmt.Fprintf(w, "        next: %s as %s (gate passes)\n", short(cs.Candidate), cs.Next)
+		case cs.Next != "":
+			fmt.Fprintf(w, "        next: %s as %s — %s\n", short(cs.Candidate), cs.Next, strings.ReplaceAll(cs.Blocked, "\n", "\n        "))
+		default:
+			fmt.Fprintf(w, "        next: %s\n", cs.Blocked)
+		}
+	}
+}
