@@ -68,6 +68,9 @@ func (e *Engine) Run(ctx context.Context, c engine.Cmd) (engine.Result, error) {
 	cmd.Stdout = c.Stdout
 	cmd.Stderr = c.Stderr
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	// A grandchild that keeps our stdout/stderr open must not make Wait
+	// hang once the command itself has exited.
+	cmd.WaitDelay = GracePeriod
 	if err := cmd.Start(); err != nil {
 		var ee *exec.Error
 		if errors.As(err, &ee) {

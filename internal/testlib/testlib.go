@@ -1,0 +1,37 @@
+// Package testlib holds helpers shared by tests that use real tools.
+package testlib
+
+import (
+	"crypto/rand"
+	"encoding/hex"
+	"os"
+	"os/exec"
+	"testing"
+)
+
+// CheckPath skips the test when tool is not on PATH, or fails it when the
+// environment says CI=true: CI must run every real-tool test.
+func CheckPath(t testing.TB, tool string) {
+	t.Helper()
+	if _, err := exec.LookPath(tool); err != nil {
+		if os.Getenv("CI") == "true" {
+			t.Fatalf("%s is required in CI (CI=true) but not on PATH: install it in .ci/run", tool)
+		}
+		t.Skipf("%s not on PATH: install it to run this test", tool)
+	}
+}
+
+// OfflineNix makes nix in this test use no substituters and enables flakes,
+// so builds never wait on the network.
+func OfflineNix(t testing.TB) {
+	t.Helper()
+	CheckPath(t, "nix")
+	t.Setenv("NIX_CONFIG", "substituters =\nexperimental-features = nix-command flakes\nwarn-dirty = false")
+}
+
+// Nonce returns a random string that makes fixture store paths fresh.
+func Nonce() string {
+	b := make([]byte, 8)
+	_, _ = rand.Read(b)
+	return hex.EncodeToString(b)
+}

@@ -1,0 +1,279 @@
+package build
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/ipex-flake/ipex-flake/internal/fixture"
+	"github.com/ipex-flake/ipex-flake/internal/testlib"
+	"github.com/ipex-flake/ipex-flake/pipelines/cache"
+	"github.com/ipex-flake/ipex-flake/pipelines/engine"
+	"github.com/ipex-flake/ipex-flake/pipelines/engine/host"
+	"github.com/ipex-flake/ipex-flake/pipelines/report"
+)
+
+// recorder is a Progress that keeps everything it is told.
+type recorder struct {
+	mu     sync.Mutex
+	phases []string
+	events []Event
+	onEv   func(Event)
+}
+
+func (r *recorder) Phase(m string) { r.mu.Lock(); r.phases = append(r.phases, m); r.mu.Unlock() }
+func (r *recorder) Event(e Event) {
+	r.mu.Lock()
+	r.events = append(r.events, e)
+	f := r.onEv
+	r.mu.Unlock()
+	if f != nil {
+		f(e)
+	}
+}
+
+func (r *recorder) started() map[string]int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	m := map[string]int{}
+	for _, e := range r.events {
+		if e.Kind == BuildStarted {
+			m[strings.TrimSuffix(filepath.Base(e.DrvPath)[33:], ".drv")]++
+		}
+	}
+	return m
+}
+
+func setup(t *testing.T, f fixture.Flake) (string, engine.Engine) {
+	t.Helper()
+	testlib.OfflineNix(t)
+	dir := t.TempDir()
+	require.NoError(t, fixture.Write(dir, f))
+	eng, err := host.New(engine.Options{Source: dir})
+	require.NoError(t, err)
+	t.Cleanup(func() { eng.Close() })
+	return dir, eng
+}
+
+func byAttr(r *report.Report) map[string]report.Output {
+	m := map[string]report.Output{}
+	for _, o := range r.Outputs {
+		m[o.Attr] = o
+	}
+	return m
+}
+
+func TestRunEveryStatus(t *testing.T) {
+	nonce := testlib.Nonce()
+	f := fixture.Flake{
+		Nonce: nonce,
+		Drvs: map[string]fixture.Drv{
+			"shared":   {Script: "echo building shared; echo shared > $out"},
+			"a":        {Script: "echo a $dep_shared > $out", Deps: []string{"shared"}},
+			"b":        {Script: "echo b $dep_shared > $out", Deps: []string{"shared"}},
+			"bad":      {Script: "echo this build fails on purpose; exit 3"},
+			"needsbad": {Script: "echo $dep_bad > $out", Deps: []string{"bad"}},
+			"thrown":   {Throw: "thrown on purpose"},
+			"aborted":  {Abort: "aborted on purpose"},
+			"arm":      {Script: "echo > $out", System: "aarch64-linux"},
+			"gpu":      {Script: "echo > $out", Features: []string{"intel-gpu"}},
+			"cached":   {Script: "echo cached > $out"},
+			"fmt":      {Script: "echo fmt > $out"},
+			"tool":     {Script: "echo tool > $out"},
+		},
+		Packages: map[string]string{
+			"a": "a", "b": "b", "bad": "bad", "needsbad": "needsbad", "thrown": "thrown",
+			"aborted": "aborted", "arm": "arm", "gpu": "gpu", "cached": "cached",
+			"also-a": "a", // same derivation as packages.a: built once
+		},
+		Checks:    map[string]string{"a": "a"},
+		DevShells: map[string]string{"default": "b"},
+		Formatter: "fmt",
+		Apps:      map[string]string{"tool": "tool"},
+	}
+	_, eng := setup(t, f)
+
+	// Pre-seed a file:// cache with the "cached" output's narinfo.
+	cacheDir := t.TempDir()
+	disc, err := Discover(t.Context(), eng, eng.SourcePath(), []string{"x86_64-linux"}, []string{"packages.*.cached"}, 2)
+	require.NoError(t, err)
+	require.Len(t, disc.Outputs, 1)
+	require.Equal(t, 1, disc.EvalProcesses, "one evaluation without failures")
+	for _, p := range disc.Outputs[0].OutPaths() {
+		require.NoError(t, os.WriteFile(filepath.Join(cacheDir, cache.HashPart(p)+".narinfo"), []byte("StorePath: "+p+"\n"), 0o644))
+	}
+	lookup, err := cache.New("file://"+cacheDir, nil)
+	require.NoError(t, err)
+
+	rec := &recorder{}
+	rep, st, err := Run(t.Context(), Options{Engine: eng, Flake: eng.SourcePath(), Systems: []string{"x86_64-linux"}, Jobs: 2, Cache: lookup, Progress: rec})
+	require.NoError(t, err)
+	got := byAttr(rep)
+
+	want := map[string]string{
+		"packages.x86_64-linux.a":        report.StatusBuilt,
+		"packages.x86_64-linux.also-a":   report.StatusBuilt,
+		"packages.x86_64-linux.b":        report.StatusBuilt,
+		"packages.x86_64-linux.bad":      report.StatusFailed,
+		"packages.x86_64-linux.needsbad": report.StatusFailed,
+		"packages.x86_64-linux.thrown":   report.StatusFailed,
+		"packages.x86_64-linux.aborted":  report.StatusFailed,
+		"packages.x86_64-linux.arm":      report.StatusSkipped,
+		"packages.x86_64-linux.gpu":      report.StatusSkipped,
+		"packages.x86_64-linux.cached":   report.StatusCached,
+		"checks.x86_64-linux.a":          report.StatusBuilt,
+		"devShells.x86_64-linux.default": report.StatusBuilt,
+		"formatter.x86_64-linux":         report.StatusBuilt,
+		"apps.x86_64-linux.tool":         report.StatusBuilt,
+	}
+	require.Len(t, got, len(want))
+	for attr, status := range want {
+		assert.Equal(t, status, got[attr].Status, "%s: %s", attr, got[attr].Reason)
+	}
+
+	assert.Contains(t, got["packages.x86_64-linux.bad"].Reason, "exit code 3")
+	assert.Contains(t, strings.Join(got["packages.x86_64-linux.bad"].Log, "\n"), "this build fails on purpose")
+	assert.Contains(t, got["packages.x86_64-linux.needsbad"].Reason, "depend")
+	assert.Contains(t, got["packages.x86_64-linux.thrown"].Reason, "thrown on purpose")
+	assert.Contains(t, got["packages.x86_64-linux.aborted"].Reason, "aborted on purpose")
+	assert.Contains(t, got["packages.x86_64-linux.arm"].Reason, "aarch64-linux cannot be built")
+	assert.Contains(t, got["packages.x86_64-linux.gpu"].Reason, "intel-gpu")
+	assert.Equal(t, got["packages.x86_64-linux.a"].DrvPath, got["packages.x86_64-linux.also-a"].DrvPath)
+	for _, o := range rep.Outputs {
+		if o.Status == report.StatusBuilt {
+			require.NotEmpty(t, o.OutPaths, o.Attr)
+			_, err := os.Stat(o.OutPaths[0])
+			assert.NoError(t, err, "%s output exists", o.Attr)
+		}
+	}
+
+	// The shared dependency and the doubly-exported derivation built once;
+	// the cached output was not built at all.
+	started := rec.started()
+	assert.Equal(t, 1, started["shared"])
+	assert.Equal(t, 1, started["a"])
+	assert.Zero(t, started["cached"])
+	assert.Zero(t, started["arm"])
+	// tryEval caught the throw; abort needed isolation, one process per output.
+	assert.Greater(t, st.EvalProcesses, 1)
+}
+
+func TestRunOneEvaluation(t *testing.T) {
+	_, eng := setup(t, fixture.Generated(20, testlib.Nonce()))
+	rep, st, err := Run(t.Context(), Options{Engine: eng, Flake: eng.SourcePath(), Systems: []string{"x86_64-linux"}})
+	require.NoError(t, err)
+	assert.Equal(t, 1, st.EvalProcesses)
+	assert.Equal(t, 21, st.Derivations+1, "20 outputs share one dependency: 20 top-level derivations")
+	assert.Equal(t, map[string]int{report.StatusBuilt: 20}, rep.Counts())
+
+	// A rerun whose outputs are in a cache builds nothing.
+	cacheDir := t.TempDir()
+	for _, o := range rep.Outputs {
+		require.NoError(t, os.WriteFile(filepath.Join(cacheDir, cache.HashPart(o.OutPaths[0])+".narinfo"), nil, 0o644))
+	}
+	lookup, err := cache.New("file://"+cacheDir, nil)
+	require.NoError(t, err)
+	rep2, st2, err := Run(t.Context(), Options{Engine: eng, Flake: eng.SourcePath(), Systems: []string{"x86_64-linux"}, Cache: lookup})
+	require.NoError(t, err)
+	assert.Equal(t, map[string]int{report.StatusCached: 20}, rep2.Counts())
+	assert.Zero(t, st2.Derivations)
+}
+
+func TestRunAttrFilter(t *testing.T) {
+	_, eng := setup(t, fixture.Generated(5, testlib.Nonce()))
+	rep, _, err := Run(t.Context(), Options{Engine: eng, Flake: eng.SourcePath(), Systems: []string{"x86_64-linux"},
+		Attrs: []string{"packages.*.pkg-0001", "**pkg-0003"}})
+	require.NoError(t, err)
+	var attrs []string
+	for _, o := range rep.Outputs {
+		attrs = append(attrs, o.Attr)
+	}
+	assert.Equal(t, []string{"packages.x86_64-linux.pkg-0001", "packages.x86_64-linux.pkg-0003"}, attrs)
+}
+
+func TestRunFlakeDoesNotEvaluate(t *testing.T) {
+	testlib.OfflineNix(t)
+	dir := t.TempDir()
+	require.NoError(t, os.WriteFile(filepath.Join(dir, "flake.nix"), []byte("{ outputs = { self }: { packages = 1 +; }; }"), 0o644))
+	eng, err := host.New(engine.Options{Source: dir})
+	require.NoError(t, err)
+	_, _, err = Run(t.Context(), Options{Engine: eng, Flake: dir, Systems: []string{"x86_64-linux"}})
+	var ee *EvalError
+	require.ErrorAs(t, err, &ee)
+	assert.Contains(t, ee.Error(), "syntax error")
+}
+
+// TestRunInterrupted cancels a build while a derivation is running: the nix
+// processes stop, what finished is reported, and a rerun completes.
+func TestRunInterrupted(t *testing.T) {
+	// Builders run as nixbld users: the gate must be reachable for them.
+	gateDir, err := os.MkdirTemp("", "ipex-flake-gate-")
+	require.NoError(t, err)
+	t.Cleanup(func() { os.RemoveAll(gateDir) })
+	require.NoError(t, os.Chmod(gateDir, 0o755))
+	gate := filepath.Join(gateDir, "release")
+	marker := "ipex-flake-interrupt-" + testlib.Nonce()
+	f := fixture.Flake{
+		Nonce: marker,
+		Drvs: map[string]fixture.Drv{
+			"quick": {Script: "echo quick > $out"},
+			// Waits until the test creates the gate file.
+			"slow": {Script: "echo waiting; while [ ! -e " + gate + " ]; do :; done; echo slow > $out", Deps: []string{"quick"}},
+		},
+		Packages: map[string]string{"quick": "quick", "slow": "slow"},
+	}
+	_, eng := setup(t, f)
+	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
+	rec := &recorder{}
+	rec.onEv = func(e Event) {
+		if e.Kind == BuildLog && e.Line == "waiting" {
+			cancel()
+		}
+	}
+	rep, _, err := Run(ctx, Options{Engine: eng, Flake: eng.SourcePath(), Systems: []string{"x86_64-linux"}, Jobs: 1, Progress: rec})
+	require.ErrorIs(t, err, ErrInterrupted)
+	got := byAttr(rep)
+	assert.Equal(t, report.StatusBuilt, got["packages.x86_64-linux.quick"].Status)
+	assert.Equal(t, report.StatusFailed, got["packages.x86_64-linux.slow"].Status)
+	assert.Contains(t, got["packages.x86_64-linux.slow"].Reason, "interrupted")
+	assert.Empty(t, processesWith(t, marker), "no builder left running")
+
+	require.NoError(t, os.WriteFile(gate, nil, 0o644))
+	rep, _, err = Run(t.Context(), Options{Engine: eng, Flake: eng.SourcePath(), Systems: []string{"x86_64-linux"}})
+	require.NoError(t, err)
+	assert.Equal(t, map[string]int{report.StatusBuilt: 2}, rep.Counts())
+}
+
+// processesWith lists the pids whose environment or command line holds s
+// (nix passes derivation attributes to builders as environment variables).
+func processesWith(t *testing.T, s string) []string {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		var pids []string
+		entries, _ := os.ReadDir("/proc")
+		for _, e := range entries {
+			if e.Name()[0] < '0' || e.Name()[0] > '9' {
+				continue
+			}
+			env, _ := os.ReadFile(filepath.Join("/proc", e.Name(), "environ"))
+			cmd, _ := os.ReadFile(filepath.Join("/proc", e.Name(), "cmdline"))
+			if strings.Contains(string(env), s) || strings.Contains(string(cmd), s) {
+				pids = append(pids, e.Name())
+			}
+		}
+		// Processes being reaped disappear within moments; poll briefly.
+		if len(pids) == 0 || time.Now().After(deadline) {
+			return pids
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
