@@ -6,7 +6,10 @@ import (
 	"encoding/hex"
 	"os"
 	"os/exec"
+	"path/filepath"
+	"strings"
 	"testing"
+	"time"
 )
 
 // CheckPath skips the test when tool is not on PATH, or fails it when the
@@ -34,4 +37,29 @@ func Nonce() string {
 	b := make([]byte, 8)
 	_, _ = rand.Read(b)
 	return hex.EncodeToString(b)
+}
+
+// PidsWith lists the processes whose command line or environment holds s
+// (nix passes derivation attributes to builders as environment variables),
+// polling for up to ten seconds while exiting processes are reaped.
+func PidsWith(s string) []string {
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		var pids []string
+		entries, _ := os.ReadDir("/proc")
+		for _, e := range entries {
+			if e.Name()[0] < '0' || e.Name()[0] > '9' {
+				continue
+			}
+			env, _ := os.ReadFile(filepath.Join("/proc", e.Name(), "environ"))
+			cmd, _ := os.ReadFile(filepath.Join("/proc", e.Name(), "cmdline"))
+			if strings.Contains(string(env), s) || strings.Contains(string(cmd), s) {
+				pids = append(pids, e.Name())
+			}
+		}
+		if len(pids) == 0 || time.Now().After(deadline) {
+			return pids
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
 }

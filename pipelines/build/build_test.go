@@ -7,7 +7,6 @@ import (
 	"strings"
 	"sync"
 	"testing"
-	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -244,36 +243,10 @@ func TestRunInterrupted(t *testing.T) {
 	assert.Equal(t, report.StatusBuilt, got["packages.x86_64-linux.quick"].Status)
 	assert.Equal(t, report.StatusFailed, got["packages.x86_64-linux.slow"].Status)
 	assert.Contains(t, got["packages.x86_64-linux.slow"].Reason, "interrupted")
-	assert.Empty(t, processesWith(t, marker), "no builder left running")
+	assert.Empty(t, testlib.PidsWith(marker), "no builder left running")
 
 	require.NoError(t, os.WriteFile(gate, nil, 0o644))
 	rep, _, err = Run(t.Context(), Options{Engine: eng, Flake: eng.SourcePath(), Systems: []string{"x86_64-linux"}})
 	require.NoError(t, err)
 	assert.Equal(t, map[string]int{report.StatusBuilt: 2}, rep.Counts())
-}
-
-// processesWith lists the pids whose environment or command line holds s
-// (nix passes derivation attributes to builders as environment variables).
-func processesWith(t *testing.T, s string) []string {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		var pids []string
-		entries, _ := os.ReadDir("/proc")
-		for _, e := range entries {
-			if e.Name()[0] < '0' || e.Name()[0] > '9' {
-				continue
-			}
-			env, _ := os.ReadFile(filepath.Join("/proc", e.Name(), "environ"))
-			cmd, _ := os.ReadFile(filepath.Join("/proc", e.Name(), "cmdline"))
-			if strings.Contains(string(env), s) || strings.Contains(string(cmd), s) {
-				pids = append(pids, e.Name())
-			}
-		}
-		// Processes being reaped disappear within moments; poll briefly.
-		if len(pids) == 0 || time.Now().After(deadline) {
-			return pids
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
 }

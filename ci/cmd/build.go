@@ -1,0 +1,275 @@
+package cmd
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"runtime"
+	"strings"
+
+	"github.com/spf13/cobra"
+
+	"github.com/ipex-flake/ipex-flake/internal/clierr"
+	"github.com/ipex-flake/ipex-flake/pipelines/build"
+	"github.com/ipex-flake/ipex-flake/pipelines/cache"
+	"github.com/ipex-flake/ipex-flake/pipelines/engine"
+	"github.com/ipex-flake/ipex-flake/pipelines/engine/daggerengine"
+	"github.com/ipex-flake/ipex-flake/pipelines/engines"
+	"github.com/ipex-flake/ipex-flake/pipelines/nixcli"
+	"github.com/ipex-flake/ipex-flake/pipelines/progress"
+	"github.com/ipex-flake/ipex-flake/pipelines/report"
+)
+
+func init() { register(newBuildCmd) }
+
+// BuildOptions are the flags of `ci build`.
+type BuildOptions struct {
+	Flake   string
+	Engine  string
+	Systems []string
+	Jobs    int
+	Cache   string
+	Attrs   []string
+	Report  string
+	JUnit   string
+	Image   string
+}
+
+func newBuildCmd(io *IO) *cobra.Command { return newBuildCmdWith(io, runBuild) }
+
+func newBuildCmdWith(io *IO, runF func(context.Context, *IO, *BuildOptions) error) *cobra.Command {
+	opts := &BuildOptions{}
+	c := &cobra.Command{
+		Use:   "build",
+		Short: "Build every output of the flake",
+		Long: `Build every output of the flake: packages, checks, devShells, formatter, the
+programs of apps, nixosConfigurations.*.config.system.build.toplevel and
+homeConfigurations.*.activationPackage, for each selected system.
+
+All outputs are evaluated in one nix evaluation; outputs the binary cache
+already has are reported "cached" and not built; the rest are built by one
+nix scheduler (shared dependencies build once, one failure does not stop the
+others). Every output ends built, cached, failed or skipped (with the reason:
+a system or system feature this machine lacks).
+
+Exit codes: 0 every selected output is built or cached (or skipped), 1 an
+output failed, 2 usage or configuration error (nothing was built).`,
+		Example: `  ci build
+  ci build --engine host --attr 'packages.*.ollama-ipex' --jobs 4
+  ci build --flake ./examples/offline --cache file:///tmp/cache
+  ci build --engine dagger --image ./nix-image.tar   # offline Dagger base image`,
+		Args: cobra.NoArgs,
+		RunE: func(c *cobra.Command, _ []string) error { return runF(c.Context(), io, opts) },
+	}
+	f := c.Flags()
+	f.StringVar(&opts.Flake, "flake", ".", "flake reference to build: a local directory or any nix flake ref (github:owner/repo)")
+	f.StringVar(&opts.Engine, "engine", engine.KindAuto, "where to run nix: dagger (containers), host (this machine's nix), or auto (dagger when an engine is reachable, else host)")
+	f.StringSliceVar(&opts.Systems, "systems", nil, "comma-separated systems to build for (default: this machine's, e.g. "+currentSystem()+")")
+	f.IntVar(&opts.Jobs, "jobs", 0, "derivations nix builds in parallel (nix --max-jobs; 0: nix's own setting)")
+	f.StringVar(&opts.Cache, "cache", "", "binary cache store URI asked for outputs it already has (file://, http(s)://, s3://…; default "+cache.DefaultURI()+")")
+	f.StringArrayVar(&opts.Attrs, "attr", nil, "select outputs by attribute path glob, repeatable: * within one segment, ** across segments (e.g. 'packages.*.ollama-*')")
+	f.StringVar(&opts.Report, "report", report.DefaultReportPath, "write the JSON report of every output here (read by `ci push` and `ci release`)")
+	f.StringVar(&opts.JUnit, "junit", "", "also write a JUnit XML file with one testcase per output")
+	f.StringVar(&opts.Image, "image", daggerengine.DefaultImage, "Dagger base image with nix: a registry reference, or a local OCI tarball for offline machines")
+	return c
+}
+
+var systemRe = regexp.MustCompile(`^[a-z0-9_]+-[a-z0-9_]+$`)
+
+// currentSystem is this machine's nix system name.
+func currentSystem() string {
+	arch := map[string]string{"amd64": "x86_64", "arm64": "aarch64", "386": "i686", "riscv64": "riscv64"}[runtime.GOARCH]
+	if arch == "" {
+		arch = runtime.GOARCH
+	}
+	return arch + "-" + runtime.GOOS
+}
+
+// flakeSource splits --flake into the host directory to mount as the source
+// (empty for remote refs) and reports usage errors for local paths that
+// hold no flake.
+func flakeSource(ref string) (dir string, remote bool, err error) {
+	if ref == "" {
+		return "", false, clierr.Usagef("--flake is empty: pass a directory holding flake.nix or a flake reference")
+	}
+	local := strings.TrimPrefix(ref, "path:")
+	if strings.Contains(local, "#") {
+		return "", false, clierr.Usagef("--flake %q: give the flake without an attribute; select outputs with --attr", ref)
+	}
+	looksLocal := strings.HasPrefix(local, ".") || strings.HasPrefix(local, "/") || strings.HasPrefix(ref, "path:")
+	if !looksLocal {
+		if st, err := os.Stat(local); err != nil || !st.IsDir() || strings.Contains(local, ":") {
+			return "", true, nil
+		}
+	}
+	abs, err := filepath.Abs(local)
+	if err != nil {
+		return "", false, clierr.Usage(err)
+	}
+	if _, err := os.Stat(filepath.Join(abs, "flake.nix")); err != nil {
+		return "", false, clierr.Usagef("--flake %s: no flake.nix in %s: pass the directory that holds flake.nix", ref, abs)
+	}
+	return abs, false, nil
+}
+
+func (o *BuildOptions) validate() error {
+	if o.Jobs < 0 {
+		return clierr.Usagef("--jobs %d: give a number of jobs ≥ 1, or 0 for nix's own setting", o.Jobs)
+	}
+	if len(o.Systems) == 0 {
+		o.Systems = []string{currentSystem()}
+	}
+	for _, s := range o.Systems {
+		if !systemRe.MatchString(s) {
+			return clierr.Usagef("--systems: %q is not a nix system name: use names like x86_64-linux,aarch64-linux", s)
+		}
+	}
+	switch o.Engine {
+	case engine.KindAuto, engine.KindDagger, engine.KindHost:
+	default:
+		return clierr.Usagef("unknown engine %q: use --engine auto, dagger or host", o.Engine)
+	}
+	if o.Cache == "" {
+		o.Cache = cache.DefaultURI()
+	}
+	if err := cache.Validate(o.Cache); err != nil {
+		return err
+	}
+	if _, err := build.GlobsToRegexps(o.Attrs); err != nil {
+		return clierr.Usage(err)
+	}
+	return nil
+}
+
+func runBuild(ctx context.Context, io *IO, opts *BuildOptions) error {
+	if err := opts.validate(); err != nil {
+		return err
+	}
+	dir, remote, err := flakeSource(opts.Flake)
+	if err != nil {
+		return err
+	}
+	src := dir
+	if remote {
+		src = "."
+	}
+	eng, err := engines.Open(ctx, opts.Engine, io.Getenv, engine.Options{Source: src, Image: opts.Image, Log: io.Err})
+	if err != nil {
+		return err
+	}
+	defer eng.Close()
+	flakeRef := opts.Flake
+	if !remote {
+		flakeRef = eng.SourcePath()
+	}
+
+	lookup, err := cache.New(opts.Cache, nixPathInfoLookup(eng))
+	if err != nil {
+		return err
+	}
+	prog := progress.New(io.Err, progress.Detect(io.Getenv, io.TTY))
+	prog.SummaryFile = io.Getenv("GITHUB_STEP_SUMMARY")
+	fmt.Fprintf(io.Err, "ci build: %s on the %s engine, systems %s, cache %s\n", opts.Flake, eng.Name(), strings.Join(opts.Systems, ","), opts.Cache)
+
+	rep, _, runErr := build.Run(ctx, build.Options{
+		Engine: eng, Flake: flakeRef, Systems: opts.Systems, Jobs: opts.Jobs,
+		Attrs: opts.Attrs, Cache: lookup, Progress: prog,
+	})
+	var evalErr *build.EvalError
+	switch {
+	case errors.As(runErr, &evalErr):
+		return clierr.Usagef("%v\nFix the flake (try `nix flake show %s`) or pass --flake with another flake.", runErr, opts.Flake)
+	case rep == nil && runErr != nil:
+		if ctx.Err() != nil {
+			return clierr.Failedf("interrupted before anything was built")
+		}
+		return runErr
+	}
+	rep.Flake = opts.Flake
+	if !remote {
+		rep.Rev = gitRev(ctx, dir)
+	}
+	rep.Sort()
+	if len(rep.Outputs) == 0 {
+		fmt.Fprintf(io.Err, "warning: no outputs selected (systems %s, --attr %s)\n", strings.Join(opts.Systems, ","), strings.Join(opts.Attrs, " "))
+	}
+	if err := prog.Finish(rep); err != nil {
+		fmt.Fprintf(io.Err, "warning: %v\n", err)
+	}
+	if opts.Report != "" {
+		if err := rep.Write(opts.Report); err != nil {
+			return fmt.Errorf("writing the report: %w", err)
+		}
+		fmt.Fprintf(io.Err, "report: %s\n", opts.Report)
+	}
+	if opts.JUnit != "" {
+		if err := rep.WriteJUnit(opts.JUnit); err != nil {
+			return fmt.Errorf("writing the JUnit file: %w", err)
+		}
+	}
+	if errors.Is(runErr, build.ErrInterrupted) {
+		return clierr.Failedf("interrupted: %s; rerun to finish the rest", progress.Counts(rep))
+	}
+	if runErr != nil {
+		return runErr
+	}
+	if n := rep.Counts()[report.StatusFailed]; n > 0 {
+		return clierr.Failedf("%d of %d outputs failed", n, len(rep.Outputs))
+	}
+	return nil
+}
+
+// nixPathInfoLookup answers cache lookups for store types read through nix
+// (s3://, ssh://): `nix path-info --store URI --json` lists the valid ones.
+func nixPathInfoLookup(eng engine.Engine) cache.FallbackFunc {
+	return func(ctx context.Context, uri string, paths []string) (map[string]bool, error) {
+		var out, errb bytes.Buffer
+		args := nixcli.Nix(append([]string{"path-info", "--json", "--store", uri}, paths...)...)
+		if _, err := eng.Run(ctx, engine.Cmd{Args: args, Stdout: &out, Stderr: &errb}); err != nil {
+			return nil, err
+		}
+		// Nix 2.19+ prints null for paths the store lacks; older nix stops
+		// at the first one, so then each path is asked on its own.
+		if out.Len() == 0 && strings.Contains(errb.String(), "is not valid") && len(paths) > 1 {
+			has := make(map[string]bool, len(paths))
+			for _, p := range paths {
+				one, err := nixPathInfoLookup(eng)(ctx, uri, []string{p})
+				if err != nil {
+					return nil, err
+				}
+				has[p] = one[p]
+			}
+			return has, nil
+		}
+		if out.Len() == 0 && strings.Contains(errb.String(), "is not valid") {
+			return map[string]bool{paths[0]: false}, nil
+		}
+		infos, err := nixcli.ParsePathInfo(out.Bytes())
+		if err != nil {
+			return nil, fmt.Errorf("asking %s: %s", uri, build.CleanNixError(errb.String()))
+		}
+		has := make(map[string]bool, len(paths))
+		for _, p := range paths {
+			has[p] = false
+		}
+		for _, pi := range infos {
+			has[pi.Path] = true
+		}
+		return has, nil
+	}
+}
+
+// gitRev is the commit of a local flake's git repository ("" outside git).
+func gitRev(ctx context.Context, dir string) string {
+	cmd := exec.CommandContext(ctx, "git", "-C", dir, "rev-parse", "HEAD")
+	out, err := cmd.Output()
+	if err != nil {
+		return ""
+	}
+	return strings.TrimSpace(string(out))
+}

@@ -1,0 +1,226 @@
+package cmd
+
+import (
+	"bufio"
+	"context"
+	"encoding/xml"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/ipex-flake/ipex-flake/internal/clierr"
+	"github.com/ipex-flake/ipex-flake/internal/fixture"
+	"github.com/ipex-flake/ipex-flake/internal/testlib"
+	"github.com/ipex-flake/ipex-flake/pipelines/engine"
+	"github.com/ipex-flake/ipex-flake/pipelines/engine/daggerengine"
+	"github.com/ipex-flake/ipex-flake/pipelines/report"
+)
+
+func TestBuildFlags(t *testing.T) {
+	tests := []struct {
+		name    string
+		args    []string
+		want    BuildOptions
+		wantErr string
+	}{
+		{"defaults", nil, BuildOptions{Flake: ".", Engine: "auto", Report: report.DefaultReportPath, Image: daggerengine.DefaultImage}, ""},
+		{"all", []string{"--flake", "github:o/r", "--engine", "host", "--systems", "x86_64-linux,aarch64-linux", "--jobs", "4",
+			"--cache", "https://c.example", "--attr", "packages.*.a", "--attr", "checks.**", "--report", "r.json", "--junit", "j.xml", "--image", "img.tar"},
+			BuildOptions{Flake: "github:o/r", Engine: "host", Systems: []string{"x86_64-linux", "aarch64-linux"}, Jobs: 4,
+				Cache: "https://c.example", Attrs: []string{"packages.*.a", "checks.**"}, Report: "r.json", JUnit: "j.xml", Image: "img.tar"}, ""},
+		{"unknown flag", []string{"--offline"}, BuildOptions{}, "unknown flag"},
+		{"positional", []string{"extra"}, BuildOptions{}, "unknown command"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			io, _, _ := testIO(nil)
+			var got *BuildOptions
+			c := newBuildCmdWith(io, func(_ context.Context, _ *IO, o *BuildOptions) error { got = o; return nil })
+			c.SetArgs(tt.args)
+			c.SilenceErrors, c.SilenceUsage = true, true
+			err := c.Execute()
+			if tt.wantErr != "" {
+				require.ErrorContains(t, err, tt.wantErr)
+				return
+			}
+			require.NoError(t, err)
+			assert.Equal(t, tt.want, *got)
+		})
+	}
+}
+
+func TestBuildHelpExplainsEveryFlag(t *testing.T) {
+	io, out, _ := testIO(nil)
+	require.Equal(t, 0, Run(t.Context(), io, []string{"build", "--help"}))
+	for _, f := range []string{"--flake", "--engine", "--systems", "--jobs", "--cache", "--attr", "--report", "--junit", "--image", "Exit codes"} {
+		assert.Contains(t, out.String(), f)
+	}
+}
+
+// TestBuildUsageErrors: bad input exits 2 with a message naming the fix,
+// and nothing is built or written.
+func TestBuildUsageErrors(t *testing.T) {
+	testlib.OfflineNix(t)
+	good := t.TempDir()
+	require.NoError(t, fixture.Write(good, fixture.Generated(1, testlib.Nonce())))
+	broken := t.TempDir()
+	require.NoError(t, os.WriteFile(filepath.Join(broken, "flake.nix"), []byte("{ outputs = { self }: { packages = ; }; }"), 0o644))
+	tests := []struct {
+		name string
+		args []string
+		want string
+	}{
+		{"unknown engine", []string{"--flake", good, "--engine", "podman"}, "use --engine auto, dagger or host"},
+		{"no flake", []string{"--flake", t.TempDir()}, "no flake.nix"},
+		{"missing dir", []string{"--flake", "./does-not-exist"}, "no flake.nix"},
+		{"attr in flake", []string{"--flake", good + "#x"}, "--attr"},
+		{"bad cache", []string{"--flake", good, "--cache", "ftp://host/x"}, "store type"},
+		{"cache without scheme", []string{"--flake", good, "--cache", "/tmp/cache"}, "not a Nix store URI"},
+		{"bad system", []string{"--flake", good, "--systems", "linux"}, "not a nix system name"},
+		{"bad jobs", []string{"--flake", good, "--jobs", "-1"}, "--jobs"},
+		{"does not evaluate", []string{"--flake", broken, "--engine", "host"}, "does not evaluate"},
+		{"dagger without engine", []string{"--flake", good, "--engine", "dagger"}, "no Dagger engine"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Setenv("_EXPERIMENTAL_DAGGER_RUNNER_HOST", "")
+			t.Setenv("DAGGER_SESSION_PORT", "")
+			t.Setenv("PATH", os.Getenv("PATH")) // dagger CLI absent here
+			dir := t.TempDir()
+			io, _, errb := testIO(map[string]string{})
+			rep := filepath.Join(dir, "report.json")
+			code := Run(t.Context(), io, append([]string{"build", "--report", rep}, tt.args...))
+			assert.Equal(t, clierr.ExitUsage, code, errb.String())
+			assert.Contains(t, errb.String(), tt.want)
+			assert.NoFileExists(t, rep, "nothing written on bad input")
+		})
+	}
+}
+
+func TestBuildEndToEnd(t *testing.T) {
+	testlib.OfflineNix(t)
+	dir := t.TempDir()
+	require.NoError(t, fixture.Write(dir, fixture.Flake{
+		Nonce: testlib.Nonce(),
+		Drvs: map[string]fixture.Drv{
+			"ok":  {Script: "echo ok > $out"},
+			"bad": {Script: "echo the compiler says no; exit 2"},
+			"vm":  {Script: "echo > $out", Features: []string{"kvm-that-no-machine-has"}},
+		},
+		Packages: map[string]string{"ok": "ok", "bad": "bad"},
+		Checks:   map[string]string{"vm": "vm"},
+	}))
+	out := t.TempDir()
+	summary := filepath.Join(out, "summary.md")
+	io, _, errb := testIO(map[string]string{"GITHUB_ACTIONS": "true", "GITHUB_STEP_SUMMARY": summary})
+	rep, junit := filepath.Join(out, "r.json"), filepath.Join(out, "j.xml")
+	code := Run(t.Context(), io, []string{"build", "--engine", "host", "--flake", dir, "--cache", "file://" + filepath.Join(out, "cache"),
+		"--report", rep, "--junit", junit, "--jobs", "2"})
+	assert.Equal(t, clierr.ExitFailed, code, errb.String())
+	assert.Contains(t, errb.String(), "1 of 3 outputs failed")
+	assert.Contains(t, errb.String(), "::group::packages.x86_64-linux.bad")
+	assert.Contains(t, errb.String(), "the compiler says no")
+
+	r, err := report.Read(rep)
+	require.NoError(t, err)
+	assert.Equal(t, dir, r.Flake)
+	assert.Equal(t, engine.KindHost, r.Engine)
+	assert.Equal(t, map[string]int{report.StatusBuilt: 1, report.StatusFailed: 1, report.StatusSkipped: 1}, r.Counts())
+
+	data, err := os.ReadFile(junit)
+	require.NoError(t, err)
+	var suites struct {
+		Suites []struct {
+			Tests    int `xml:"tests,attr"`
+			Failures int `xml:"failures,attr"`
+		} `xml:"testsuite"`
+	}
+	require.NoError(t, xml.Unmarshal(data, &suites))
+	assert.Equal(t, 3, suites.Suites[0].Tests)
+	assert.Equal(t, 1, suites.Suites[0].Failures)
+
+	md, err := os.ReadFile(summary)
+	require.NoError(t, err)
+	assert.Contains(t, string(md), "| `packages.x86_64-linux.ok` | ✅ built |")
+
+	// Only the good output: exit 0.
+	io, _, errb = testIO(map[string]string{})
+	code = Run(t.Context(), io, []string{"build", "--engine", "host", "--flake", dir, "--cache", "file://" + filepath.Join(out, "cache"),
+		"--report", rep, "--attr", "packages.*.ok"})
+	assert.Equal(t, clierr.ExitOK, code, errb.String())
+}
+
+// TestBuildSIGINT sends SIGINT to a real `ci build` process while a build
+// runs: every nix process stops, the report says what finished, the exit
+// code is 1, and a rerun completes.
+func TestBuildSIGINT(t *testing.T) {
+	testlib.OfflineNix(t)
+	testlib.CheckPath(t, "go")
+	bin := filepath.Join(t.TempDir(), "ci")
+	build := exec.Command("go", "build", "-o", bin, "..")
+	build.Env = os.Environ()
+	out, err := build.CombinedOutput()
+	require.NoError(t, err, string(out))
+
+	gateDir, err := os.MkdirTemp("", "ipex-flake-gate-")
+	require.NoError(t, err)
+	t.Cleanup(func() { os.RemoveAll(gateDir) })
+	require.NoError(t, os.Chmod(gateDir, 0o755))
+	gate := filepath.Join(gateDir, "go")
+	marker := "sigint-" + testlib.Nonce()
+	dir := t.TempDir()
+	require.NoError(t, fixture.Write(dir, fixture.Flake{
+		Nonce: marker,
+		Drvs: map[string]fixture.Drv{
+			"quick": {Script: "echo quick > $out"},
+			"slow":  {Script: "echo slow-started; while [ ! -e " + gate + " ]; do :; done; echo > $out", Deps: []string{"quick"}},
+		},
+		Packages: map[string]string{"quick": "quick", "slow": "slow"},
+	}))
+	rep := filepath.Join(t.TempDir(), "r.json")
+	args := []string{"build", "--engine", "host", "--flake", dir, "--report", rep, "--cache", "file://" + t.TempDir()}
+
+	cmd := exec.Command(bin, args...)
+	cmd.Env = append(os.Environ(), "CI=true")
+	stderr, err := cmd.StderrPipe()
+	require.NoError(t, err)
+	require.NoError(t, cmd.Start())
+	sc := bufio.NewScanner(stderr)
+	var lines []string
+	for sc.Scan() {
+		lines = append(lines, sc.Text())
+		if strings.HasPrefix(sc.Text(), "building slow") {
+			require.NoError(t, cmd.Process.Signal(syscall.SIGINT))
+		}
+	}
+	err = cmd.Wait()
+	var xe *exec.ExitError
+	require.ErrorAs(t, err, &xe, strings.Join(lines, "\n"))
+	assert.Equal(t, clierr.ExitFailed, xe.ExitCode())
+	assert.Contains(t, strings.Join(lines, "\n"), "interrupted")
+
+	r, err := report.Read(rep)
+	require.NoError(t, err)
+	st := map[string]string{}
+	for _, o := range r.Outputs {
+		st[o.Attr] = o.Status
+	}
+	assert.Equal(t, report.StatusBuilt, st["packages.x86_64-linux.quick"])
+	assert.Equal(t, report.StatusFailed, st["packages.x86_64-linux.slow"])
+	assert.Empty(t, testlib.PidsWith(marker), "every nix process and builder stopped")
+
+	require.NoError(t, os.WriteFile(gate, nil, 0o644))
+	ctx, cancel := context.WithTimeout(t.Context(), 2*time.Minute)
+	defer cancel()
+	rerun := exec.CommandContext(ctx, bin, args...)
+	out, err = rerun.CombinedOutput()
+	require.NoError(t, err, string(out))
+	assert.Contains(t, string(out), "2 outputs: 2 built")
+}

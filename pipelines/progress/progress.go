@@ -1,0 +1,280 @@
+// Package progress shows what a build is doing: a live view of running
+// builds on a terminal, plain lines in CI, and under GitHub Actions folded
+// log groups for failures plus a Markdown summary in $GITHUB_STEP_SUMMARY.
+package progress
+
+import (
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/ipex-flake/ipex-flake/pipelines/build"
+	"github.com/ipex-flake/ipex-flake/pipelines/report"
+)
+
+// Mode selects how progress is shown.
+type Mode int
+
+// Modes.
+const (
+	// Plain prints one line per step and per finished derivation.
+	Plain Mode = iota
+	// Live redraws a view of the running builds (interactive terminals).
+	Live
+	// GitHubActions is Plain plus ::group:: folds and a step summary.
+	GitHubActions
+)
+
+// Detect picks the mode from the environment and the terminal.
+func Detect(getenv func(string) string, tty bool) Mode {
+	switch {
+	case getenv("GITHUB_ACTIONS") == "true":
+		return GitHubActions
+	case tty && getenv("CI") == "" && getenv("TERM") != "dumb":
+		return Live
+	default:
+		return Plain
+	}
+}
+
+// Printer implements build.Progress for one of the modes.
+type Printer struct {
+	w    io.Writer
+	mode Mode
+	now  func() time.Time
+	// SummaryFile is where GitHubActions mode appends its Markdown summary
+	// ($GITHUB_STEP_SUMMARY); empty for none.
+	SummaryFile string
+
+	mu       sync.Mutex
+	start    time.Time
+	running  map[string]*running
+	done     int
+	failed   int
+	drawn    int // lines of the live view currently on screen
+	lastDraw time.Time
+}
+
+type running struct {
+	start time.Time
+	last  string
+}
+
+var _ build.Progress = (*Printer)(nil)
+
+// New returns a Printer writing to w.
+func New(w io.Writer, mode Mode) *Printer {
+	return &Printer{w: w, mode: mode, now: time.Now, start: time.Now(), running: map[string]*running{}}
+}
+
+// Name is the derivation name without store directory, hash and ".drv".
+func Name(drvPath string) string {
+	base := strings.TrimSuffix(filepath.Base(drvPath), ".drv")
+	if len(base) > 33 && base[32] == '-' {
+		return base[33:]
+	}
+	return base
+}
+
+// Phase implements build.Progress.
+func (p *Printer) Phase(msg string) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.clear()
+	fmt.Fprintf(p.w, "==> %s\n", msg)
+	p.draw(true)
+}
+
+// Event implements build.Progress.
+func (p *Printer) Event(e build.Event) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	name := Name(e.DrvPath)
+	switch e.Kind {
+	case build.BuildStarted:
+		p.running[e.DrvPath] = &running{start: p.now()}
+		if p.mode != Live {
+			fmt.Fprintf(p.w, "building %s\n", name)
+		}
+	case build.Substituting:
+		if p.mode != Live {
+			fmt.Fprintf(p.w, "fetching %s\n", name)
+		}
+	case build.BuildLog:
+		if r := p.running[e.DrvPath]; r != nil {
+			r.last = e.Line
+		}
+		if p.mode == Live {
+			p.draw(false)
+		}
+		return
+	case build.BuildFinished, build.BuildFailed:
+		delete(p.running, e.DrvPath)
+		p.done++
+		word := "built"
+		if e.Kind == build.BuildFailed {
+			p.failed++
+			word = "FAILED"
+		}
+		p.clear()
+		fmt.Fprintf(p.w, "%s %s (%s)\n", word, name, e.Elapsed.Round(100*time.Millisecond))
+	}
+	p.draw(true)
+}
+
+// clear erases the live view so permanent lines can be printed.
+func (p *Printer) clear() {
+	if p.mode != Live || p.drawn == 0 {
+		return
+	}
+	fmt.Fprintf(p.w, "\x1b[%dA\x1b[J", p.drawn)
+	p.drawn = 0
+}
+
+// draw redraws the live view: a status line and one line per running build
+// with its elapsed time and last log line. Log lines redraw at most 10
+// times a second.
+func (p *Printer) draw(force bool) {
+	if p.mode != Live {
+		return
+	}
+	now := p.now()
+	if !force && now.Sub(p.lastDraw) < 100*time.Millisecond {
+		return
+	}
+	p.lastDraw = now
+	p.clear()
+	drvs := make([]string, 0, len(p.running))
+	for d := range p.running {
+		drvs = append(drvs, d)
+	}
+	sort.Slice(drvs, func(i, j int) bool {
+		a, b := p.running[drvs[i]].start, p.running[drvs[j]].start
+		if a.Equal(b) {
+			return drvs[i] < drvs[j]
+		}
+		return a.Before(b)
+	})
+	const maxRows = 8
+	lines := []string{fmt.Sprintf("[%s] %d running, %d done, %d failed", now.Sub(p.start).Round(time.Second), len(drvs), p.done, p.failed)}
+	for i, d := range drvs {
+		if i == maxRows {
+			lines = append(lines, fmt.Sprintf("  … and %d more", len(drvs)-maxRows))
+			break
+		}
+		r := p.running[d]
+		lines = append(lines, truncate(fmt.Sprintf("  %-30s %6s  %s", Name(d), now.Sub(r.start).Round(time.Second), r.last), 120))
+	}
+	for _, l := range lines {
+		fmt.Fprintf(p.w, "\x1b[2K%s\n", l)
+	}
+	p.drawn = len(lines)
+}
+
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n-1] + "…"
+}
+
+// Finish prints the result of every output; under GitHub Actions it folds
+// the log tail of each failure into a ::group:: and appends a Markdown table
+// to the step summary.
+func (p *Printer) Finish(r *report.Report) error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.clear()
+	p.running = map[string]*running{}
+	fmt.Fprint(p.w, Summary(r))
+	if p.mode != GitHubActions {
+		for _, o := range r.Outputs {
+			if o.Status == report.StatusFailed && len(o.Log) > 0 {
+				fmt.Fprintf(p.w, "\n--- last log lines of %s ---\n%s\n", o.Attr, strings.Join(o.Log, "\n"))
+			}
+		}
+		return nil
+	}
+	for _, o := range r.Outputs {
+		if o.Status != report.StatusFailed {
+			continue
+		}
+		fmt.Fprintf(p.w, "::error title=%s failed::%s\n", escapeProperty(o.Attr), escapeData(o.Reason))
+		fmt.Fprintf(p.w, "::group::%s: last log lines\n", o.Attr)
+		for _, l := range o.Log {
+			fmt.Fprintln(p.w, l)
+		}
+		fmt.Fprintln(p.w, "::endgroup::")
+	}
+	if p.SummaryFile == "" {
+		return nil
+	}
+	f, err := os.OpenFile(p.SummaryFile, os.O_APPEND|os.O_CREATE|os.O_WRONLY, 0o644)
+	if err != nil {
+		return fmt.Errorf("writing the step summary: %w", err)
+	}
+	defer f.Close()
+	_, err = io.WriteString(f, Markdown(r))
+	return err
+}
+
+// Summary is the plain-text result table.
+func Summary(r *report.Report) string {
+	var b strings.Builder
+	width := 0
+	for _, o := range r.Outputs {
+		width = max(width, len(o.Attr))
+	}
+	b.WriteString("\n")
+	for _, o := range r.Outputs {
+		line := fmt.Sprintf("%-8s %-*s  %s", o.Status, width, o.Attr, firstLine(o.Reason))
+		b.WriteString(strings.TrimRight(line, " ") + "\n")
+	}
+	fmt.Fprintf(&b, "\n%s\n", Counts(r))
+	return b.String()
+}
+
+// Counts is the one-line count of outputs per status.
+func Counts(r *report.Report) string {
+	c := r.Counts()
+	return fmt.Sprintf("%d outputs: %d built, %d cached, %d failed, %d skipped",
+		len(r.Outputs), c[report.StatusBuilt], c[report.StatusCached], c[report.StatusFailed], c[report.StatusSkipped])
+}
+
+var statusIcon = map[string]string{
+	report.StatusBuilt: "✅ built", report.StatusCached: "📦 cached",
+	report.StatusFailed: "❌ failed", report.StatusSkipped: "⏭️ skipped",
+}
+
+// Markdown is the step summary table.
+func Markdown(r *report.Report) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "### ci build `%s` (%s engine)\n\n%s\n\n", r.Flake, r.Engine, Counts(r))
+	b.WriteString("| output | status | time | details |\n|---|---|---:|---|\n")
+	for _, o := range r.Outputs {
+		fmt.Fprintf(&b, "| `%s` | %s | %s | %s |\n", o.Attr, statusIcon[o.Status],
+			(time.Duration(o.DurationMs) * time.Millisecond).Round(100*time.Millisecond), mdCell(firstLine(o.Reason)))
+	}
+	b.WriteString("\n")
+	return b.String()
+}
+
+func firstLine(s string) string { return strings.SplitN(s, "\n", 2)[0] }
+
+func mdCell(s string) string {
+	return strings.NewReplacer("|", `\|`, "\n", " ").Replace(s)
+}
+
+// escapeData and escapeProperty follow the workflow command encoding.
+func escapeData(s string) string {
+	return strings.NewReplacer("%", "%25", "\r", "%0D", "\n", "%0A").Replace(s)
+}
+
+func escapeProperty(s string) string {
+	return strings.NewReplacer("%", "%25", "\r", "%0D", "\n", "%0A", ":", "%3A", ",", "%2C").Replace(s)
+}

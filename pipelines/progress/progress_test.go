@@ -1,0 +1,133 @@
+package progress
+
+import (
+	"bytes"
+	"flag"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/ipex-flake/ipex-flake/pipelines/build"
+	"github.com/ipex-flake/ipex-flake/pipelines/report"
+)
+
+var update = flag.Bool("update", false, "rewrite golden files")
+
+func golden(t *testing.T, name, got string) {
+	t.Helper()
+	path := filepath.Join("testdata", name)
+	if *update {
+		require.NoError(t, os.MkdirAll("testdata", 0o755))
+		require.NoError(t, os.WriteFile(path, []byte(got), 0o644))
+	}
+	want, err := os.ReadFile(path)
+	require.NoError(t, err, "run go test -update to create %s", path)
+	assert.Equal(t, string(want), got)
+}
+
+const (
+	drvA   = "/nix/store/aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa-hello-1.0.drv"
+	drvBad = "/nix/store/bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb-bad.drv"
+)
+
+func sampleReport() *report.Report {
+	return &report.Report{Flake: ".", Engine: "host", Outputs: []report.Output{
+		{Attr: "packages.x86_64-linux.hello", Status: report.StatusBuilt, DurationMs: 1200},
+		{Attr: "packages.x86_64-linux.bad", Status: report.StatusFailed, DurationMs: 300,
+			Reason: "builder for '" + drvBad + "' failed with exit code 3", Log: []string{"make: *** [all] Error 3"}},
+		{Attr: "checks.x86_64-linux.vm", Status: report.StatusSkipped, Reason: "requires system features kvm | nixos-test"},
+		{Attr: "devShells.x86_64-linux.default", Status: report.StatusCached},
+	}}
+}
+
+// play feeds a fixed sequence of events with a fake clock.
+func play(p *Printer) {
+	clock := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	p.now = func() time.Time { return clock }
+	p.start = clock
+	p.Phase("evaluating . for x86_64-linux")
+	p.Event(build.Event{Kind: build.BuildStarted, DrvPath: drvA})
+	p.Event(build.Event{Kind: build.BuildStarted, DrvPath: drvBad})
+	clock = clock.Add(time.Second)
+	p.Event(build.Event{Kind: build.BuildLog, DrvPath: drvA, Line: "compiling hello.c"})
+	p.Event(build.Event{Kind: build.BuildFailed, DrvPath: drvBad, Elapsed: 300 * time.Millisecond})
+	clock = clock.Add(time.Second)
+	p.Event(build.Event{Kind: build.BuildFinished, DrvPath: drvA, Elapsed: 1200 * time.Millisecond})
+}
+
+func TestPlain(t *testing.T) {
+	var buf bytes.Buffer
+	p := New(&buf, Plain)
+	play(p)
+	require.NoError(t, p.Finish(sampleReport()))
+	assert.NotContains(t, buf.String(), "\x1b[", "no escape codes in plain mode")
+	golden(t, "plain.txt", buf.String())
+}
+
+func TestLive(t *testing.T) {
+	var buf bytes.Buffer
+	p := New(&buf, Live)
+	play(p)
+	out := buf.String()
+	assert.Contains(t, out, "\x1b[2K[1s] 1 running, 1 done, 1 failed")
+	assert.Contains(t, out, "hello-1.0")
+	assert.Contains(t, out, "compiling hello.c", "the running build's last log line is shown")
+	require.NoError(t, p.Finish(sampleReport()))
+	// After Finish the live view is erased and nothing is left running.
+	assert.Zero(t, p.drawn)
+	golden(t, "live.txt", strings.ReplaceAll(buf.String(), "\x1b", "<ESC>"))
+}
+
+func TestGitHubActions(t *testing.T) {
+	var buf bytes.Buffer
+	summary := filepath.Join(t.TempDir(), "summary.md")
+	require.NoError(t, os.WriteFile(summary, []byte("earlier step\n"), 0o644))
+	p := New(&buf, GitHubActions)
+	p.SummaryFile = summary
+	play(p)
+	require.NoError(t, p.Finish(sampleReport()))
+	out := buf.String()
+	assert.Contains(t, out, "::group::packages.x86_64-linux.bad: last log lines\nmake: *** [all] Error 3\n::endgroup::")
+	golden(t, "github-actions.txt", out)
+	md, err := os.ReadFile(summary)
+	require.NoError(t, err)
+	assert.True(t, strings.HasPrefix(string(md), "earlier step\n"), "the summary is appended to")
+	golden(t, "summary.md", string(md))
+}
+
+func TestDetect(t *testing.T) {
+	env := func(kv ...string) func(string) string {
+		m := map[string]string{}
+		for i := 0; i < len(kv); i += 2 {
+			m[kv[i]] = kv[i+1]
+		}
+		return func(k string) string { return m[k] }
+	}
+	tests := []struct {
+		name string
+		env  func(string) string
+		tty  bool
+		want Mode
+	}{
+		{"terminal", env(), true, Live},
+		{"pipe", env(), false, Plain},
+		{"ci terminal", env("CI", "true"), true, Plain},
+		{"dumb terminal", env("TERM", "dumb"), true, Plain},
+		{"github actions", env("GITHUB_ACTIONS", "true", "CI", "true"), false, GitHubActions},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			assert.Equal(t, tt.want, Detect(tt.env, tt.tty))
+		})
+	}
+}
+
+func TestName(t *testing.T) {
+	assert.Equal(t, "hello-1.0", Name(drvA))
+	assert.Equal(t, "weird", Name("weird.drv"))
+}

@@ -1,0 +1,54 @@
+package report
+
+import (
+	"flag"
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+var update = flag.Bool("update", false, "rewrite golden files")
+
+func sample() *Report {
+	return &Report{Flake: ".", Engine: "host", Outputs: []Output{
+		{Attr: "packages.x86_64-linux.a", System: "x86_64-linux", DrvPath: "/nix/store/aaaa-a.drv", OutPaths: []string{"/nix/store/aaaa-a"}, Status: StatusBuilt, DurationMs: 1500},
+		{Attr: "packages.x86_64-linux.c", System: "x86_64-linux", OutPaths: []string{"/nix/store/cccc-c"}, Status: StatusCached},
+		{Attr: "checks.x86_64-linux.bad", System: "x86_64-linux", Status: StatusFailed, Reason: "builder for '/nix/store/bbbb-bad.drv' failed with exit code 3", Log: []string{"compiling", "error: <oops> & more"}, DurationMs: 250},
+		{Attr: "checks.x86_64-linux.vm", System: "x86_64-linux", Status: StatusSkipped, Reason: "requires system features kvm that this machine lacks"},
+	}}
+}
+
+func golden(t *testing.T, name string, got []byte) {
+	t.Helper()
+	path := filepath.Join("testdata", name)
+	if *update {
+		require.NoError(t, os.MkdirAll("testdata", 0o755))
+		require.NoError(t, os.WriteFile(path, got, 0o644))
+	}
+	want, err := os.ReadFile(path)
+	require.NoError(t, err, "run go test -update to create %s", path)
+	assert.Equal(t, string(want), string(got))
+}
+
+func TestJUnitGolden(t *testing.T) {
+	data, err := sample().JUnit()
+	require.NoError(t, err)
+	golden(t, "junit.xml", data)
+}
+
+func TestWriteReadRoundTrip(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "sub", "report.json")
+	r := sample()
+	require.NoError(t, r.Write(path))
+	got, err := Read(path)
+	require.NoError(t, err)
+	assert.Equal(t, r, got)
+	assert.Equal(t, map[string]int{StatusBuilt: 1, StatusCached: 1, StatusFailed: 1, StatusSkipped: 1}, got.Counts())
+
+	require.NoError(t, os.WriteFile(path, []byte("{"), 0o644))
+	_, err = Read(path)
+	assert.ErrorContains(t, err, "not a build report")
+}
