@@ -1,0 +1,149 @@
+package results
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/google/go-github/v89/github"
+)
+
+// ContextPrefix prefixes the stage name in a commit status context: ci/unit.
+const ContextPrefix = "ci/"
+
+// GitHubStore records stage results as GitHub commit statuses with context
+// "ci/<stage>", and reads them back.
+//
+// Commit statuses know success, failure, error and pending. A skipped stage
+// is an "error" status whose description starts with "skipped: " (never
+// "success": a stage that did not run has not passed).
+type GitHubStore struct {
+	Owner, Repo string
+	Client      *github.Client
+}
+
+var _ Store = (*GitHubStore)(nil)
+
+// NewGitHubStore returns a store for repo ("owner/name") authenticated with
+// token. baseURL is the API root ("" for api.github.com; GITHUB_API_URL on
+// GitHub Enterprise and in tests).
+func NewGitHubStore(repo, token, baseURL string, hc *http.Client) (*GitHubStore, error) {
+	owner, name, ok := strings.Cut(repo, "/")
+	if !ok || owner == "" || name == "" || strings.Contains(name, "/") {
+		return nil, fmt.Errorf("GITHUB_REPOSITORY %q is not owner/name", repo)
+	}
+	opts := []github.ClientOptionsFunc{github.WithAuthToken(token)}
+	if hc != nil {
+		opts = append(opts, github.WithHTTPClient(hc))
+	}
+	if baseURL != "" {
+		if !strings.HasSuffix(baseURL, "/") {
+			baseURL += "/"
+		}
+		opts = append(opts, github.WithURLs(&baseURL, nil))
+	}
+	c, err := github.NewClient(opts...)
+	if err != nil {
+		return nil, err
+	}
+	return &GitHubStore{Owner: owner, Repo: name, Client: c}, nil
+}
+
+// Record implements Store with one CreateStatus call.
+func (s *GitHubStore) Record(ctx context.Context, r Result) error {
+	state, desc := toGitHub(r)
+	st := github.RepoStatus{
+		State:       github.Ptr(state),
+		Context:     github.Ptr(ContextPrefix + r.Stage),
+		Description: github.Ptr(desc),
+	}
+	if r.URL != "" {
+		st.TargetURL = github.Ptr(r.URL)
+	}
+	if _, _, err := s.Client.Repositories.CreateStatus(ctx, s.Owner, s.Repo, r.Rev, st); err != nil {
+		return fmt.Errorf("recording %s%s on %s: %w", ContextPrefix, r.Stage, short(r.Rev), err)
+	}
+	return nil
+}
+
+// Get implements Store: the latest status per ci/<stage> context.
+func (s *GitHubStore) Get(ctx context.Context, rev string) (map[string]Result, error) {
+	out := map[string]Result{}
+	opts := &github.ListOptions{PerPage: 100}
+	for {
+		sts, resp, err := s.Client.Repositories.ListStatuses(ctx, s.Owner, s.Repo, rev, opts)
+		if err != nil {
+			return nil, fmt.Errorf("reading statuses of %s: %w", short(rev), err)
+		}
+		// Newest first: keep the first per context.
+		for _, st := range sts {
+			name, ok := strings.CutPrefix(st.GetContext(), ContextPrefix)
+			if !ok {
+				continue
+			}
+			if _, seen := out[name]; seen {
+				continue
+			}
+			out[name] = fromGitHub(rev, name, st)
+		}
+		if resp == nil || resp.NextPage == 0 {
+			return out, nil
+		}
+		opts.Page = resp.NextPage
+	}
+}
+
+func toGitHub(r Result) (state, desc string) {
+	desc = r.Description
+	switch r.State {
+	case StatePassed:
+		state = "success"
+	case StatePending:
+		state = "pending"
+	case StateSkipped:
+		state = "error"
+		if !strings.HasPrefix(desc, "skipped") {
+			desc = "skipped: " + desc
+		}
+	default:
+		state = "failure"
+	}
+	if len(desc) > 140 {
+		desc = desc[:137] + "..."
+	}
+	return state, desc
+}
+
+func fromGitHub(rev, stage string, st *github.RepoStatus) Result {
+	r := Result{Stage: stage, Rev: rev, Description: st.GetDescription(), URL: st.GetTargetURL()}
+	switch st.GetState() {
+	case "success":
+		r.State = StatePassed
+	case "pending":
+		r.State = StatePending
+	case "error":
+		r.State = StateFailed
+		if strings.HasPrefix(r.Description, "skipped") {
+			r.State = StateSkipped
+		}
+	default:
+		r.State = StateFailed
+	}
+	if t := st.GetUpdatedAt(); !t.IsZero() {
+		r.Time = t.Time
+	} else if t := st.GetCreatedAt(); !t.IsZero() {
+		r.Time = t.Time
+	} else {
+		r.Time = time.Time{}
+	}
+	return r
+}
+
+func short(rev string) string {
+	if len(rev) > 12 {
+		return rev[:12]
+	}
+	return rev
+}

@@ -1,0 +1,122 @@
+package stages
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/ipex-flake/ipex-flake/pipelines/engine"
+	"github.com/ipex-flake/ipex-flake/pipelines/report"
+	"github.com/ipex-flake/ipex-flake/pipelines/stage"
+)
+
+func TestSecurityStage(t *testing.T) {
+	needNix(t)
+	LookPath = func(string) (string, error) { return "", errors.New("not found") }
+	t.Cleanup(func() { LookPath = exec.LookPath })
+
+	tests := []struct {
+		name      string
+		planted   string
+		failOn    string
+		wantState string
+	}{
+		{name: "clean tree passes", wantState: stage.Passed},
+		{name: "planted token fails", planted: "gh" + "p_" + strings.Repeat("k3", 18), wantState: stage.Failed},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			dir := fixtureFlake(t, "sec", map[string]string{"fmt": "echo > $out"}, "")
+			if tt.planted != "" {
+				require.NoError(t, os.WriteFile(filepath.Join(dir, "deploy.env"), []byte("TOKEN="+tt.planted+"\n"), 0o644))
+			}
+			var out bytes.Buffer
+			env := &Env{Flake: dir, EngineKind: engine.KindHost, Systems: []string{"x86_64-linux"}, Out: &out}
+			defer env.Close()
+			sec := &Security{Env: env}
+			o := stage.Run(t.Context(), sec, stage.Options{})
+			assert.Equal(t, tt.wantState, o.State, out.String())
+			st := checkStates(o.Checks)
+			assert.Equal(t, stage.Skipped, st["actionlint"], "no workflows yet")
+			assert.Equal(t, stage.Skipped, st["govulncheck"])
+			assert.Equal(t, stage.Skipped, st["nix run .#security-scan"])
+			assert.Equal(t, stage.Passed, st["flake.lock audit"])
+			if tt.planted != "" {
+				assert.Equal(t, stage.Failed, st["secrets (tree)"])
+				assert.Contains(t, out.String(), "github-token")
+				assert.NotContains(t, out.String(), tt.planted, "the secret is never printed")
+			} else {
+				assert.Equal(t, stage.Passed, st["secrets (tree)"])
+			}
+		})
+	}
+}
+
+func TestSecurityThreshold(t *testing.T) {
+	needNix(t)
+	LookPath = func(string) (string, error) { return "", errors.New("not found") }
+	t.Cleanup(func() { LookPath = exec.LookPath })
+	dir := fixtureFlake(t, "sec", map[string]string{"fmt": "echo > $out"}, "")
+	// A flake with inputs and no lock: a high finding.
+	text, err := os.ReadFile(filepath.Join(dir, "flake.nix"))
+	require.NoError(t, err)
+	withInputs := strings.Replace(string(text), "{\n  outputs", "{\n  inputs.nixpkgs.url = \"github:NixOS/nixpkgs\";\n  outputs", 1)
+	require.NoError(t, os.WriteFile(filepath.Join(dir, "flake.nix"), []byte(withInputs), 0o644))
+	for failOn, want := range map[string]string{"high": stage.Failed, "critical": stage.Passed} {
+		env := &Env{Flake: dir, EngineKind: engine.KindHost, Systems: []string{"x86_64-linux"}}
+		sec := &Security{Env: env, FailOn: failOn}
+		// Only the file scanners matter here: keep nix out of it.
+		o := stage.Run(t.Context(), sec, stage.Options{})
+		st := checkStates(o.Checks)
+		assert.Equal(t, want, st["flake.lock audit"], failOn)
+		require.NotEmpty(t, sec.Findings)
+		assert.Equal(t, "missing-lock", sec.Findings[0].Rule)
+	}
+}
+
+func TestSecuritySBOM(t *testing.T) {
+	needNix(t)
+	LookPath = func(string) (string, error) { return "", errors.New("not found") }
+	t.Cleanup(func() { LookPath = exec.LookPath })
+	dir := fixtureFlake(t, "sbom-"+t.Name(), map[string]string{"app": "echo > $out"}, "")
+	var out bytes.Buffer
+	env := &Env{Flake: dir, EngineKind: engine.KindHost, Systems: []string{"x86_64-linux"}, Out: &out}
+	defer env.Close()
+	eng, err := env.Engine(t.Context())
+	require.NoError(t, err)
+	stdout, stderr, err := run(t.Context(), eng, []string{"nix", "--extra-experimental-features", "nix-command flakes",
+		"build", "--no-link", "--json", dir + "#checks.x86_64-linux.app"})
+	require.NoError(t, err, stderr)
+	var built []struct {
+		Outputs map[string]string `json:"outputs"`
+	}
+	require.NoError(t, json.Unmarshal([]byte(stdout), &built))
+	rep := &report.Report{Outputs: []report.Output{
+		{Attr: "checks.x86_64-linux.app", System: "x86_64-linux", Status: report.StatusBuilt, OutPaths: []string{built[0].Outputs["out"]}},
+		{Attr: "packages.x86_64-linux.broken", Status: report.StatusFailed},
+	}}
+	repPath := filepath.Join(t.TempDir(), "report.json")
+	require.NoError(t, rep.Write(repPath))
+
+	sbomDir := t.TempDir()
+	sec := &Security{Env: env, Report: repPath, SBOMDir: sbomDir}
+	o := stage.Run(t.Context(), sec, stage.Options{})
+	assert.Equal(t, stage.Passed, o.State, out.String())
+	assert.Equal(t, stage.Passed, checkStates(o.Checks)["sbom checks.x86_64-linux.app"])
+	data, err := os.ReadFile(filepath.Join(sbomDir, "checks.x86_64-linux.app.cdx.json"))
+	require.NoError(t, err)
+	var bom map[string]any
+	require.NoError(t, json.Unmarshal(data, &bom))
+	assert.Equal(t, "1.5", bom["specVersion"])
+	comps := bom["components"].([]any)
+	require.Len(t, comps, 1)
+	assert.Equal(t, "app", comps[0].(map[string]any)["name"])
+}

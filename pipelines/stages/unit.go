@@ -1,0 +1,58 @@
+package stages
+
+import (
+	"context"
+	"time"
+
+	"github.com/ipex-flake/ipex-flake/pipelines/nixcli"
+	"github.com/ipex-flake/ipex-flake/pipelines/stage"
+)
+
+// Unit is the unit stage: `nix flake check` (evaluation of every output)
+// and a build of every check that needs no VM, with a result per check.
+type Unit struct {
+	Env *Env
+	stage.Collector
+}
+
+var (
+	_ stage.Stage   = (*Unit)(nil)
+	_ stage.Checker = (*Unit)(nil)
+)
+
+// Name implements stage.Stage.
+func (u *Unit) Name() string { return "unit" }
+
+// Run implements stage.Stage.
+func (u *Unit) Run(ctx context.Context) error {
+	u.Collector.Out = u.Env.out()
+	eng, err := u.Env.Engine(ctx)
+	if err != nil {
+		return err
+	}
+	ref := u.Env.FlakeRef(eng)
+
+	start := time.Now()
+	if _, stderr, err := run(ctx, eng, nixcli.Nix("flake", "check", "--no-build", ref)); err != nil {
+		u.Fail("nix flake check", tail(stderr, 6), time.Since(start))
+	} else {
+		u.Pass("nix flake check", "every output evaluates", time.Since(start))
+	}
+
+	checks, err := ListChecks(ctx, eng, ref, u.Env.systems())
+	if err != nil {
+		u.Fail("evaluate checks", err.Error(), 0)
+		return u.Err()
+	}
+	var fast []FlakeCheck
+	for _, c := range checks {
+		if !c.NeedsVM() {
+			fast = append(fast, c)
+		}
+	}
+	buildChecks(ctx, eng, ref, fast, &u.Collector)
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	return u.Err()
+}
