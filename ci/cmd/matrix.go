@@ -4,7 +4,8 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"sort"
+	"maps"
+	"slices"
 	"strings"
 
 	"github.com/spf13/cobra"
@@ -71,7 +72,7 @@ var hostedRunner = map[string]string{"x86_64-linux": "ubuntu-latest", "aarch64-l
 func RunsOn(spec stage.Spec, system string) ([]string, error) {
 	arch, ok := runnerArch[system]
 	if !ok {
-		return nil, fmt.Errorf("no runner for system %q: use %s", system, strings.Join(sortedKeys(runnerArch), " or "))
+		return nil, fmt.Errorf("no runner for system %q: use %s", system, strings.Join(slices.Sorted(maps.Keys(runnerArch)), " or "))
 	}
 	for _, f := range spec.Requires {
 		if f == stage.IntelGPU {
@@ -121,13 +122,4 @@ func runMatrix(_ context.Context, o *MatrixOptions) error {
 	}
 	_, err = fmt.Fprintln(o.IO.Out, string(data))
 	return err
-}
-
-func sortedKeys(m map[string]string) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	return keys
 }

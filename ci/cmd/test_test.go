@@ -18,6 +18,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/ipex-flake/ipex-flake/internal/clierr"
+	"github.com/ipex-flake/ipex-flake/internal/testlib"
 	"github.com/ipex-flake/ipex-flake/pipelines/results"
 )
 
@@ -82,20 +83,10 @@ func TestTestUsageErrors(t *testing.T) {
 	}
 }
 
-func needTool(t *testing.T, name string) {
-	t.Helper()
-	if _, err := exec.LookPath(name); err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatalf("%s is required under CI=true", name)
-		}
-		t.Skipf("%s is not on PATH", name)
-	}
-}
-
 // gitRepo makes a git repository with one commit and returns its dir and rev.
 func gitRepo(t *testing.T, files map[string]string) (string, string) {
 	t.Helper()
-	needTool(t, "git")
+	testlib.CheckPath(t, "git")
 	dir := t.TempDir()
 	for name, body := range files {
 		p := filepath.Join(dir, name)
@@ -149,7 +140,7 @@ func TestTestSkipVersusRequire(t *testing.T) {
 }
 
 func TestTestSecurityThroughCommand(t *testing.T) {
-	needTool(t, "nix")
+	testlib.CheckPath(t, "nix")
 	t.Setenv("NIX_CONFIG", "substituters =")
 	flake := "{ outputs = { self }: { }; }\n"
 	clean, cleanRev := gitRepo(t, map[string]string{"flake.nix": flake})

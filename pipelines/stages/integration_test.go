@@ -10,12 +10,13 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/ipex-flake/ipex-flake/internal/testlib"
 	"github.com/ipex-flake/ipex-flake/pipelines/engine"
 	"github.com/ipex-flake/ipex-flake/pipelines/stage"
 )
 
 func TestIntegrationStage(t *testing.T) {
-	needNix(t)
+	testlib.OfflineNix(t)
 	dir := fixtureFlake(t, "integration", map[string]string{"fmt": "echo > $out", "services-vm": "echo > $out"}, "")
 	// A Go module beside the flake with a suite in tests/integration.
 	files := map[string]string{

@@ -13,13 +13,14 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/ipex-flake/ipex-flake/internal/testlib"
 	"github.com/ipex-flake/ipex-flake/pipelines/engine"
 	"github.com/ipex-flake/ipex-flake/pipelines/report"
 	"github.com/ipex-flake/ipex-flake/pipelines/stage"
 )
 
 func TestSecurityStage(t *testing.T) {
-	needNix(t)
+	testlib.OfflineNix(t)
 	LookPath = func(string) (string, error) { return "", errors.New("not found") }
 	t.Cleanup(func() { LookPath = exec.LookPath })
 
@@ -61,14 +62,14 @@ func TestSecurityStage(t *testing.T) {
 }
 
 func TestSecurityThreshold(t *testing.T) {
-	needNix(t)
+	testlib.OfflineNix(t)
 	LookPath = func(string) (string, error) { return "", errors.New("not found") }
 	t.Cleanup(func() { LookPath = exec.LookPath })
 	dir := fixtureFlake(t, "sec", map[string]string{"fmt": "echo > $out"}, "")
 	// A flake with inputs and no lock: a high finding.
 	text, err := os.ReadFile(filepath.Join(dir, "flake.nix"))
 	require.NoError(t, err)
-	withInputs := strings.Replace(string(text), "{\n  outputs", "{\n  inputs.nixpkgs.url = \"github:NixOS/nixpkgs\";\n  outputs", 1)
+	withInputs := strings.Replace(string(text), "\n  outputs", "\n  inputs.nixpkgs.url = \"github:NixOS/nixpkgs\";\n  outputs", 1)
 	require.NoError(t, os.WriteFile(filepath.Join(dir, "flake.nix"), []byte(withInputs), 0o644))
 	for failOn, want := range map[string]string{"high": stage.Failed, "critical": stage.Passed} {
 		env := &Env{Flake: dir, EngineKind: engine.KindHost, Systems: []string{"x86_64-linux"}}
@@ -83,7 +84,7 @@ func TestSecurityThreshold(t *testing.T) {
 }
 
 func TestSecuritySBOM(t *testing.T) {
-	needNix(t)
+	testlib.OfflineNix(t)
 	LookPath = func(string) (string, error) { return "", errors.New("not found") }
 	t.Cleanup(func() { LookPath = exec.LookPath })
 	dir := fixtureFlake(t, "sbom-"+t.Name(), map[string]string{"app": "echo > $out"}, "")

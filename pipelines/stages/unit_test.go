@@ -9,6 +9,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/ipex-flake/ipex-flake/internal/testlib"
 	"github.com/ipex-flake/ipex-flake/pipelines/engine"
 	"github.com/ipex-flake/ipex-flake/pipelines/stage"
 )
@@ -22,7 +23,7 @@ func checkStates(cs []stage.Check) map[string]string {
 }
 
 func TestUnitStage(t *testing.T) {
-	needNix(t)
+	testlib.OfflineNix(t)
 	nonce := strconv.FormatInt(time.Now().UnixNano(), 10)
 	tests := []struct {
 		name      string
@@ -69,7 +70,7 @@ func TestUnitStage(t *testing.T) {
 }
 
 func TestUnitStageBrokenFlake(t *testing.T) {
-	needNix(t)
+	testlib.OfflineNix(t)
 	dir := fixtureFlake(t, "broken", map[string]string{"fmt": "echo > $out"}, "      packages = throw \"packages are broken\";\n")
 	env := &Env{Flake: dir, EngineKind: engine.KindHost, Systems: []string{"x86_64-linux"}}
 	o := stage.Run(t.Context(), &Unit{Env: env}, stage.Options{})

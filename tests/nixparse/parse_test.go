@@ -14,6 +14,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/ipex-flake/ipex-flake/internal/testlib"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
@@ -22,15 +23,9 @@ import (
 // locally and failing it when CI=true.
 func requireTool(t *testing.T, name string) string {
 	t.Helper()
-	path, err := exec.LookPath(name)
-	if err == nil {
-		return path
-	}
-	if os.Getenv("CI") == "true" {
-		t.Fatalf("%s is required in CI (install nix-bin): %v", name, err)
-	}
-	t.Skipf("%s not found on PATH; install nix (Debian: apt-get install nix-bin) to run this test", name)
-	return ""
+	testlib.CheckPath(t, name)
+	path, _ := exec.LookPath(name)
+	return path
 }
 
 // moduleRoot walks up from the working directory to the directory holding go.mod.

@@ -11,10 +11,11 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"os"
 	"path"
 	"path/filepath"
-	"sort"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -301,14 +302,14 @@ func (e *Engine) Run(ctx context.Context, c engine.Cmd) (engine.Result, error) {
 	if c.Dir != "" {
 		ctr = ctr.WithWorkdir(path.Join(SourceMount, filepath.ToSlash(c.Dir)))
 	}
-	for _, k := range sortedKeys(c.Env) {
+	for _, k := range slices.Sorted(maps.Keys(c.Env)) {
 		v := c.Env[k]
 		if k == "NIX_CONFIG" {
 			v = NixConfig + v
 		}
 		ctr = ctr.WithEnvVariable(k, v)
 	}
-	for _, k := range sortedKeys(c.Secrets) {
+	for _, k := range slices.Sorted(maps.Keys(c.Secrets)) {
 		// The name identifies the secret in this session; it never holds
 		// (or hashes) the value.
 		name := fmt.Sprintf("%s-%s-%d", k, e.nonce, seq)
@@ -368,15 +369,6 @@ func writeOut(c engine.Cmd, stdout, stderr string) {
 	if c.Stderr != nil && stderr != "" {
 		_, _ = io.WriteString(c.Stderr, stderr)
 	}
-}
-
-func sortedKeys(m map[string]string) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	return keys
 }
 
 // Close ends the Dagger session; commands still running are cancelled by

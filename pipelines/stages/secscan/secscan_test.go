@@ -14,6 +14,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/ipex-flake/ipex-flake/internal/testlib"
 	"github.com/ipex-flake/ipex-flake/pipelines/nixcli"
 )
 
@@ -92,16 +93,6 @@ func TestScanTree(t *testing.T) {
 	}
 }
 
-func needGit(t *testing.T) {
-	t.Helper()
-	if _, err := exec.LookPath("git"); err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatal("git is required under CI=true")
-		}
-		t.Skip("git is not on PATH")
-	}
-}
-
 func git(t *testing.T, dir string, args ...string) {
 	t.Helper()
 	cmd := exec.Command("git", append([]string{"-C", dir, "-c", "user.name=t", "-c", "user.email=t@example.org", "-c", "commit.gpgsign=false"}, args...)...)
@@ -110,7 +101,7 @@ func git(t *testing.T, dir string, args ...string) {
 }
 
 func TestScanHistory(t *testing.T) {
-	needGit(t)
+	testlib.CheckPath(t, "git")
 	dir := t.TempDir()
 	git(t, dir, "init", "-q")
 	writeFiles(t, dir, map[string]string{"config.env": "TOKEN=" + plantedGitHub() + "\n"})

@@ -9,6 +9,8 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+
+	"github.com/ipex-flake/ipex-flake/internal/testlib"
 )
 
 // Repo is a temporary git repository.
@@ -21,12 +23,7 @@ type Repo struct {
 // RequireGit skips the test when git is missing (fails when CI=true).
 func RequireGit(t testing.TB) {
 	t.Helper()
-	if _, err := exec.LookPath("git"); err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatalf("git is required in CI: %v", err)
-		}
-		t.Skipf("git not on PATH: %v", err)
-	}
+	testlib.CheckPath(t, "git")
 }
 
 // New initialises a repository in a temporary directory.
