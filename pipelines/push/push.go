@@ -20,11 +20,12 @@ import (
 	"github.com/ipex-flake/ipex-flake/pipelines/nixcli"
 	"github.com/ipex-flake/ipex-flake/pipelines/report"
 	"github.com/ipex-flake/ipex-flake/pipelines/results"
+	"github.com/ipex-flake/ipex-flake/release/version"
 )
 
 // DevStages are the stages the dev channel needs: a commit is pushed only
 // once all of them have passed for it.
-var DevStages = []string{"unit"}
+var DevStages = version.Dev.Stages()
 
 // Target is one binary cache a push goes to.
 type Target struct {
