@@ -183,7 +183,7 @@ func runBuild(ctx context.Context, io *IO, opts *BuildOptions) error {
 	var evalErr *build.EvalError
 	switch {
 	case errors.As(runErr, &evalErr):
-		return clierr.Usagef("%v\nFix the flake (try `nix flake show %s`) or pass --flake with another flake.", runErr, opts.Flake)
+		return clierr.Usagef("%v\n%s", runErr, evalErr.Hint())
 	case rep == nil && runErr != nil:
 		if ctx.Err() != nil {
 			return clierr.Failedf("interrupted before anything was built")

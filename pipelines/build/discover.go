@@ -79,6 +79,18 @@ func (e *EvalError) Error() string {
 	return fmt.Sprintf("flake %s does not evaluate:\n%s", e.Flake, indent(e.Msg))
 }
 
+// Hint names the likely fix for the evaluation error.
+func (e *EvalError) Hint() string {
+	switch m := e.Msg; {
+	case strings.Contains(m, "unable to download"), strings.Contains(m, "resolve host"), strings.Contains(m, "unable to fetch"), strings.Contains(m, "Could not resolve"):
+		return "The flake's inputs could not be fetched: check the network (and proxy settings), or lock them on a machine with internet (`nix flake lock`) and commit flake.lock. Without a network, try --flake ./examples/offline."
+	case strings.Contains(m, "syntax error"):
+		return "Fix the syntax error in flake.nix (`nix-instantiate --parse flake.nix` shows it)."
+	default:
+		return fmt.Sprintf("Run `nix flake show %s` for the full error, fix the flake, or pass --flake with another flake.", e.Flake)
+	}
+}
+
 // Discover evaluates every selected output of flake in one nix evaluation.
 // Errors that builtins.tryEval catches are attributed to their output; an
 // error that aborts the whole evaluation makes Discover list the outputs and
@@ -251,7 +263,8 @@ func CleanNixError(s string) string {
 	s = ansiRe.ReplaceAllString(s, "")
 	var keep []string
 	for _, l := range strings.Split(s, "\n") {
-		if strings.Contains(l, "use '--show-trace'") || strings.HasPrefix(l, "warning: Git tree") {
+		if strings.Contains(l, "use '--show-trace'") || strings.HasPrefix(l, "warning: Git tree") ||
+			(strings.HasPrefix(l, "warning: ") && strings.Contains(l, "; retrying in ")) {
 			continue
 		}
 		keep = append(keep, l)
