@@ -215,18 +215,19 @@ func runTest(ctx context.Context, o *TestOptions) error {
 		if clierr.Code(out.Err) == clierr.ExitUsage {
 			return out.Err
 		}
-		fmt.Fprintf(io.Out, "%-12s %-9s %s\n", name, out.State, strings.TrimPrefix(out.Description(), out.State))
-		state := results.StateFailed
+		fmt.Fprintf(io.Out, "%-12s %-9s %s\n", name, out.State, summary(out))
+		state, desc := results.StateFailed, out.Description()
 		switch out.State {
 		case stage.Passed:
 			state = results.StatePassed
 		case stage.Skipped:
-			state = results.StateSkipped
+			// The stores mark skipped results themselves.
+			state, desc = results.StateSkipped, strings.TrimPrefix(desc, results.SkippedPrefix)
 			skipped = append(skipped, name)
 		default:
 			failed = append(failed, name)
 		}
-		rec.record(ctx, name, state, out.Description())
+		rec.record(ctx, name, state, desc)
 		if ctx.Err() != nil {
 			return clierr.Failedf("interrupted during %s", name)
 		}
@@ -238,6 +239,23 @@ func runTest(ctx context.Context, o *TestOptions) error {
 		return clierr.Failedf("stages skipped and --require is set: %s", strings.Join(skipped, ", "))
 	}
 	return nil
+}
+
+// summary is the rest of a stage's result line after its state: the reason
+// and the count of checks, in full (the recorded description is cut to
+// GitHub's 140 characters).
+func summary(o stage.Outcome) string {
+	s := o.Reason
+	if o.State == stage.TimedOut {
+		s = strings.TrimPrefix(s, stage.TimedOut+" ") // "timed out after 30m0s"
+	}
+	if c := stage.CountChecks(o.Checks); c != "" {
+		if s != "" {
+			s += " "
+		}
+		s += "(" + c + ")"
+	}
+	return s
 }
 
 // recorder writes stage results against the commit; failures to record

@@ -13,6 +13,10 @@ import (
 // ContextPrefix prefixes the stage name in a commit status context: ci/unit.
 const ContextPrefix = "ci/"
 
+// SkippedPrefix starts the description of a skipped stage's status. The
+// release commands (release/github.StatusStore) read the same encoding.
+const SkippedPrefix = "skipped: "
+
 // GitHubStore records stage results as GitHub commit statuses with context
 // "ci/<stage>", and reads them back.
 //
@@ -104,8 +108,8 @@ func toGitHub(r Result) (state, desc string) {
 		state = "pending"
 	case StateSkipped:
 		state = "error"
-		if !strings.HasPrefix(desc, "skipped") {
-			desc = "skipped: " + desc
+		if !strings.HasPrefix(desc, SkippedPrefix) {
+			desc = SkippedPrefix + desc
 		}
 	default:
 		state = "failure"
@@ -125,8 +129,8 @@ func fromGitHub(rev, stage string, st *github.RepoStatus) Result {
 		r.State = StatePending
 	case "error":
 		r.State = StateFailed
-		if strings.HasPrefix(r.Description, "skipped") {
-			r.State = StateSkipped
+		if d, ok := strings.CutPrefix(r.Description, SkippedPrefix); ok {
+			r.State, r.Description = StateSkipped, d
 		}
 	default:
 		r.State = StateFailed

@@ -87,7 +87,7 @@ func (h Host) Has(f Feature) (bool, string) {
 	return false, "unknown feature " + string(f)
 }
 
-// Missing returns the reason the first missing feature of fs is missing,
+// Missing returns why each missing feature of fs is missing (joined by "; "),
 // or "" when the machine has them all.
 func (h Host) Missing(fs []Feature) string {
 	var reasons []string

@@ -137,12 +137,20 @@ func (e *Env) getenv(k string) string {
 	return e.Getenv(k)
 }
 
+// noise reports lines of nix's stderr that say nothing about the failure:
+// dirty-tree warnings, download retries, the --show-trace hint.
+func noise(l string) bool {
+	return strings.HasPrefix(l, "warning: Git tree") ||
+		(strings.HasPrefix(l, "warning: ") && strings.Contains(l, "retrying in")) ||
+		strings.HasPrefix(l, "(use '--show-trace'")
+}
+
 // tail returns the last n non-empty lines of s, joined by " | ".
 func tail(s string, n int) string {
 	var lines []string
 	for _, l := range strings.Split(s, "\n") {
 		l = strings.TrimSpace(l)
-		if l != "" && !strings.HasPrefix(l, "warning: Git tree") {
+		if l != "" && !noise(l) {
 			lines = append(lines, l)
 		}
 	}
@@ -164,4 +172,41 @@ func run(ctx context.Context, eng engine.Engine, args []string) (string, string,
 		return stdout.String(), stderr.String(), fmt.Errorf("%s exited %d: %s", args[0], res.ExitCode, tail(stderr.String(), 3))
 	}
 	return stdout.String(), stderr.String(), nil
+}
+
+// fetchErrors are the messages of nix when it cannot reach a flake input.
+var fetchErrors = []string{"unable to download", "Couldn't resolve host", "Could not resolve host",
+	"unable to fetch", "Connection refused", "Network is unreachable", "Failed to connect"}
+
+// fetchFailure tells, from nix's stderr, whether the flake could not be
+// evaluated because its inputs cannot be fetched from here. The reason
+// names the failing download and the fix.
+func (e *Env) fetchFailure(stderr string) (string, bool) {
+	var first string
+	for _, l := range strings.Split(stderr, "\n") {
+		l = strings.TrimSpace(l)
+		for _, m := range fetchErrors {
+			if strings.Contains(l, m) {
+				first = strings.TrimPrefix(strings.TrimPrefix(l, "warning: "), "error: ")
+				if i := strings.Index(first, "; retrying"); i > 0 {
+					first = first[:i]
+				}
+				break
+			}
+		}
+		if first != "" {
+			break
+		}
+	}
+	if first == "" {
+		return "", false
+	}
+	fix := "fetch them once where the network reaches them (nix flake archive) or run on a runner that can"
+	if dir := e.Dir(); dir != "" {
+		if _, err := os.Stat(filepath.Join(dir, "flake.lock")); err != nil {
+			fix = "there is no flake.lock, so every input is resolved over the network: " +
+				"run `nix flake lock` where the network reaches them and commit flake.lock"
+		}
+	}
+	return "the flake's inputs cannot be fetched from here (" + first + "); " + fix, true
 }

@@ -53,7 +53,7 @@ func (s *Integration) vmTests(ctx context.Context) error {
 		return err
 	}
 	ref := s.Env.FlakeRef(eng)
-	checks, err := ListChecks(ctx, eng, ref, s.Env.systems())
+	checks, err := ListChecks(ctx, eng, ref, s.Env.systems(), true)
 	if err != nil {
 		s.Fail("evaluate checks", err.Error(), 0)
 		return nil

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -119,9 +120,12 @@ func (s *Security) scan(name string, f func() ([]secscan.Finding, error)) {
 	start := time.Now()
 	fs, err := f()
 	s.Findings = append(s.Findings, fs...)
-	for _, fd := range fs {
-		fmt.Fprintf(s.Env.out(), "    %s\n", fd)
-	}
+	// The findings go under their check's line.
+	defer func() {
+		for _, fd := range fs {
+			fmt.Fprintf(s.Env.out(), "             %s\n", fd)
+		}
+	}()
 	if err != nil {
 		s.Fail(name, err.Error(), time.Since(start))
 		return
@@ -245,6 +249,11 @@ func (s *Security) securityScanApp(ctx context.Context) error {
 		s.SkipCheck(name, "no flake.nix")
 		return nil
 	}
+	if !mentionsApp(s.Env.Dir(), "security-scan") {
+		// No need to evaluate (and fetch the inputs of) the flake.
+		s.SkipCheck(name, "no .nix file of the flake defines security-scan")
+		return nil
+	}
 	eng, err := s.Env.Engine(ctx)
 	if err != nil {
 		return err
@@ -254,6 +263,15 @@ func (s *Security) securityScanApp(ctx context.Context) error {
 	expr := fmt.Sprintf(`((builtins.getFlake %s).apps or { }).%s or { } ? "security-scan"`, strconv.Quote(ref), strconv.Quote(sys))
 	stdout, stderr, err := run(ctx, eng, nixcli.Nix("eval", "--impure", "--json", "--expr", expr))
 	if err != nil {
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		if why, ok := s.Env.fetchFailure(stderr); ok {
+			// It could not run here; the flake.lock audit and the unit
+			// stage report the inputs.
+			s.SkipCheck(name, why)
+			return nil
+		}
 		s.Fail(name, "cannot evaluate the flake's apps: "+tail(stderr, 3), 0)
 		return nil
 	}
@@ -275,4 +293,28 @@ func (s *Security) securityScanApp(ctx context.Context) error {
 		s.Pass(name, "", time.Since(start))
 	}
 	return nil
+}
+
+// mentionsApp reports whether a .nix file under dir (not in .git or
+// result links) contains name.
+func mentionsApp(dir, name string) bool {
+	found := false
+	_ = filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+		if err != nil || found {
+			return filepath.SkipDir
+		}
+		if d.IsDir() {
+			if p != dir && (d.Name() == ".git" || d.Name() == "node_modules" || d.Name() == "result") {
+				return filepath.SkipDir
+			}
+			return nil
+		}
+		if strings.HasSuffix(p, ".nix") && d.Type().IsRegular() {
+			if data, err := os.ReadFile(p); err == nil && bytes.Contains(data, []byte(name)) {
+				found = true
+			}
+		}
+		return nil
+	})
+	return found
 }

@@ -121,3 +121,60 @@ func TestSecuritySBOM(t *testing.T) {
 	require.Len(t, comps, 1)
 	assert.Equal(t, "app", comps[0].(map[string]any)["name"])
 }
+
+// TestSecurityScanApp runs the flake's own apps.<system>.security-scan:
+// exit 0 passes, any other exit is a high finding that fails the stage.
+func TestSecurityScanApp(t *testing.T) {
+	testlib.OfflineNix(t)
+	LookPath = func(string) (string, error) { return "", errors.New("not found") }
+	t.Cleanup(func() { LookPath = exec.LookPath })
+	// The script is in the flake's own store copy; the context is dropped
+	// because Nix 2.8 asserts on an app whose program has a source context.
+	app := "      apps.x86_64-linux.security-scan = { type = \"app\"; program = builtins.unsafeDiscardStringContext \"${self}/scan.sh\"; };\n"
+	for _, tt := range []struct {
+		name, script, wantState string
+	}{
+		{name: "clean", script: "#!/bin/sh\necho vulnix: nothing found\n", wantState: stage.Passed},
+		{name: "findings", script: "#!/bin/sh\necho 'CVE-2024-0001 in libfoo' >&2\nexit 2\n", wantState: stage.Failed},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			dir := fixtureFlake(t, "scan-"+tt.name, map[string]string{"fmt": "echo > $out"}, app)
+			require.NoError(t, os.WriteFile(filepath.Join(dir, "scan.sh"), []byte(tt.script), 0o755))
+			var out bytes.Buffer
+			env := &Env{Flake: dir, EngineKind: engine.KindHost, Systems: []string{"x86_64-linux"}, Out: &out}
+			defer env.Close()
+			o := stage.Run(t.Context(), &Security{Env: env}, stage.Options{})
+			assert.Equal(t, tt.wantState, o.State, out.String())
+			assert.Equal(t, tt.wantState, checkStates(o.Checks)["nix run .#security-scan"], out.String())
+			if tt.wantState == stage.Failed {
+				assert.Contains(t, out.String(), "CVE-2024-0001 in libfoo")
+				assert.Contains(t, out.String(), "exited 2")
+			}
+		})
+	}
+}
+
+func TestSecurityScanAppUnfetchableInputs(t *testing.T) {
+	testlib.OfflineNix(t)
+	LookPath = func(string) (string, error) { return "", errors.New("not found") }
+	t.Cleanup(func() { LookPath = exec.LookPath })
+	dir := t.TempDir()
+	// An input on a host that does not resolve: the app cannot be looked
+	// up here, which is a skip with the reason, not a pass or a finding.
+	flake := `{
+  inputs.tools.url = "git+http://inputs.invalid/tools";
+  outputs = { self, tools }: { apps.x86_64-linux.security-scan = { type = "app"; program = "${tools}/scan"; }; };
+}
+`
+	require.NoError(t, os.WriteFile(filepath.Join(dir, "flake.nix"), []byte(flake), 0o644))
+	var out bytes.Buffer
+	env := &Env{Flake: dir, EngineKind: engine.KindHost, Systems: []string{"x86_64-linux"}, Out: &out}
+	defer env.Close()
+	sec := &Security{Env: env}
+	o := stage.Run(t.Context(), sec, stage.Options{})
+	st := checkStates(o.Checks)
+	assert.Equal(t, stage.Skipped, st["nix run .#security-scan"], out.String())
+	assert.Contains(t, out.String(), "cannot be fetched from here")
+	assert.Contains(t, out.String(), "run `nix flake lock`")
+	assert.Equal(t, stage.Failed, st["flake.lock audit"], "the missing lock is the finding")
+}

@@ -2,6 +2,7 @@ package stages
 
 import (
 	"context"
+	"strings"
 	"time"
 
 	"github.com/ipex-flake/ipex-flake/pipelines/nixcli"
@@ -34,13 +35,25 @@ func (u *Unit) Run(ctx context.Context) error {
 
 	start := time.Now()
 	if _, stderr, err := run(ctx, eng, nixcli.Nix("flake", "check", "--no-build", ref)); err != nil {
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		if why, ok := u.Env.fetchFailure(stderr); ok {
+			// Nothing else evaluates either: say so once, with the fix.
+			u.Fail("nix flake check", why, time.Since(start))
+			u.SkipCheck("checks", "not evaluated: the flake's inputs cannot be fetched")
+			return u.Err()
+		}
 		u.Fail("nix flake check", tail(stderr, 6), time.Since(start))
 	} else {
 		u.Pass("nix flake check", "every output evaluates", time.Since(start))
 	}
 
-	checks, err := ListChecks(ctx, eng, ref, u.Env.systems())
+	checks, err := ListChecks(ctx, eng, ref, u.Env.systems(), false)
 	if err != nil {
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
 		u.Fail("evaluate checks", err.Error(), 0)
 		return u.Err()
 	}
@@ -49,6 +62,9 @@ func (u *Unit) Run(ctx context.Context) error {
 		if !c.NeedsVM() {
 			fast = append(fast, c)
 		}
+	}
+	if len(fast) == 0 {
+		u.SkipCheck("checks", "the flake has no checks for "+strings.Join(u.Env.systems(), ", ")+" that run without a VM")
 	}
 	buildChecks(ctx, eng, ref, fast, &u.Collector)
 	if err := ctx.Err(); err != nil {

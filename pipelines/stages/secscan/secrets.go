@@ -29,7 +29,9 @@ type SecretRule struct {
 var SecretRules = []SecretRule{
 	{Name: "github-token", Severity: Critical, Re: regexp.MustCompile(`\bgh[pousr]_[A-Za-z0-9]{36,255}\b`)},
 	{Name: "github-fine-grained-token", Severity: Critical, Re: regexp.MustCompile(`\bgithub_pat_[A-Za-z0-9_]{82}\b`)},
-	{Name: "slack-token", Severity: Critical, Re: regexp.MustCompile(`\bxox[abprs]-[0-9A-Za-z-]{10,250}`)},
+	// Slack tokens start with the team's numeric id after the prefix
+	// (xoxb-1234567890-...); words such as xoxb-secret-token in tests do not.
+	{Name: "slack-token", Severity: Critical, Re: regexp.MustCompile(`\bxox[abposr]-[0-9]{8,14}-[0-9A-Za-z-]{8,250}`)},
 	{Name: "slack-webhook", Severity: High, Re: regexp.MustCompile(`https://hooks\.slack\.com/services/T[A-Z0-9]+/B[A-Z0-9]+/[A-Za-z0-9]{20,}`)},
 	{Name: "aws-access-key-id", Severity: Critical, Re: regexp.MustCompile(`\b(?:AKIA|ASIA)[0-9A-Z]{16}\b`)},
 	{Name: "aws-secret-access-key", Severity: Critical, Re: regexp.MustCompile(`(?i)aws_?secret_?access_?key["']?\s*[:=]\s*["']?[A-Za-z0-9/+=]{40}\b`)},

@@ -64,6 +64,9 @@ func TestScanTree(t *testing.T) {
 			want: []string{"private-key@id:1"}},
 		{name: "slack token", files: map[string]string{"notify.yml": "token: xox" + "b-1234567890-abcdefghij\n"},
 			want: []string{"slack-token@notify.yml:1"}},
+		{name: "placeholder words are not slack tokens", files: map[string]string{
+			"notify_test.go": "tok := \"xox" + "b-secret-token\"; other := \"xox" + "b-never-printed\"\n",
+		}},
 		{name: "fake value in testdata is allowed", files: map[string]string{
 			"tests/testdata/env": "GITHUB_TOKEN=" + plantedGitHub() + " # fake\n",
 			"testdata/fake.key":  "-----BEGIN RSA " + "PRIVATE KEY-----\n",
