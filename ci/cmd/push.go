@@ -59,8 +59,8 @@ cache directory. --cachix needs CACHIX_AUTH_TOKEN and CACHIX_PUBLIC_KEY;
 	f.StringVar(&opts.Cache, "cache", "", "Nix store URI to push to: file://, http(s)://, s3://…, or attic://SERVER/CACHE (default: "+cache.DefaultURI()+")")
 	f.StringVar(&opts.SigningKeyFile, "signing-key-file", "", "file holding the Nix secret signing key (default: $NIX_SIGNING_KEY_FILE, $NIX_SIGNING_KEY, or a generated local key)")
 	f.StringVar(&opts.Report, "report", report.DefaultReportPath, "build report to read")
-	f.BoolVar(&opts.Force, "force", false, "push even when the stages have not passed for this commit")
-	f.StringVar(&opts.Cachix, "cachix", "", "also push to this Cachix cache (needs CACHIX_AUTH_TOKEN)")
+	f.BoolVar(&opts.Force, "force", false, "push even when the stages the dev channel needs have not passed for this commit (prints a warning)")
+	f.StringVar(&opts.Cachix, "cachix", "", "also push to this Cachix cache (needs CACHIX_AUTH_TOKEN and CACHIX_PUBLIC_KEY)")
 	return c
 }
 
@@ -77,12 +77,15 @@ func runPush(ctx context.Context, io *IO, opts *PushOptions) error {
 			return err
 		}
 	}
-	key, generated, err := signing.Resolve(signing.Source{File: opts.SigningKeyFile, Getenv: io.Getenv})
-	if err != nil {
-		return err
-	}
-	if generated {
-		fmt.Fprintf(io.Err, "generated signing key %s in %s (mode 0600)\n", key.Name(), key.Source)
+	// A configured key is checked before anything else happens; the local
+	// key is generated only once the push is sure to go ahead.
+	keySrc := signing.Source{File: opts.SigningKeyFile, Getenv: io.Getenv}
+	configuredKey := opts.SigningKeyFile != "" || io.Getenv(signing.EnvKeyFile) != "" || io.Getenv(signing.EnvKey) != ""
+	var key *signing.Key
+	if configuredKey {
+		if key, _, err = signing.Resolve(keySrc); err != nil {
+			return err
+		}
 	}
 
 	kind := rep.Engine
@@ -99,12 +102,22 @@ func runPush(ctx context.Context, io *IO, opts *PushOptions) error {
 	if err != nil {
 		return err
 	}
-	rev := rep.Rev
-	var store results.Store
-	if gitDir, err := pushGitOutput(ctx, "rev-parse", "--absolute-git-dir"); err == nil {
-		store = &results.FileStore{Path: results.DefaultPath(gitDir)}
-		if rev == "" {
-			rev, _ = pushGitOutput(ctx, "rev-parse", "HEAD")
+	rev, store, where := pushResults(ctx, io, rep)
+	if !opts.Force && len(push.BuiltPaths(rep)) > 0 {
+		if store != nil && rev != "" {
+			fmt.Fprintf(io.Err, "checking stage results for %.12s in %s\n", rev, where)
+		}
+		if err := push.CheckGate(ctx, store, rev, push.DevStages); err != nil {
+			return err
+		}
+	}
+	if key == nil {
+		var generated bool
+		if key, generated, err = signing.Resolve(keySrc); err != nil {
+			return err
+		}
+		if generated {
+			fmt.Fprintf(io.Err, "generated signing key %s in %s (mode 0600)\n", key.Name(), key.Source)
 		}
 	}
 	_, err = push.Run(ctx, push.Options{
@@ -119,10 +132,47 @@ func runPush(ctx context.Context, io *IO, opts *PushOptions) error {
 		Out:       io.Out,
 		Log:       io.Err,
 	})
-	if err == nil && opts.SigningKeyFile == "" && io.Getenv(signing.EnvKeyFile) == "" && io.Getenv(signing.EnvKey) == "" {
+	if err == nil && !configuredKey {
 		printTrust(io, key, targets)
 	}
 	return err
+}
+
+// pushResults finds the commit the report was built from and the stage
+// results recorded for it: GitHub commit statuses when GITHUB_TOKEN and
+// GITHUB_REPOSITORY are set (as `ci test` records them there), else the
+// results file in the git directory of the report's flake, or of the
+// current directory. where describes the store for messages.
+func pushResults(ctx context.Context, io *IO, rep *report.Report) (rev string, store results.Store, where string) {
+	dir := "."
+	if rep.Flake != "" {
+		if st, err := os.Stat(strings.TrimPrefix(rep.Flake, "path:")); err == nil && st.IsDir() {
+			dir = strings.TrimPrefix(rep.Flake, "path:")
+		}
+	}
+	rev = rep.Rev
+	if rev == "" {
+		rev = io.Getenv("GITHUB_SHA")
+	}
+	if rev == "" {
+		rev, _ = pushGitOutput(ctx, dir, "rev-parse", "HEAD")
+	}
+	if tok, repo := io.Getenv("GITHUB_TOKEN"), io.Getenv("GITHUB_REPOSITORY"); tok != "" && repo != "" {
+		s, err := results.NewGitHubStore(repo, tok, io.Getenv("GITHUB_API_URL"), nil)
+		if err == nil {
+			return rev, s, "the commit statuses of " + repo
+		}
+		fmt.Fprintf(io.Err, "warning: %v: reading the local results file instead\n", err)
+	}
+	gitDir, err := pushGitOutput(ctx, dir, "rev-parse", "--absolute-git-dir")
+	if err != nil && dir != "." {
+		gitDir, err = pushGitOutput(ctx, ".", "rev-parse", "--absolute-git-dir")
+	}
+	if err != nil {
+		return rev, nil, ""
+	}
+	path := results.DefaultPath(gitDir)
+	return rev, &results.FileStore{Path: path}, filepath.Clean(path)
 }
 
 // printTrust shows the public key of the local key and the nix.conf lines
@@ -146,8 +196,8 @@ func pushIndent(s string) string {
 	return strings.Join(lines, "")
 }
 
-func pushGitOutput(ctx context.Context, args ...string) (string, error) {
-	out, err := exec.CommandContext(ctx, "git", args...).Output()
+func pushGitOutput(ctx context.Context, dir string, args ...string) (string, error) {
+	out, err := exec.CommandContext(ctx, "git", append([]string{"-C", dir}, args...)...).Output()
 	if err != nil {
 		return "", err
 	}

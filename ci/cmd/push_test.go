@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
@@ -17,6 +18,7 @@ import (
 	"github.com/ipex-flake/ipex-flake/internal/testlib"
 	"github.com/ipex-flake/ipex-flake/pipelines/push/signing"
 	"github.com/ipex-flake/ipex-flake/pipelines/report"
+	"github.com/ipex-flake/ipex-flake/pipelines/results"
 )
 
 func testIO(env map[string]string) (*IO, *bytes.Buffer, *bytes.Buffer) {
@@ -47,6 +49,9 @@ func TestPushFlags(t *testing.T) {
 }
 
 func TestPushUsageErrors(t *testing.T) {
+	home := t.TempDir()
+	t.Setenv("XDG_CACHE_HOME", filepath.Join(home, "cache"))
+	t.Setenv("XDG_CONFIG_HOME", filepath.Join(home, "config"))
 	dir := t.TempDir()
 	rep := filepath.Join(dir, "r.json")
 	require.NoError(t, (&report.Report{}).Write(rep))
@@ -59,6 +64,11 @@ func TestPushUsageErrors(t *testing.T) {
 		{"no report", []string{"push", "--report", filepath.Join(dir, "none.json")}, nil, "run `ci build` first"},
 		{"bad cache", []string{"push", "--report", rep, "--cache", "ftp://x"}, nil, "store type"},
 		{"bad key", []string{"push", "--report", rep, "--cache", "file:///tmp/x"}, map[string]string{signing.EnvKey: "name:bm90LWEta2V5"}, "not a Nix secret key"},
+		{"unreadable key file", []string{"push", "--report", rep, "--signing-key-file", filepath.Join(dir, "none.sec")}, nil, "nix key generate-secret"},
+		{"key file is not a key", []string{"push", "--report", rep, "--signing-key-file", rep}, nil, "must start with a key name"},
+		{"public key as secret", []string{"push", "--report", rep}, map[string]string{signing.EnvKey: "n-1:4A1CsGvdUB0PNL4oKxO2ZX6FCN8k9GY3DUWU0Xg5ob8="}, "this is a public key"},
+		{"not a report", []string{"push", "--report", filepath.Join(dir)}, nil, dir},
+		{"cachix without token", []string{"push", "--report", rep, "--cachix", "c"}, nil, "CACHIX_AUTH_TOKEN"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -67,8 +77,76 @@ func TestPushUsageErrors(t *testing.T) {
 			assert.Equal(t, clierr.ExitUsage, code)
 			assert.Contains(t, errb.String(), tt.want)
 			assert.NotContains(t, errb.String(), "bm90LWEta2V5")
+			_, err := os.Stat(home + "/config")
+			assert.True(t, os.IsNotExist(err), "a usage error changes nothing: no key generated")
+			_, err = os.Stat(home + "/cache/ipex-flake")
+			assert.True(t, os.IsNotExist(err), "a usage error changes nothing: no cache created")
 		})
 	}
+}
+
+// TestPushGateReadsResults pushes only once unit has passed for the
+// report's commit, as recorded in the results file of the flake's git
+// repository; a closed gate generates no key and creates no cache.
+func TestPushGateReadsResults(t *testing.T) {
+	testlib.OfflineNix(t)
+	testlib.CheckPath(t, "git")
+	home := t.TempDir()
+	t.Setenv("XDG_CACHE_HOME", filepath.Join(home, "cache"))
+	t.Setenv("XDG_CONFIG_HOME", filepath.Join(home, "config"))
+	repo := t.TempDir()
+	git := func(args ...string) string {
+		out, err := exec.CommandContext(t.Context(), "git", append([]string{"-C", repo, "-c", "user.name=t", "-c", "user.email=t@example.org"}, args...)...).CombinedOutput()
+		require.NoError(t, err, string(out))
+		return strings.TrimSpace(string(out))
+	}
+	git("init", "-q")
+	require.NoError(t, os.WriteFile(filepath.Join(repo, "README"), []byte("x\n"), 0o644))
+	git("add", "README")
+	git("commit", "-qm", "init")
+	rev := git("rev-parse", "HEAD")
+	outPath := buildOne(t)
+	rep := filepath.Join(t.TempDir(), "report.json")
+	require.NoError(t, (&report.Report{Flake: repo, Engine: "host", Rev: rev, Outputs: []report.Output{
+		{Attr: "packages.x86_64-linux.a", OutPaths: []string{outPath}, Status: report.StatusBuilt}}}).Write(rep))
+	store := &results.FileStore{Path: results.DefaultPath(filepath.Join(repo, ".git"))}
+
+	io, stdout, errb := testIO(map[string]string{})
+	assert.Equal(t, clierr.ExitFailed, Run(t.Context(), io, []string{"push", "--report", rep}), errb.String())
+	assert.Contains(t, errb.String(), "unit (no result); run `ci test --stage unit` first, or pass --force")
+	assert.Empty(t, stdout.String())
+	_, err := os.Stat(filepath.Join(home, "config"))
+	assert.True(t, os.IsNotExist(err), "no key is generated when the gate is closed")
+	_, err = os.Stat(filepath.Join(home, "cache", "ipex-flake"))
+	assert.True(t, os.IsNotExist(err), "no cache is created when the gate is closed")
+
+	require.NoError(t, store.Record(t.Context(), results.Result{Stage: "unit", Rev: rev, State: results.StateFailed}))
+	io, _, errb = testIO(map[string]string{})
+	assert.Equal(t, clierr.ExitFailed, Run(t.Context(), io, []string{"push", "--report", rep}), errb.String())
+	assert.Contains(t, errb.String(), "unit (failed)")
+
+	require.NoError(t, store.Record(t.Context(), results.Result{Stage: "unit", Rev: rev, State: results.StatePassed}))
+	io, stdout, errb = testIO(map[string]string{})
+	require.Equal(t, clierr.ExitOK, Run(t.Context(), io, []string{"push", "--report", rep}), errb.String())
+	assert.Contains(t, errb.String(), "checking stage results for "+rev[:12]+" in "+filepath.Join(repo, ".git", "ipex-ci", "results.json"))
+	assert.NotContains(t, errb.String(), "--force")
+	assert.Contains(t, stdout.String(), "pushed 1 paths to file://")
+}
+
+// buildOne builds a one-package fixture flake and returns its out path.
+func buildOne(t *testing.T) string {
+	t.Helper()
+	dir := t.TempDir()
+	require.NoError(t, fixture.Write(dir, fixture.Flake{Nonce: testlib.Nonce(),
+		Drvs:     map[string]fixture.Drv{"a": {Script: "echo a > $out"}},
+		Packages: map[string]string{"a": "a"}}))
+	out, err := exec.CommandContext(t.Context(), "nix", "--extra-experimental-features", "nix-command flakes",
+		"--option", "substituters", "", "build", "--no-link", "--json", dir+"#a").Output()
+	require.NoError(t, err)
+	var built []struct{ Outputs map[string]string }
+	require.NoError(t, json.Unmarshal(out, &built))
+	require.Len(t, built, 1)
+	return built[0].Outputs["out"]
 }
 
 // TestPushEndToEnd runs `ci push` with no cache and no key: the embedded
@@ -95,10 +173,11 @@ func TestPushEndToEnd(t *testing.T) {
 	io, _, errb := testIO(map[string]string{})
 	assert.Equal(t, clierr.ExitFailed, Run(t.Context(), io, []string{"push", "--report", rep}), errb.String())
 	assert.Contains(t, errb.String(), "--force")
-	assert.Contains(t, errb.String(), "generated signing key "+signing.DefaultKeyName)
+	assert.NotContains(t, errb.String(), "generated signing key", "no key is generated for a push that does not happen")
 
 	io, stdout, errb := testIO(map[string]string{})
 	require.Equal(t, clierr.ExitOK, Run(t.Context(), io, []string{"push", "--report", rep, "--force"}), errb.String())
+	assert.Contains(t, errb.String(), "generated signing key "+signing.DefaultKeyName)
 	assert.Contains(t, errb.String(), "--force: pushing")
 	assert.Contains(t, stdout.String(), "pushed 1 paths to file://"+filepath.Join(home, "cache"))
 	assert.Contains(t, stdout.String(), "extra-substituters = file://")

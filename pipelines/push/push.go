@@ -104,7 +104,7 @@ func CheckGate(ctx context.Context, store results.Store, rev string, stages []st
 		return clierr.Usagef("no commit to check stage results against: the build report has no rev and this is not a git checkout; run in the repository, or pass --force")
 	}
 	if store == nil {
-		return clierr.Usagef("no stage results store to read: run in the repository, or pass --force")
+		return clierr.Usagef("no stage results to check %s against: this is not a git checkout (`ci test` records results in .git/ipex-ci/results.json) and GITHUB_TOKEN and GITHUB_REPOSITORY are not set; run ci push in the repository that ran ci test, or pass --force", short(rev))
 	}
 	got, err := store.Get(ctx, rev)
 	if err != nil {
@@ -211,7 +211,7 @@ func pushOne(ctx context.Context, o Options, t Target, closure []string, nOut in
 	if t.Lookup != nil {
 		has, err := t.Lookup.Has(ctx, closure)
 		if err != nil {
-			return s, clierr.Failedf("cannot read cache %s: %v", t.URI, err)
+			return s, clierr.Failedf("cannot read cache %s: %v; check the URI and that the cache is up", t.URI, err)
 		}
 		missing = nil
 		for _, p := range closure {

@@ -2,15 +2,18 @@ package push
 
 import (
 	"bytes"
+	"maps"
 	"net/http"
 	"net/http/httptest"
 	"net/http/httputil"
 	"net/url"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
@@ -118,27 +121,33 @@ func TestPushUnreachableCache(t *testing.T) {
 
 // flakyProxy forwards to target but answers 503 to the first fails
 // requests of every method.
-func flakyProxy(t *testing.T, target string, fails int) (*httptest.Server, *atomic.Int64) {
+func flakyProxy(t *testing.T, target string, fails int) (*httptest.Server, func() map[string]int) {
 	u, err := url.Parse(target)
 	require.NoError(t, err)
 	rp := httputil.NewSingleHostReverseProxy(u)
 	var mu sync.Mutex
 	seen := map[string]int{}
-	var served503 atomic.Int64
+	served503 := map[string]int{}
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		mu.Lock()
 		seen[r.Method]++
-		n := seen[r.Method]
+		fail := seen[r.Method] <= fails
+		if fail {
+			served503[r.Method]++
+		}
 		mu.Unlock()
-		if n <= fails {
-			served503.Add(1)
+		if fail {
 			http.Error(w, "try later", http.StatusServiceUnavailable)
 			return
 		}
 		rp.ServeHTTP(w, r)
 	}))
 	t.Cleanup(srv.Close)
-	return srv, &served503
+	return srv, func() map[string]int {
+		mu.Lock()
+		defer mu.Unlock()
+		return maps.Clone(served503)
+	}
 }
 
 func TestPushRetriesTransient5xx(t *testing.T) {
@@ -149,7 +158,10 @@ func TestPushRetriesTransient5xx(t *testing.T) {
 	_, log, sums, err := pushTo(t, b, proxy.URL, key)
 	require.NoError(t, err, log)
 	assert.Equal(t, 3, sums[0].Pushed)
-	assert.GreaterOrEqual(t, served.Load(), int64(4), "the proxy must have failed HEADs and PUTs")
+	got := served()
+	assert.Equal(t, 2, got[http.MethodHead], "narinfo lookups were answered 503 and retried")
+	assert.Equal(t, 2, got[http.MethodPut], "uploads were answered 503 and retried")
+	assert.Equal(t, 2, got[http.MethodGet], "verification reads were answered 503 and retried")
 	requireNARsPresent(t, ng.Root)
 	msg, err := substitute(t, ng.URL(), key.Public(), b.Paths)
 	require.NoError(t, err, msg)
@@ -191,4 +203,117 @@ func TestPushServerKilledMidway(t *testing.T) {
 	requireNARsPresent(t, ng.Root)
 	msg, err := substitute(t, ng.URL(), key.Public(), b.Paths)
 	require.NoError(t, err, msg)
+}
+
+// TestPushWrongPublicKeyFails pushes with one key while the push is told to
+// verify against another: the paths are uploaded, verification against the
+// cache fails, and so does the push.
+func TestPushWrongPublicKeyFails(t *testing.T) {
+	b := buildFixture(t, 1, 10)
+	dir := filepath.Join(t.TempDir(), "cache")
+	uri := "file://" + dir
+	key, wrong := testKey(t), testKey(t)
+	var log bytes.Buffer
+	targets, err := Targets(TargetConfig{Cache: uri, Engine: b.Engine, Log: &log})
+	require.NoError(t, err)
+	_, err = Run(t.Context(), Options{
+		Engine: b.Engine, Report: b.Report, Force: true,
+		Signer: &NixSigner{Engine: b.Engine, Key: key, Log: &log}, PublicKey: wrong.Public(),
+		Targets: targets, Out: &log, Log: &log,
+	})
+	require.Error(t, err, log.String())
+	assert.Equal(t, clierr.ExitFailed, clierr.Code(err))
+	assert.ErrorContains(t, err, "verification of the pushed paths in "+uri+" against "+wrong.Public()+" failed")
+	assert.Len(t, narinfos(t, dir), 2, "the upload itself happened")
+}
+
+// TestPushKilledMidway SIGKILLs `nix copy` while it uploads to a file://
+// cache: no narinfo names a missing NAR, and the next push finishes.
+func TestPushKilledMidway(t *testing.T) {
+	b := buildFixture(t, 6, 20000) // ~2 MB per path: xz takes a while
+	dir := filepath.Join(t.TempDir(), "cache")
+	uri := "file://" + dir
+	key := testKey(t)
+	targets, err := Targets(TargetConfig{Cache: uri, Engine: b.Engine})
+	require.NoError(t, err)
+	var killed atomic.Bool
+	// The second "copying path" line means nix is in the middle of the
+	// upload: kill every process whose command line names the cache.
+	kill := &lineHook{match: "copying path", n: 2, do: func() {
+		for _, pid := range pidsWithArg(uri) {
+			_ = syscall.Kill(pid, syscall.SIGKILL)
+			killed.Store(true)
+		}
+	}}
+	targets[0].Uploader.(*NixCopy).Log = kill
+	_, err = Run(t.Context(), Options{
+		Engine: b.Engine, Report: b.Report, Force: true,
+		Signer: &NixSigner{Engine: b.Engine, Key: key}, PublicKey: key.Public(),
+		Targets: targets,
+	})
+	require.True(t, killed.Load(), "nix copy was never killed")
+	require.Error(t, err, "a killed push must fail")
+	assert.Equal(t, clierr.ExitFailed, clierr.Code(err))
+	assert.Less(t, len(narinfos(t, dir)), 7, "the push cannot have finished")
+	requireNARsPresent(t, dir)
+
+	out, log, sums, err := pushTo(t, b, uri, key)
+	require.NoError(t, err, log)
+	assert.Greater(t, sums[0].Pushed, 0)
+	assert.Contains(t, out, "pushed ")
+	assert.Len(t, narinfos(t, dir), 7)
+	requireNARsPresent(t, dir)
+	msg, err := substitute(t, uri, key.Public(), b.Paths)
+	require.NoError(t, err, msg)
+}
+
+// lineHook calls do once, when the n-th line containing match is written.
+type lineHook struct {
+	match string
+	n     int
+	do    func()
+	mu    sync.Mutex
+	seen  int
+	buf   []byte
+}
+
+func (h *lineHook) Write(p []byte) (int, error) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.buf = append(h.buf, p...)
+	for {
+		i := bytes.IndexByte(h.buf, '\n')
+		if i < 0 {
+			break
+		}
+		if strings.Contains(string(h.buf[:i]), h.match) {
+			h.seen++
+			if h.seen == h.n {
+				h.do()
+			}
+		}
+		h.buf = h.buf[i+1:]
+	}
+	return len(p), nil
+}
+
+// pidsWithArg returns the processes (other than this one) with arg on
+// their command line.
+func pidsWithArg(arg string) []int {
+	var pids []int
+	entries, _ := os.ReadDir("/proc")
+	for _, e := range entries {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil || pid == os.Getpid() {
+			continue
+		}
+		cmd, _ := os.ReadFile(filepath.Join("/proc", e.Name(), "cmdline"))
+		for _, a := range strings.Split(string(cmd), "\x00") {
+			if a == arg {
+				pids = append(pids, pid)
+				break
+			}
+		}
+	}
+	return pids
 }

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
@@ -205,4 +206,50 @@ func TestChunks(t *testing.T) {
 	require.Len(t, c, 3)
 	assert.Len(t, c[2], 1)
 	assert.Empty(t, chunks(nil))
+}
+
+// TestStoreURIPassesThrough checks that an s3:// URI with query parameters
+// reaches every nix command (lookup, copy, verify) exactly as given.
+func TestStoreURIPassesThrough(t *testing.T) {
+	const uri = "s3://bucket/prefix?region=eu-west-1&endpoint=minio.example.org:9000&scheme=https&compression=zstd&parallel-compression=true"
+	eng := &recordingEngine{answer: func(c engine.Cmd) (string, int) {
+		args := strings.Join(c.Args, " ")
+		switch {
+		case strings.Contains(args, "path-info -r"):
+			return `[{"path":"` + pA + `","narHash":"x","narSize":1,"references":[]}]`, 0
+		case strings.Contains(args, "path-info --store"):
+			return `[]`, 1 // nothing there yet
+		}
+		return "", 0
+	}}
+	targets, err := Targets(TargetConfig{Cache: uri, Engine: eng})
+	require.NoError(t, err)
+	require.Len(t, targets, 1)
+	assert.Equal(t, uri, targets[0].URI)
+	_, err = Run(t.Context(), Options{Engine: eng, Report: reportWith(pA), Force: true, PublicKey: "k-1:pub", Targets: targets})
+	require.NoError(t, err)
+	var saw []string
+	for _, c := range eng.cmds {
+		for i, a := range c.Args {
+			if a == "--store" || a == "--to" {
+				require.Less(t, i+1, len(c.Args))
+				assert.Equal(t, uri, c.Args[i+1], "in %v", c.Args)
+				saw = append(saw, c.Args[nixSubcommand(c.Args)])
+			}
+		}
+	}
+	assert.Equal(t, []string{"path-info", "copy", "store"}, saw, "lookup, copy and verify all name the store")
+}
+
+// nixSubcommand returns the index of the first argument after nix's
+// global flags.
+func nixSubcommand(args []string) int {
+	for i := 1; i < len(args); i++ {
+		if strings.HasPrefix(args[i], "--") {
+			i++ // the flag's value
+			continue
+		}
+		return i
+	}
+	return 0
 }

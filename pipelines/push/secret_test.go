@@ -15,6 +15,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/ipex-flake/ipex-flake/pipelines/engine"
+	"github.com/ipex-flake/ipex-flake/pipelines/engine/host"
 )
 
 // TestKeyNeverLeaks pushes with a key and searches the output, the temp
@@ -71,12 +72,16 @@ func TestKeyNeverLeaks(t *testing.T) {
 		leaks(p, data)
 	}
 
-	// The key file lived in TMPDIR and is gone.
-	left, err := os.ReadDir(tmp)
-	require.NoError(t, err)
-	for _, e := range left {
-		assert.NotContains(t, e.Name(), "ipex-sign", "temporary key directory left behind")
-	}
+	// Nothing the push left in TMPDIR holds the key.
+	require.NoError(t, filepath.WalkDir(tmp, func(p string, d fs.DirEntry, err error) error {
+		if err != nil || !d.Type().IsRegular() {
+			return err
+		}
+		data, err := os.ReadFile(p)
+		require.NoError(t, err)
+		leaks(p, data)
+		return nil
+	}))
 }
 
 func TestSignCmdCarriesKeyOnlyAsSecret(t *testing.T) {
@@ -139,4 +144,30 @@ func TestNoCommandCarriesKeyOutsideSecrets(t *testing.T) {
 		}
 	}
 	assert.Equal(t, key.Secret(), eng.cmds[1].Secrets[secretEnv])
+}
+
+// TestSignKeepsKeyOutOfNixEnvironment runs the signing command on the host
+// engine against a stand-in nix that records its environment, arguments and
+// stdin: the key reaches nix on stdin only.
+func TestSignKeepsKeyOutOfNixEnvironment(t *testing.T) {
+	bin, rec := t.TempDir(), t.TempDir()
+	script := "#!/bin/sh\nenv > " + rec + "/env\necho \"$@\" > " + rec + "/args\nexec cat /dev/stdin > " + rec + "/stdin\n"
+	require.NoError(t, os.WriteFile(filepath.Join(bin, "nix"), []byte(script), 0o755))
+	t.Setenv("PATH", bin+string(os.PathListSeparator)+os.Getenv("PATH"))
+	eng, err := host.New(engine.Options{Source: t.TempDir()})
+	require.NoError(t, err)
+	key := testKey(t)
+	p := "/nix/store/aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa-x"
+	require.NoError(t, (&NixSigner{Engine: eng, Key: key}).Sign(t.Context(), []string{p}))
+
+	read := func(name string) string {
+		data, err := os.ReadFile(filepath.Join(rec, name))
+		require.NoError(t, err)
+		return string(data)
+	}
+	secret := key.Secret()[len(key.Name())+1:]
+	assert.NotContains(t, read("env"), secret, "the key is not in nix's environment")
+	assert.NotContains(t, read("env"), secretEnv)
+	assert.Contains(t, read("args"), "store sign --key-file /dev/stdin "+p)
+	assert.Equal(t, key.Secret(), read("stdin"), "nix reads the key from stdin")
 }

@@ -11,18 +11,12 @@ import (
 // secretEnv is the variable that carries the key into the signing command.
 const secretEnv = "IPEX_NIX_SIGNING_KEY"
 
-// signScript writes the key from the environment to a 0600 file in a fresh
-// temporary directory outside the Nix store, removes the variable before
-// nix starts, signs, and deletes the file whatever happens. printf is a
-// shell builtin, so the key is on no command line.
+// signScript pipes the key from the environment into `nix store sign
+// --key-file /dev/stdin`: the key is on no command line (printf is a shell
+// builtin), in no file (not even a temporary one a kill could leave
+// behind), and not in nix's environment (unset before nix starts).
 const signScript = `set -eu
-umask 077
-d=$(mktemp -d "${TMPDIR:-/tmp}/ipex-sign.XXXXXX")
-trap 'rm -rf "$d"' EXIT
-trap 'exit 130' INT TERM
-printf '%s' "$` + secretEnv + `" > "$d/key"
-unset ` + secretEnv + `
-nix --extra-experimental-features 'nix-command flakes' store sign --key-file "$d/key" "$@"
+printf '%s' "$` + secretEnv + `" | (unset ` + secretEnv + `; exec nix --extra-experimental-features 'nix-command flakes' store sign --key-file /dev/stdin "$@")
 `
 
 // Signer adds signatures to store paths in the engine's local store, before

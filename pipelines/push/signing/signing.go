@@ -63,9 +63,16 @@ func Parse(text, source string) (*Key, error) {
 	if !ok || name == "" {
 		return nil, clierr.Usagef("%s is not a Nix secret key (want NAME:BASE64, as `nix key generate-secret --key-name NAME` writes)", source)
 	}
+	if !validName(name) {
+		return nil, clierr.Usagef("%s is not a Nix secret key: it must start with a key name such as cache.example.org-1 and a colon (want NAME:BASE64, as `nix key generate-secret --key-name NAME` writes)", source)
+	}
 	raw, err := base64.StdEncoding.DecodeString(b64)
 	if err != nil || len(raw) != ed25519.PrivateKeySize {
-		return nil, clierr.Usagef("%s is not a Nix secret key: the part after %q must be %d bytes of base64 (is this a public key?)", source, name+":", ed25519.PrivateKeySize)
+		hint := "make one with `nix key generate-secret --key-name " + name + "`"
+		if len(raw) == ed25519.PublicKeySize {
+			hint = "this is a public key; pass the secret key it was made from"
+		}
+		return nil, clierr.Usagef("%s is not a Nix secret key: the part after %q must be %d bytes of base64 (%s)", source, name+":", ed25519.PrivateKeySize, hint)
 	}
 	priv := ed25519.PrivateKey(raw)
 	// libsodium keys are seed||public: check the halves agree.
@@ -73,6 +80,20 @@ func Parse(text, source string) (*Key, error) {
 		return nil, clierr.Usagef("%s is not a valid Nix secret key (its public half does not match)", source)
 	}
 	return &Key{name: name, secret: priv, Source: source}, nil
+}
+
+// validName reports whether name looks like a key name (and so is safe to
+// quote in an error): short, printable, without spaces.
+func validName(name string) bool {
+	if len(name) > 100 {
+		return false
+	}
+	for _, r := range name {
+		if r <= ' ' || r > '~' || r == '"' || r == '\\' {
+			return false
+		}
+	}
+	return true
 }
 
 // Generate returns a fresh key named name.
@@ -145,7 +166,7 @@ func Resolve(s Source) (key *Key, generated bool, err error) {
 func LoadFile(path, source string) (*Key, error) {
 	data, err := os.ReadFile(path)
 	if err != nil {
-		return nil, clierr.Usagef("%s: cannot read the signing key: %v", source, errors.Unwrap(err))
+		return nil, clierr.Usagef("%s: cannot read the signing key (%v): point it at a file made by `nix key generate-secret --key-name NAME`", source, errors.Unwrap(err))
 	}
 	return Parse(string(data), source)
 }
@@ -155,7 +176,10 @@ func LoadFile(path, source string) (*Key, error) {
 func LoadOrGenerate(path string) (*Key, bool, error) {
 	if _, err := os.Stat(path); err == nil {
 		k, err := LoadFile(path, path)
-		return k, false, err
+		if err != nil {
+			return nil, false, clierr.Usagef("%v; or move %s away to generate a new local key", err, path)
+		}
+		return k, false, nil
 	}
 	k, err := Generate(DefaultKeyName)
 	if err != nil {

@@ -116,3 +116,39 @@ func TestResolveOrder(t *testing.T) {
 func TestNixConfLines(t *testing.T) {
 	assert.Equal(t, "extra-substituters = file:///c\nextra-trusted-public-keys = n-1:AAA=\n", NixConfLines("file:///c", "n-1:AAA="))
 }
+
+func TestParseErrorsNameTheFix(t *testing.T) {
+	k, err := Generate("n-1")
+	require.NoError(t, err)
+	tests := []struct {
+		name, text, want, notWant string
+	}{
+		{"public key", k.Public(), "this is a public key", ""},
+		{"short", "n-1:AAAA", "nix key generate-secret --key-name n-1", ""},
+		{"some other file", "{\n  description = \"top secret: x\";\n}", "must start with a key name", "top secret"},
+		{"no colon", "justtext", "want NAME:BASE64", "justtext"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := Parse(tt.text, "--signing-key-file f")
+			require.Error(t, err)
+			assert.Equal(t, clierr.ExitUsage, clierr.Code(err))
+			assert.ErrorContains(t, err, tt.want)
+			if tt.notWant != "" {
+				assert.NotContains(t, err.Error(), tt.notWant)
+			}
+		})
+	}
+}
+
+func TestLoadOrGenerateCorruptDefault(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "signing-key.sec")
+	require.NoError(t, os.WriteFile(path, []byte("garbage"), 0o600))
+	_, gen, err := LoadOrGenerate(path)
+	assert.False(t, gen)
+	assert.Equal(t, clierr.ExitUsage, clierr.Code(err))
+	assert.ErrorContains(t, err, "move "+path+" away")
+	data, err := os.ReadFile(path)
+	require.NoError(t, err)
+	assert.Equal(t, "garbage", string(data), "a corrupt key is never overwritten")
+}
