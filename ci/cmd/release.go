@@ -1,6 +1,7 @@
 package cmd
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"os"
@@ -84,8 +85,13 @@ finished one.
 
 With GITHUB_TOKEN (and GITHUB_REPOSITORY or --repo) everything happens on
 GitHub (GITHUB_API_URL for GitHub Enterprise) and the gates read the ci/<stage>
-commit statuses. Without it the same logic runs on the local repository and
-the local stage results, and the release is printed.
+commit statuses. Without it the same logic runs on the local repository:
+tags and channels/* refs are made locally, the gates read the stage results
+that ci test recorded in .git/ipex-ci/results.json, and the release is
+printed (and kept in .git/ipex-ci/releases/).
+
+Exit codes: 0 done (or already done), 1 a step failed (rerun to finish),
+2 refused by a gate or bad flags (nothing was changed).
 
 Slack: SLACK_BOT_TOKEN (+ SLACK_CHANNEL, default #ai-infrastructure) or
 SLACK_WEBHOOK_URL; with neither the message is printed.`,
@@ -124,8 +130,12 @@ func newReleaseStatusCmd(io *IO, common *ReleaseCommon, runF func(context.Contex
 	return &cobra.Command{
 		Use:   "status",
 		Short: "Show what each channel points at and what its next promotion would do",
-		Args:  cobra.NoArgs,
-		RunE:  func(c *cobra.Command, _ []string) error { return runF(c.Context(), o) },
+		Long: `Show, per channel, the commit channels/<name> points at, its latest
+release, and what the next promotion would do: dev takes HEAD, beta takes
+dev's commit, stable takes beta's commit. A blocked promotion lists the
+gates that refuse it, as ci release promote would. Changes nothing.`,
+		Args: cobra.NoArgs,
+		RunE: func(c *cobra.Command, _ []string) error { return runF(c.Context(), o) },
 	}
 }
 
@@ -134,8 +144,16 @@ func newReleaseVersionCmd(io *IO, common *ReleaseCommon, runF func(context.Conte
 	c := &cobra.Command{
 		Use:   "version",
 		Short: "Print the version the next promotion to a channel would get",
-		Args:  cobra.NoArgs,
-		RunE:  func(c *cobra.Command, _ []string) error { return runF(c.Context(), o) },
+		Long: `Print the tag the next promotion of --rev to --channel would get, without
+checking its gates: the last stable release bumped by the conventional
+commits since (feat: and phaseN: minor, fix: and others patch, ! or
+BREAKING CHANGE: major, minor below 1.0.0), at least the version of a
+phaseN-complete tag among them. A commit already released on the channel
+prints that release's tag. Changes nothing.`,
+		Example: `  ci release version                  # next stable version of HEAD
+  ci release version --channel dev    # e.g. v0.2.0-dev.3`,
+		Args: cobra.NoArgs,
+		RunE: func(c *cobra.Command, _ []string) error { return runF(c.Context(), o) },
 	}
 	c.Flags().StringVar(&o.Channel, "channel", "stable", "channel: dev, beta or stable")
 	c.Flags().StringVar(&o.Rev, "rev", "HEAD", "commit")
@@ -149,7 +167,7 @@ func parseChannel(flag, s string) (version.Channel, error) {
 	}
 	c, err := version.ParseChannel(s)
 	if err != nil {
-		return "", clierr.Usagef("%s %q: %v", flag, s, err)
+		return "", clierr.Usagef("%s %q is not a channel: pass %s dev, %s beta or %s stable", flag, s, flag, flag, flag)
 	}
 	return c, nil
 }
@@ -268,6 +286,11 @@ func runReleasePromote(ctx context.Context, o *ReleasePromoteOptions) error {
 	if err != nil {
 		return redactErr(o.IO, err)
 	}
+	// A message for the terminal is shown after the steps, not amid them.
+	var printed bytes.Buffer
+	if pr, ok := p.Notifier.(*slack.Printer); ok {
+		pr.Out = &printed
+	}
 	out, err := p.Run(ctx, opts)
 	if err != nil {
 		if out != nil {
@@ -278,12 +301,16 @@ func runReleasePromote(ctx context.Context, o *ReleasePromoteOptions) error {
 	w := o.IO.Out
 	promote.Print(w, out.Plan, o.DryRun)
 	if o.DryRun {
+		if out.Plan.Resume {
+			fmt.Fprintf(w, "dry run on %s: a run would finish whatever an earlier run of this promotion left undone (ref, release, manifest, notification); nothing was changed\n", p.Forge.Kind())
+			return nil
+		}
 		fmt.Fprintf(w, "dry run on %s: would create tag %s, move channels/%s to %s, publish the release below and notify %s; nothing was changed\n",
-			p.Forge.Kind(), out.Plan.Tag, ch, out.Plan.Rev, p.Notifier.Target())
+			p.Forge.Kind(), out.Plan.Tag, ch, promoteShort(out.Plan.Rev), p.Notifier.Target())
 		promote.PrintRelease(w, out.Plan)
-		payload, _ := slack.Payload(slack.PromotionMessage(slack.Promotion{Tag: out.Plan.Tag, Channel: string(ch), Rev: out.Plan.Rev,
-			Previous: out.Plan.Previous, RepoURL: p.Forge.RepoURL(), ApprovedBy: out.Plan.ApprovedBy}))
-		fmt.Fprintf(w, "--- slack message ---\n%s\n", payload)
+		msg := slack.PromotionMessage(slack.Promotion{Tag: out.Plan.Tag, Channel: string(ch), Rev: out.Plan.Rev,
+			Previous: out.Plan.Previous, RepoURL: p.Forge.RepoURL(), ApprovedBy: out.Plan.ApprovedBy})
+		fmt.Fprintf(w, "--- slack message ---\n%s\n", msg.Text)
 		return nil
 	}
 	printSteps(o.IO, out)
@@ -294,10 +321,20 @@ func runReleasePromote(ctx context.Context, o *ReleasePromoteOptions) error {
 	if !out.Changed() {
 		fmt.Fprintf(w, "%s on %s was already complete: nothing changed\n", out.Plan.Tag, ch)
 	}
+	if printed.Len() > 0 {
+		fmt.Fprintf(w, "\n%s", printed.Bytes())
+	}
 	for _, e := range out.NotifyErrors {
-		fmt.Fprintf(o.IO.Err, "warning: notification failed (the release stands): %s\n", redact(o.IO, e.Error()))
+		fmt.Fprintf(o.IO.Err, "warning: notification failed (the release stands; rerun the promotion to send it): %s\n", redact(o.IO, e.Error()))
 	}
 	return nil
+}
+
+func promoteShort(sha string) string {
+	if len(sha) > 7 {
+		return sha[:7]
+	}
+	return sha
 }
 
 func printSteps(io *IO, out *promote.Outcome) {

@@ -69,9 +69,9 @@ func TestReleaseUsageErrors(t *testing.T) {
 		args []string
 		want string
 	}{
-		{"unknown channel", []string{"release", "promote", "--to", "nightly"}, "use dev, beta or stable"},
+		{"unknown channel", []string{"release", "promote", "--to", "nightly"}, "is not a channel: pass"},
 		{"missing channel", []string{"release", "promote"}, "--to is required"},
-		{"unknown version channel", []string{"release", "version", "--channel", "prod"}, "use dev, beta or stable"},
+		{"unknown version channel", []string{"release", "version", "--channel", "prod"}, "is not a channel: pass"},
 		{"malformed rev", []string{"release", "promote", "--to", "dev", "--rev", "--oops"}, "pass a commit SHA, tag or branch"},
 		{"malformed rev spaces", []string{"release", "promote", "--to", "dev", "--rev", "a b"}, "pass a commit SHA, tag or branch"},
 		{"unknown rev", []string{"release", "promote", "--to", "dev", "--rev", "deadbeef"}, "does not name a commit"},
@@ -152,11 +152,16 @@ func TestReleaseLocalMode(t *testing.T) {
 	assert.Contains(t, out.String(), "local mode (no GITHUB_TOKEN)")
 	assert.Contains(t, out.String(), "## v0.2.0-dev.1 (dev)")
 	assert.Contains(t, out.String(), "slack message (no SLACK_BOT_TOKEN or SLACK_WEBHOOK_URL set)")
+	assert.Less(t, strings.Index(out.String(), "+ tag"), strings.Index(out.String(), "slack message (no"), "the printed message follows the steps")
 
 	// Rerun: nothing changes.
 	io, out, errb = relIO(nil)
 	require.Equal(t, 0, Run(t.Context(), io, []string{"release", "promote", "--to", "dev"}), errb.String())
 	assert.Contains(t, out.String(), "already complete: nothing changed")
+	io, out, errb = relIO(nil)
+	require.Equal(t, 0, Run(t.Context(), io, []string{"release", "promote", "--to", "dev", "--dry-run"}), errb.String())
+	assert.Contains(t, out.String(), "a run would finish whatever an earlier run of this promotion left undone")
+	assert.NotContains(t, out.String(), "would create tag")
 
 	// Stable is refused without approval; a GitHub environment approval counts.
 	io, _, errb = relIO(nil)
@@ -173,6 +178,7 @@ func TestReleaseLocalMode(t *testing.T) {
 	require.Equal(t, 0, Run(t.Context(), io, []string{"release", "status"}), errb.String())
 	assert.Contains(t, out.String(), "dev     channels/dev at "+c2[:7]+", latest v0.2.0-dev.1")
 	assert.Contains(t, out.String(), "stable  channels/stable at "+c2[:7]+", latest v0.2.0")
+	assert.Contains(t, out.String(), "up to date: "+c2[:7]+" is already v0.2.0\n")
 }
 
 func TestReleaseGitHubModeNeverPrintsSecrets(t *testing.T) {
@@ -205,7 +211,7 @@ func TestReleaseGitHubModeNeverPrintsSecrets(t *testing.T) {
 	require.Equal(t, 0, code, errb.String())
 	assert.Equal(t, c2, srv.Fake.TagRefs["v0.1.1-dev.1"])
 	assert.Equal(t, c2, srv.Fake.Channels["dev"])
-	assert.Contains(t, errb.String(), "notification failed (the release stands)")
+	assert.Contains(t, errb.String(), "notification failed (the release stands;")
 	assert.Contains(t, errb.String(), "invalid_auth")
 	for _, a := range srv.Auth {
 		assert.Equal(t, "Bearer ghp_topsecret_value", a, "the token reaches GitHub")

@@ -66,8 +66,11 @@ func (s *StatusStore) Get(ctx context.Context, rev string) (map[string]results.R
 		case "pending":
 			r.State = results.StatePending
 		case "error":
-			if d, ok := strings.CutPrefix(st.Description, skippedPrefix); ok {
-				r.State, r.Description = results.StateSkipped, d
+			// pipelines/results writes "skipped: <why>", or keeps a
+			// description that already starts with "skipped".
+			if strings.HasPrefix(st.Description, "skipped") {
+				r.State = results.StateSkipped
+				r.Description = strings.TrimPrefix(st.Description, skippedPrefix)
 			} else {
 				r.State = results.StateFailed
 			}

@@ -21,7 +21,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"sort"
 	"strings"
 
 	"github.com/ipex-flake/ipex-flake/internal/clierr"
@@ -79,6 +78,9 @@ type Plan struct {
 	Bump    version.Bump
 	// LastStable is the release the bump is computed from ("" for none).
 	LastStable string
+	// Phase is the phase tag the version comes from ("" when the bump
+	// decided it), PhaseVersion the version it stands for.
+	Phase, PhaseVersion string
 	// Resume is true when Tag already points at Rev (an earlier run made it).
 	Resume bool
 	// Previous is the channel's previous release tag ("" for the first).
@@ -132,9 +134,21 @@ func (st *state) releaseAt(c version.Channel, sha string) (version.Release, bool
 	return best, found
 }
 
+// RefusedError is a promotion refused by its channel's gates. It is
+// wrapped in a clierr usage error (exit 2): nothing was changed.
+type RefusedError struct {
+	Channel version.Channel
+	// Problems name the failed gates, one line each ("stage gate: ...").
+	Problems []string
+}
+
+func (e *RefusedError) Error() string {
+	return fmt.Sprintf("promotion to %s refused (nothing was changed):\n  - %s", e.Channel, strings.Join(e.Problems, "\n  - "))
+}
+
 // refused returns the exit-2 error of a failed gate.
 func refused(c version.Channel, problems []string) error {
-	return clierr.Usagef("promotion to %s refused (nothing was changed):\n  - %s", c, strings.Join(problems, "\n  - "))
+	return clierr.Usage(&RefusedError{Channel: c, Problems: problems})
 }
 
 // ResolveRev turns --rev into a commit SHA, or a usage error naming the fix.
@@ -272,8 +286,9 @@ func (p *Promoter) version(ctx context.Context, o Options, st *state, plan *Plan
 			phase = append(phase, t.Name)
 		}
 	}
-	tag, bump := version.Next(o.Version, o.Channel, version.Input{Releases: st.rels, Commits: commits, PhaseTags: phase})
-	plan.Bump = bump
+	d := version.Decide(o.Version, o.Channel, version.Input{Releases: st.rels, Commits: commits, PhaseTags: phase})
+	tag := d.Tag
+	plan.Bump, plan.Phase, plan.PhaseVersion = d.Bump, d.Phase, d.PhaseVersion
 	if plan.Resume {
 		return nil
 	}
@@ -525,19 +540,26 @@ func Print(w io.Writer, plan *Plan, dryRun bool) {
 	if plan.LastStable != "" {
 		since = "since " + plan.LastStable
 	}
-	fmt.Fprintf(w, "%s %s to %s as %s (%s bump %s)\n", verb, short(plan.Rev), plan.Channel, plan.Tag, plan.Bump, since)
+	bump := plan.Bump.String() + " bump"
+	if plan.Bump == version.Major && strings.HasPrefix(plan.Tag, "v0.") {
+		bump = "breaking change: minor bump below 1.0.0"
+	}
+	why := fmt.Sprintf("%s, %s", bump, since)
+	if plan.Phase != "" {
+		why = fmt.Sprintf("%s stands for %s", plan.Phase, plan.PhaseVersion)
+	}
+	fmt.Fprintf(w, "%s %s to %s as %s (%s)\n", verb, short(plan.Rev), plan.Channel, plan.Tag, why)
 	var gate []string
 	for _, s := range plan.Stages {
 		gate = append(gate, s.Name+" "+s.State)
 	}
-	sort.Strings(gate)
 	fmt.Fprintf(w, "gate %s: %s", plan.Channel, strings.Join(gate, ", "))
 	if plan.ApprovedBy != "" {
 		fmt.Fprintf(w, "; approved by %s", plan.ApprovedBy)
 	}
 	fmt.Fprintln(w)
 	if plan.Resume {
-		fmt.Fprintf(w, "%s already points at %s: finishing that promotion\n", plan.Tag, short(plan.Rev))
+		fmt.Fprintf(w, "%s already points at %s (an earlier run made it): checking the remaining steps\n", plan.Tag, short(plan.Rev))
 	}
 }
 

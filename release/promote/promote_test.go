@@ -270,6 +270,9 @@ func TestPhaseTagToBeta(t *testing.T) {
 	out, err = e.run(Options{Channel: version.Beta, Rev: "phase3-complete"})
 	require.NoError(t, err)
 	assert.Equal(t, "v0.3.0-beta.1", out.Plan.Tag)
+	var b strings.Builder
+	Print(&b, out.Plan, false)
+	assert.Contains(t, b.String(), "as v0.3.0-beta.1 (phase3-complete stands for v0.3.0)")
 	_, err = e.run(Options{Channel: version.Stable, Rev: "phase3-complete"})
 	assert.ErrorContains(t, err, "approval gate", "stable waits for an approval")
 }
@@ -454,8 +457,16 @@ func TestStatusAndNextVersion(t *testing.T) {
 	require.Len(t, sts, 3)
 	assert.Equal(t, c2, sts[0].Head)
 	assert.Equal(t, "v0.2.0-dev.1", sts[0].Latest)
-	assert.Contains(t, sts[0].Blocked, "up to date")
+	assert.True(t, sts[0].UpToDate, "dev already has its release at HEAD")
+	assert.Empty(t, sts[0].Blocked)
 	assert.Equal(t, "v0.2.0-beta.1", sts[1].Next)
 	assert.Contains(t, sts[1].Blocked, "integration has no result")
 	assert.Contains(t, sts[2].Blocked, "nothing to promote")
+
+	// A blocked promotion lists its gates, not a refusal of something not asked for.
+	var b strings.Builder
+	PrintStatus(&b, sts)
+	assert.Contains(t, b.String(), "next: "+short(c2)+" as v0.2.0-beta.1, blocked by its gates:\n          - stage gate: integration has no result")
+	assert.Contains(t, b.String(), "up to date: "+short(c2)+" is already v0.2.0-dev.1")
+	assert.NotContains(t, b.String(), "refused")
 }

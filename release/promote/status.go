@@ -47,6 +47,9 @@ type ChannelStatus struct {
 	Next string
 	// Blocked is the refusal the gate gives now ("" when it would pass).
 	Blocked string
+	// UpToDate is true when Candidate already has its release on the
+	// channel (Next is that release).
+	UpToDate bool
 }
 
 // Status reports every channel. approvedBy is passed to the stable gate.
@@ -76,10 +79,21 @@ func (p *Promoter) Status(ctx context.Context, cfg version.Config, approvedBy st
 			out = append(out, cs)
 			continue
 		}
+		if rev, err := ResolveRev(ctx, p.Repo, cs.Candidate); err == nil {
+			if r, ok := st.releaseAt(c, rev); ok {
+				cs.Candidate, cs.Next, cs.UpToDate = rev, r.Tag, true
+				out = append(out, cs)
+				continue
+			}
+		}
 		o := Options{Channel: c, Rev: cs.Candidate, Version: cfg, ApprovedBy: approvedBy}
 		plan, err := p.Plan(ctx, o)
+		var refusal *RefusedError
 		var u *clierr.UsageError
 		switch {
+		case errors.As(err, &refusal):
+			cs.Blocked = "blocked by its gates:\n  - " + strings.Join(refusal.Problems, "\n  - ")
+			cs.Next, _ = p.NextVersion(ctx, o)
 		case errors.As(err, &u):
 			cs.Blocked = err.Error()
 			cs.Next, _ = p.NextVersion(ctx, o)
@@ -87,9 +101,6 @@ func (p *Promoter) Status(ctx context.Context, cfg version.Config, approvedBy st
 			return nil, err
 		default:
 			cs.Next = plan.Tag
-			if plan.Resume {
-				cs.Blocked = "up to date: " + plan.Tag + " is already at " + short(plan.Rev)
-			}
 		}
 		if rev, err := ResolveRev(ctx, p.Repo, cs.Candidate); err == nil {
 			cs.Candidate = rev
@@ -112,10 +123,12 @@ func PrintStatus(w io.Writer, sts []ChannelStatus) {
 		}
 		fmt.Fprintf(w, "%-7s channels/%s at %s, latest %s\n", cs.Channel, cs.Channel, head, latest)
 		switch {
+		case cs.UpToDate:
+			fmt.Fprintf(w, "        up to date: %s is already %s\n", short(cs.Candidate), cs.Next)
 		case cs.Next != "" && cs.Blocked == "":
-			fmt.Fprintf(w, "        next: %s as %s (gate passes)\n", short(cs.Candidate), cs.Next)
+			fmt.Fprintf(w, "        next: %s as %s (gates pass)\n", short(cs.Candidate), cs.Next)
 		case cs.Next != "":
-			fmt.Fprintf(w, "        next: %s as %s — %s\n", short(cs.Candidate), cs.Next, strings.ReplaceAll(cs.Blocked, "\n", "\n        "))
+			fmt.Fprintf(w, "        next: %s as %s, %s\n", short(cs.Candidate), cs.Next, strings.ReplaceAll(cs.Blocked, "\n", "\n        "))
 		default:
 			fmt.Fprintf(w, "        next: %s\n", cs.Blocked)
 		}

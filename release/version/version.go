@@ -303,31 +303,54 @@ type Input struct {
 	PhaseTags []string
 }
 
+// Decision is the next version of a channel and how it was reached.
+type Decision struct {
+	// Tag is the release tag the next promotion gets.
+	Tag string
+	// Bump is the largest increment the commits ask for.
+	Bump Bump
+	// Phase is the phase tag the version comes from ("" when the commits'
+	// bump decided it), PhaseVersion the version it stands for.
+	Phase, PhaseVersion string
+}
+
 // Next returns the tag the next promotion to channel c gets, and the bump
 // that led to it.
 func Next(cfg Config, c Channel, in Input) (string, Bump) {
+	d := Decide(cfg, c, in)
+	return d.Tag, d.Bump
+}
+
+// Decide computes the next version of channel c: the last stable release
+// bumped by the commits since, raised to the highest phase tag's version,
+// never below the channel's latest base version, with the next free
+// counter on dev and beta.
+func Decide(cfg Config, c Channel, in Input) Decision {
 	last := semver.New(0, 0, 0, "", "")
 	if r, ok := Latest(in.Releases, Stable); ok {
 		last = r.Version
 	}
-	bump := Patch
+	d := Decision{Bump: Patch}
 	for _, cm := range in.Commits {
-		if b := BumpOf(cm); b > bump {
-			bump = b
+		if b := BumpOf(cm); b > d.Bump {
+			d.Bump = b
 		}
 	}
-	base := Apply(last, bump)
+	base := Apply(last, d.Bump)
 	for _, t := range in.PhaseTags {
 		if pv, ok := cfg.PhaseVersionOf(t); ok && pv.GreaterThan(base) {
 			base = pv
+			d.Phase, d.PhaseVersion = t, "v"+pv.String()
 		}
 	}
 	if c == Stable {
-		return Format(base, c, 0), bump
+		d.Tag = Format(base, c, 0)
+		return d
 	}
 	// A channel's base version never goes backwards.
 	if r, ok := Latest(in.Releases, c); ok && r.Base().GreaterThan(base) {
 		base = r.Base()
+		d.Phase, d.PhaseVersion = "", ""
 	}
 	n := 0
 	for _, r := range in.Releases {
@@ -335,5 +358,6 @@ func Next(cfg Config, c Channel, in Input) (string, Bump) {
 			n = r.N
 		}
 	}
-	return Format(base, c, n+1), bump
+	d.Tag = Format(base, c, n+1)
+	return d
 }
