@@ -1,0 +1,143 @@
+package fakedagger
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"sort"
+	"strconv"
+	"strings"
+)
+
+// Recorded is one command as it ran on a real engine: its arguments and
+// what it printed and how it exited.
+type Recorded struct {
+	Args []string
+	ExecResult
+}
+
+// Recording is a set of recorded commands keyed by name (see NixCommandKey).
+// On disk it is a directory holding, for each name, <name>.args.json,
+// <name>.stdout, <name>.stderr and <name>.exit.
+type Recording map[string]Recorded
+
+// LoadRecording reads a recording saved with Save.
+func LoadRecording(dir string) (Recording, error) {
+	matches, err := filepath.Glob(filepath.Join(dir, "*.exit"))
+	if err != nil {
+		return nil, err
+	}
+	if len(matches) == 0 {
+		return nil, fmt.Errorf("fakedagger: no recorded commands (*.exit) in %s", dir)
+	}
+	rec := Recording{}
+	for _, m := range matches {
+		name := strings.TrimSuffix(filepath.Base(m), ".exit")
+		read := func(ext string) (string, error) {
+			b, err := os.ReadFile(filepath.Join(dir, name+ext))
+			return string(b), err
+		}
+		code, err := read(".exit")
+		if err != nil {
+			return nil, err
+		}
+		var r Recorded
+		if r.ExitCode, err = strconv.Atoi(strings.TrimSpace(code)); err != nil {
+			return nil, fmt.Errorf("fakedagger: %s.exit: %w", name, err)
+		}
+		if r.Stdout, err = read(".stdout"); err != nil {
+			return nil, err
+		}
+		if r.Stderr, err = read(".stderr"); err != nil {
+			return nil, err
+		}
+		args, err := read(".args.json")
+		if err != nil && !errors.Is(err, os.ErrNotExist) {
+			return nil, err
+		}
+		if args != "" {
+			if err := json.Unmarshal([]byte(args), &r.Args); err != nil {
+				return nil, fmt.Errorf("fakedagger: %s.args.json: %w", name, err)
+			}
+		}
+		rec[name] = r
+	}
+	return rec, nil
+}
+
+// Save writes the recording into dir (created if needed), replacing the
+// files of the same names.
+func (r Recording) Save(dir string) error {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	names := make([]string, 0, len(r))
+	for n := range r {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	for _, n := range names {
+		c := r[n]
+		args, err := json.MarshalIndent(c.Args, "", "  ")
+		if err != nil {
+			return err
+		}
+		files := map[string]string{
+			".args.json": string(args) + "\n",
+			".stdout":    c.Stdout,
+			".stderr":    c.Stderr,
+			".exit":      strconv.Itoa(c.ExitCode) + "\n",
+		}
+		for ext, data := range files {
+			if err := os.WriteFile(filepath.Join(dir, n+ext), []byte(data), 0o644); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// NixCommandKey names a nix command line by what it does, so that a
+// recording made on one engine answers the same command on another whatever
+// its flake path: "version", "config", "builders" (cat of the builders
+// file), "discover" (nix eval --json), "eval-error" (nix eval --raw),
+// "build", "check-validity", "derivation-graph", "path-info". Other
+// commands are named "other".
+func NixCommandKey(args []string) string {
+	if len(args) == 0 {
+		return "other"
+	}
+	has := func(s string) bool { return slices.Contains(args, s) }
+	switch filepath.Base(args[0]) {
+	case "cat":
+		return "builders"
+	case "nix-store":
+		if has("--check-validity") {
+			return "check-validity"
+		}
+		return "other"
+	case "nix":
+	default:
+		return "other"
+	}
+	switch {
+	case has("--version"):
+		return "version"
+	case has("show-config"), has("config"):
+		return "config"
+	case has("eval") && has("--raw"):
+		return "eval-error"
+	case has("eval"):
+		return "discover"
+	case has("build"):
+		return "build"
+	case has("show-derivation"), has("derivation"):
+		return "derivation-graph"
+	case has("path-info"):
+		return "path-info"
+	}
+	return "other"
+}
