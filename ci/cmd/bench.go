@@ -37,6 +37,6 @@ nix build with that cache as its only substituter (target ≤ 1.0).`,
 		},
 	}
 	c.Flags().IntSliceVar(&opts.Sizes, "sizes", []int{10, 100, 1000}, "numbers of outputs of the generated flakes")
-	c.Flags().IntVar(&opts.Jobs, "jobs", 0, "nix --max-jobs for both sides (0: nix's own setting)")
+	c.Flags().IntVar(&opts.Jobs, "jobs", 0, "nix --max-jobs for both sides (0: one per CPU)")
 	return c
 }

@@ -67,15 +67,15 @@ output failed, 2 usage or configuration error (nothing was built).`,
 		RunE: func(c *cobra.Command, _ []string) error { return runF(c.Context(), io, opts) },
 	}
 	f := c.Flags()
-	f.StringVar(&opts.Flake, "flake", ".", "flake reference to build: a local directory or any nix flake ref (github:owner/repo)")
-	f.StringVar(&opts.Engine, "engine", engine.KindAuto, "where to run nix: dagger (containers), host (this machine's nix), or auto (dagger when an engine is reachable, else host)")
-	f.StringSliceVar(&opts.Systems, "systems", nil, "comma-separated systems to build for (default: this machine's, e.g. "+currentSystem()+")")
-	f.IntVar(&opts.Jobs, "jobs", 0, "derivations nix builds in parallel (nix --max-jobs; 0: nix's own setting)")
-	f.StringVar(&opts.Cache, "cache", "", "binary cache store URI asked for outputs it already has (file://, http(s)://, s3://…; default "+cache.DefaultURI()+")")
-	f.StringArrayVar(&opts.Attrs, "attr", nil, "select outputs by attribute path glob, repeatable: * within one segment, ** across segments (e.g. 'packages.*.ollama-*')")
-	f.StringVar(&opts.Report, "report", report.DefaultReportPath, "write the JSON report of every output here (read by `ci push` and `ci release`)")
-	f.StringVar(&opts.JUnit, "junit", "", "also write a JUnit XML file with one testcase per output")
-	f.StringVar(&opts.Image, "image", daggerengine.DefaultImage, "Dagger base image with nix: a registry reference, or a local OCI tarball for offline machines")
+	f.StringVar(&opts.Flake, "flake", ".", "flake to build: a local directory or any nix flake `REF` (github:owner/repo)")
+	f.StringVar(&opts.Engine, "engine", engine.KindAuto, "where nix runs, `auto|dagger|host`: dagger in containers, host on this machine's nix, auto picks dagger when an engine is reachable, else host")
+	f.StringSliceVar(&opts.Systems, "systems", nil, "systems to build for, a comma-separated `LIST` (default: this machine's, "+currentSystem()+")")
+	f.IntVar(&opts.Jobs, "jobs", 0, "build `N` derivations in parallel (nix --max-jobs; 0: nix.conf's max-jobs, or one per CPU when nix.conf sets none)")
+	f.StringVar(&opts.Cache, "cache", "", "binary cache asked for outputs it already has, a nix `STORE_URI`: file://, http(s)://, s3://… (default "+cache.DefaultURI()+")")
+	f.StringArrayVar(&opts.Attrs, "attr", nil, "select outputs whose attribute path matches `GLOB`, repeatable: * within one segment, ** across segments (e.g. 'packages.*.ollama-*')")
+	f.StringVar(&opts.Report, "report", report.DefaultReportPath, "write the JSON report of every output to `FILE` (read by ci push and ci release)")
+	f.StringVar(&opts.JUnit, "junit", "", "also write JUnit XML with one testcase per output to `FILE`")
+	f.StringVar(&opts.Image, "image", daggerengine.DefaultImage, "Dagger base image with nix: a registry reference or, for offline machines, a local OCI tarball (`REF_OR_OCI_TAR`)")
 	return c
 }
 
@@ -174,7 +174,11 @@ func runBuild(ctx context.Context, io *IO, opts *BuildOptions) error {
 	}
 	prog := progress.New(io.Err, progress.Detect(io.Getenv, io.TTY))
 	prog.SummaryFile = io.Getenv("GITHUB_STEP_SUMMARY")
-	fmt.Fprintf(io.Err, "ci build: %s on the %s engine, systems %s, cache %s\n", opts.Flake, eng.Name(), strings.Join(opts.Systems, ","), opts.Cache)
+	shown := opts.Flake
+	if !remote {
+		shown = dir
+	}
+	fmt.Fprintf(io.Err, "ci build: %s on the %s engine, systems %s, cache %s\n", shown, eng.Name(), strings.Join(opts.Systems, ","), opts.Cache)
 
 	rep, _, runErr := build.Run(ctx, build.Options{
 		Engine: eng, Flake: flakeRef, Systems: opts.Systems, Jobs: opts.Jobs,

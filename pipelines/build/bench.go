@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -31,7 +32,7 @@ const (
 type BenchOptions struct {
 	// Sizes are the numbers of outputs of the generated flakes.
 	Sizes []int
-	// Jobs is --max-jobs for both nix build and ci build (0: nix's setting).
+	// Jobs is --max-jobs for both nix build and ci build (0: one per CPU).
 	Jobs int
 	// Dir holds the generated flakes and caches ("" = a temporary directory).
 	Dir string
@@ -76,6 +77,9 @@ func RunBench(ctx context.Context, w io.Writer, o BenchOptions) ([]BenchResult, 
 	}
 	restore := offline()
 	defer restore()
+	if o.Jobs <= 0 {
+		o.Jobs = runtime.NumCPU()
+	}
 
 	var results []BenchResult
 	for _, n := range o.Sizes {
@@ -124,10 +128,7 @@ func benchOne(ctx context.Context, w io.Writer, dir string, n, jobs int) (BenchR
 	for i := 0; i < n; i++ {
 		attrs = append(attrs, fmt.Sprintf("packages.x86_64-linux.pkg-%04d", i))
 	}
-	jobArgs := []string{}
-	if jobs > 0 {
-		jobArgs = []string{"--max-jobs", fmt.Sprint(jobs)}
-	}
+	jobArgs := []string{"--max-jobs", fmt.Sprint(jobs)}
 
 	// Plain nix build of the same attributes.
 	plainEng, err := host.New(engine.Options{Source: plainDir})

@@ -12,6 +12,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"path/filepath"
 	"sort"
 	"strconv"
 	"strings"
@@ -202,16 +203,21 @@ func buildAll(ctx context.Context, opts Options, m *Machine, prog Progress, outs
 	}
 	sort.Strings(drvs)
 	st.Derivations = len(drvs)
-	prog.Phase(fmt.Sprintf("building %d outputs (%d derivations)", len(todo), len(drvs)))
+	prog.Phase(fmt.Sprintf("building %d outputs (%d derivations and what they need)", len(todo), len(drvs)))
 
 	args := []string{"build", "--keep-going", "--no-link", "--log-format", "internal-json", "-v"}
-	if opts.Jobs > 0 {
+	switch {
+	case opts.Jobs > 0:
 		args = append(args, "--max-jobs", strconv.Itoa(opts.Jobs))
+	case !m.MaxJobsSet:
+		// nix's own default is one job at a time; build in parallel unless
+		// nix.conf chose a number.
+		args = append(args, "--max-jobs", "auto")
 	}
 	for _, d := range drvs {
 		args = append(args, m.Version.DrvInstallable(d))
 	}
-	parser := newEventParser(prog.Event, func() bool { return ctx.Err() != nil })
+	parser := newEventParser(prog.Event, func() bool { return ctx.Err() != nil }, drvs)
 	lw := newLineWriter(parser.Line)
 	var stdout bytes.Buffer
 	res, runErr := opts.Engine.Run(ctx, engine.Cmd{Args: nixcli.Nix(args...), Stdout: &stdout, Stderr: lw})
@@ -246,7 +252,7 @@ func buildAll(ctx context.Context, opts Options, m *Machine, prog Progress, outs
 	var unexplained []string
 	for _, i := range todo {
 		o := &outs[i]
-		if _, ok := parser.Failed[o.DrvPath]; !ok && !allIn(valid, o.OutPaths) && !interrupted {
+		if _, own := parser.Failed[o.DrvPath]; !own && !allIn(valid, o.OutPaths) && !interrupted {
 			unexplained = append(unexplained, o.DrvPath)
 		}
 	}
@@ -266,8 +272,10 @@ func buildAll(ctx context.Context, opts Options, m *Machine, prog Progress, outs
 			o.Reason = msg
 		case causes[o.DrvPath] != "":
 			dep := causes[o.DrvPath]
-			o.Reason = fmt.Sprintf("dependency %s failed: %s", dep, parser.Failed[dep])
+			o.Reason = fmt.Sprintf("dependency %s failed: %s", filepath.Base(dep), parser.Failed[dep])
 			o.Log = parser.Logs[dep]
+		case parser.DepFailed[o.DrvPath] != "":
+			o.Reason = parser.DepFailed[o.DrvPath]
 		case interrupted:
 			o.Reason = "interrupted before it was built: rerun to finish"
 		case len(parser.Other) > 0:
@@ -275,6 +283,20 @@ func buildAll(ctx context.Context, opts Options, m *Machine, prog Progress, outs
 		default:
 			o.Reason = fmt.Sprintf("not built (nix build exited with %d)", res.ExitCode)
 		}
+	}
+	// The outcome of the requested derivations, now that the store says it.
+	told := map[string]bool{}
+	for _, i := range todo {
+		o := outs[i]
+		if told[o.DrvPath] {
+			continue
+		}
+		told[o.DrvPath] = true
+		kind := BuildFinished
+		if o.Status == report.StatusFailed {
+			kind = BuildFailed
+		}
+		prog.Event(Event{Kind: kind, DrvPath: o.DrvPath, Elapsed: parser.Elapsed[o.DrvPath]})
 	}
 	if interrupted {
 		return ErrInterrupted

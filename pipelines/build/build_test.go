@@ -139,7 +139,9 @@ func TestRunEveryStatus(t *testing.T) {
 
 	assert.Contains(t, got["packages.x86_64-linux.bad"].Reason, "exit code 3")
 	assert.Contains(t, strings.Join(got["packages.x86_64-linux.bad"].Log, "\n"), "this build fails on purpose")
-	assert.Contains(t, got["packages.x86_64-linux.needsbad"].Reason, "depend")
+	assert.Contains(t, got["packages.x86_64-linux.needsbad"].Reason, "dependency")
+	assert.Contains(t, got["packages.x86_64-linux.needsbad"].Reason, "bad.drv failed: builder for")
+	assert.Contains(t, strings.Join(got["packages.x86_64-linux.needsbad"].Log, "\n"), "this build fails on purpose", "the failed dependency's log")
 	assert.Contains(t, got["packages.x86_64-linux.thrown"].Reason, "thrown on purpose")
 	assert.Contains(t, got["packages.x86_64-linux.aborted"].Reason, "aborted on purpose")
 	assert.Contains(t, got["packages.x86_64-linux.arm"].Reason, "aarch64-linux cannot be built")
@@ -162,6 +164,28 @@ func TestRunEveryStatus(t *testing.T) {
 	assert.Zero(t, started["arm"])
 	// tryEval caught the throw; abort needed isolation, one process per output.
 	assert.Greater(t, st.EvalProcesses, 1)
+}
+
+// TestRunNamesFailedDependency: when only the dependent is requested, nix
+// names the dependent, not the dependency; the report names the dependency
+// whose builder failed, with its log.
+func TestRunNamesFailedDependency(t *testing.T) {
+	_, eng := setup(t, fixture.Flake{
+		Nonce: testlib.Nonce(),
+		Drvs: map[string]fixture.Drv{
+			"inner": {Script: "echo inner breaks; exit 5"},
+			"outer": {Script: "echo $dep_inner > $out", Deps: []string{"inner"}},
+		},
+		Packages: map[string]string{"outer": "outer"},
+	})
+	rep, _, err := Run(t.Context(), Options{Engine: eng, Flake: eng.SourcePath(), Systems: []string{"x86_64-linux"}})
+	require.NoError(t, err)
+	require.Len(t, rep.Outputs, 1)
+	o := rep.Outputs[0]
+	assert.Equal(t, report.StatusFailed, o.Status)
+	assert.Contains(t, o.Reason, "inner.drv failed: builder for")
+	assert.Contains(t, o.Reason, "exit code 5")
+	assert.Equal(t, []string{"inner breaks"}, o.Log)
 }
 
 func TestRunOneEvaluation(t *testing.T) {

@@ -9,9 +9,11 @@ import (
 
 // Nix activity and result types of --log-format internal-json.
 const (
+	actBuilds       = 104
 	actBuild        = 105
 	actSubstitute   = 108
 	resBuildLogLine = 101
+	resProgress     = 105
 )
 
 type nixEvent struct {
@@ -31,6 +33,13 @@ type Event struct {
 	DrvPath string
 	Line    string
 	Elapsed time.Duration
+	// Counts holds nix's own build counters (for Progress events).
+	Counts Counts
+}
+
+// Counts are nix's counters of derivation builds.
+type Counts struct {
+	Done, Expected, Running, Failed int
 }
 
 // EventKind says what happened to a derivation.
@@ -43,6 +52,13 @@ const (
 	BuildFailed
 	BuildLog
 	Substituting
+	// BuildStopped: nix closed the build's activity. For a derivation that
+	// was asked for on the command line this can come long after the build
+	// ended (nix keeps the activity until it exits), so the outcome of such
+	// derivations is reported after the build, from the store.
+	BuildStopped
+	// BuildCounts carries nix's counters in Counts.
+	BuildCounts
 )
 
 // logTailLines is how many log lines of each derivation are kept.
@@ -60,7 +76,15 @@ type eventParser struct {
 	now       func() time.Time
 	emit      func(Event)
 	acts      map[uint64]activity
-	Failed    map[string]string // drv -> error message
+	// requested are the derivations named on the command line.
+	requested map[string]bool
+	// buildsID is the id of nix's actBuilds activity, whose counters count
+	// derivation builds.
+	buildsID uint64
+	// Failed maps a derivation to the error of its own build; DepFailed
+	// to the error saying its dependencies failed.
+	Failed    map[string]string
+	DepFailed map[string]string
 	Logs      map[string][]string
 	Elapsed   map[string]time.Duration
 	Built     map[string]bool
@@ -70,19 +94,25 @@ type eventParser struct {
 type activity struct {
 	drv   string
 	start time.Time
+	last  time.Time // start, or the latest log line
 }
 
-func newEventParser(emit func(Event), cancelled func() bool) *eventParser {
+func newEventParser(emit func(Event), cancelled func() bool, requested []string) *eventParser {
 	if emit == nil {
 		emit = func(Event) {}
 	}
+	req := map[string]bool{}
+	for _, d := range requested {
+		req[d] = true
+	}
 	return &eventParser{
-		now: time.Now, emit: emit, cancelled: cancelled,
-		acts:    map[uint64]activity{},
-		Failed:  map[string]string{},
-		Logs:    map[string][]string{},
-		Elapsed: map[string]time.Duration{},
-		Built:   map[string]bool{},
+		now: time.Now, emit: emit, cancelled: cancelled, requested: req,
+		acts:      map[uint64]activity{},
+		Failed:    map[string]string{},
+		DepFailed: map[string]string{},
+		Logs:      map[string][]string{},
+		Elapsed:   map[string]time.Duration{},
+		Built:     map[string]bool{},
 	}
 }
 
@@ -111,7 +141,8 @@ func (p *eventParser) Line(line string) {
 		if drv == "" {
 			return
 		}
-		p.acts[ev.ID] = activity{drv: drv, start: p.now()}
+		now := p.now()
+		p.acts[ev.ID] = activity{drv: drv, start: now, last: now}
 		if ev.Type == actBuild {
 			p.emit(Event{Kind: BuildStarted, DrvPath: drv})
 		} else {
@@ -126,6 +157,17 @@ func (p *eventParser) Line(line string) {
 		if !strings.HasSuffix(a.drv, ".drv") {
 			return
 		}
+		if p.requested[a.drv] {
+			// The activity may have outlived the build: the log's end is
+			// the better measure, and the outcome comes from the store.
+			end := a.last
+			if end.Equal(a.start) {
+				end = p.now()
+			}
+			p.Elapsed[a.drv] = end.Sub(a.start)
+			p.emit(Event{Kind: BuildStopped, DrvPath: a.drv})
+			return
+		}
 		el := p.now().Sub(a.start)
 		p.Elapsed[a.drv] = el
 		if _, failed := p.Failed[a.drv]; failed || p.cancelled() {
@@ -135,6 +177,12 @@ func (p *eventParser) Line(line string) {
 		p.Built[a.drv] = true
 		p.emit(Event{Kind: BuildFinished, DrvPath: a.drv, Elapsed: el})
 	case "result":
+		if ev.Type == resProgress && len(ev.Fields) == 4 {
+			if _, build := p.acts[ev.ID]; !build {
+				p.progress(ev)
+			}
+			return
+		}
 		if ev.Type != resBuildLogLine || len(ev.Fields) == 0 {
 			return
 		}
@@ -142,6 +190,8 @@ func (p *eventParser) Line(line string) {
 		if !ok {
 			return
 		}
+		a.last = p.now()
+		p.acts[ev.ID] = a
 		var l string
 		if json.Unmarshal(ev.Fields[0], &l) != nil {
 			return
@@ -160,6 +210,24 @@ func (p *eventParser) Line(line string) {
 	}
 }
 
+// progress handles the counters of the actBuilds activity:
+// [done, expected, running, failed].
+func (p *eventParser) progress(ev nixEvent) {
+	var n [4]int
+	for i, f := range ev.Fields {
+		if json.Unmarshal(f, &n[i]) != nil {
+			return
+		}
+	}
+	if p.buildsID == 0 {
+		p.buildsID = ev.ID
+	}
+	if ev.ID != p.buildsID {
+		return // the counters of another activity (copying, substituting)
+	}
+	p.emit(Event{Kind: BuildCounts, Counts: Counts{Done: n[0], Expected: n[1], Running: n[2], Failed: n[3]}})
+}
+
 // message records an error message against the derivation it names first.
 // Nix 2.8: "builder for 'X' failed with exit code 1", "1 dependencies of
 // derivation 'X' failed to build"; Nix 2.19+: "Cannot build 'X'. Reason: …".
@@ -175,8 +243,12 @@ func (p *eventParser) message(msg string) {
 	if reason := reasonLine(msg); reason != "" && !strings.Contains(first, "Reason") {
 		first += " " + reason
 	}
-	if _, seen := p.Failed[drv]; !seen {
-		p.Failed[drv] = first
+	target := p.Failed
+	if isDependencyFailure(msg) {
+		target = p.DepFailed
+	}
+	if _, seen := target[drv]; !seen {
+		target[drv] = first
 	}
 }
 
@@ -187,4 +259,14 @@ func reasonLine(msg string) string {
 		}
 	}
 	return ""
+}
+
+// isDependencyFailure recognises nix's "a dependency failed" errors, which
+// name the dependent derivation, not the one whose builder failed:
+// "1 dependencies of derivation 'X' failed to build" (2.8) and
+// "Cannot build 'X'. Reason: 1 dependency failed." (2.19+).
+func isDependencyFailure(msg string) bool {
+	return strings.Contains(msg, "dependencies of derivation") ||
+		strings.Contains(msg, "dependency failed") ||
+		strings.Contains(msg, "dependencies failed")
 }

@@ -20,6 +20,8 @@ type Machine struct {
 	ExtraPlatforms []string
 	Features       []string
 	Builders       []Builder
+	// MaxJobsSet is true when nix.conf sets max-jobs (not nix's default).
+	MaxJobsSet bool
 }
 
 // Builder is one remote build machine from nix's `builders` setting.
@@ -101,10 +103,24 @@ func parseConfig(data []byte) (*Machine, error) {
 	setting(cfg["system"], &m.System)
 	setting(cfg["extra-platforms"], &m.ExtraPlatforms)
 	setting(cfg["system-features"], &m.Features)
+	m.MaxJobsSet = isSet(cfg["max-jobs"])
 	if m.System == "" {
 		return nil, fmt.Errorf("nix configuration has no system")
 	}
 	return m, nil
+}
+
+// isSet reports whether a setting's value differs from its default; old nix
+// prints no defaults, and then the value counts as set.
+func isSet(raw json.RawMessage) bool {
+	var v struct {
+		Value        json.RawMessage `json:"value"`
+		DefaultValue json.RawMessage `json:"defaultValue"`
+	}
+	if json.Unmarshal(raw, &v) != nil || v.Value == nil || v.DefaultValue == nil {
+		return raw != nil
+	}
+	return string(v.Value) != string(v.DefaultValue)
 }
 
 func builderSpec(data []byte) string {

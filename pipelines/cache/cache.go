@@ -52,8 +52,8 @@ func Validate(uri string) error {
 	if !knownSchemes[u.Scheme] {
 		return clierr.Usagef("cache %q: nix does not know the store type %q: use file://, http(s)://, s3:// or ssh://", uri, u.Scheme)
 	}
-	if u.Scheme == "file" && u.Path == "" {
-		return clierr.Usagef("cache %q: a file:// cache needs an absolute path, e.g. file:///var/cache/nix", uri)
+	if u.Scheme == "file" && (u.Path == "" || u.Host != "") {
+		return clierr.Usagef("cache %q: a file:// cache needs an absolute path after the two slashes, e.g. file:///var/cache/nix", uri)
 	}
 	if (u.Scheme == "http" || u.Scheme == "https" || u.Scheme == "s3") && u.Host == "" {
 		return clierr.Usagef("cache %q has no host: write %s://HOST[/PATH]", uri, u.Scheme)

@@ -33,6 +33,7 @@ func TestValidate(t *testing.T) {
 		{"/var/cache/nix", "not a Nix store URI"},
 		{"ftp://host/x", "does not know the store type"},
 		{"file://", "absolute path"},
+		{"file://relative/dir", "absolute path"},
 		{"https:///path", "has no host"},
 	}
 	for _, tt := range tests {

@@ -8,6 +8,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"regexp"
 	"sort"
 	"strings"
 	"sync"
@@ -56,13 +57,15 @@ type Printer struct {
 	running  map[string]*running
 	done     int
 	failed   int
-	drawn    int // lines of the live view currently on screen
+	counts   build.Counts // nix's own counters, when it reports them
+	drawn    int          // lines of the live view currently on screen
 	lastDraw time.Time
 }
 
 type running struct {
-	start time.Time
-	last  string
+	start  time.Time
+	last   string
+	active time.Time // start, or the latest log line
 }
 
 var _ build.Progress = (*Printer)(nil)
@@ -97,7 +100,8 @@ func (p *Printer) Event(e build.Event) {
 	name := Name(e.DrvPath)
 	switch e.Kind {
 	case build.BuildStarted:
-		p.running[e.DrvPath] = &running{start: p.now()}
+		now := p.now()
+		p.running[e.DrvPath] = &running{start: now, active: now}
 		if p.mode != Live {
 			fmt.Fprintf(p.w, "building %s\n", name)
 		}
@@ -108,10 +112,18 @@ func (p *Printer) Event(e build.Event) {
 	case build.BuildLog:
 		if r := p.running[e.DrvPath]; r != nil {
 			r.last = e.Line
+			r.active = p.now()
 		}
 		if p.mode == Live {
 			p.draw(false)
 		}
+		return
+	case build.BuildStopped:
+		delete(p.running, e.DrvPath)
+	case build.BuildCounts:
+		changed := p.counts != e.Counts
+		p.counts = e.Counts
+		p.draw(changed)
 		return
 	case build.BuildFinished, build.BuildFailed:
 		delete(p.running, e.DrvPath)
@@ -153,15 +165,26 @@ func (p *Printer) draw(force bool) {
 	for d := range p.running {
 		drvs = append(drvs, d)
 	}
+	// Most recently active first: nix closes the activity of a requested
+	// derivation only when it exits, so a quiet row may have finished.
 	sort.Slice(drvs, func(i, j int) bool {
-		a, b := p.running[drvs[i]].start, p.running[drvs[j]].start
+		a, b := p.running[drvs[i]].active, p.running[drvs[j]].active
 		if a.Equal(b) {
 			return drvs[i] < drvs[j]
 		}
-		return a.Before(b)
+		return a.After(b)
 	})
+	nRunning, done, failed := len(drvs), p.done, p.failed
+	status := ""
+	if c := p.counts; c.Expected > 0 {
+		nRunning, done, failed = c.Running, c.Done, c.Failed
+		status = fmt.Sprintf("%d/%d built, ", c.Done, c.Expected)
+		if len(drvs) > nRunning {
+			drvs = drvs[:nRunning]
+		}
+	}
 	const maxRows = 8
-	lines := []string{fmt.Sprintf("[%s] %d running, %d done, %d failed", now.Sub(p.start).Round(time.Second), len(drvs), p.done, p.failed)}
+	lines := []string{fmt.Sprintf("[%s] %s%d running, %d done, %d failed", now.Sub(p.start).Round(time.Second), status, nRunning, done, failed)}
 	for i, d := range drvs {
 		if i == maxRows {
 			lines = append(lines, fmt.Sprintf("  … and %d more", len(drvs)-maxRows))
@@ -232,7 +255,7 @@ func Summary(r *report.Report) string {
 	}
 	b.WriteString("\n")
 	for _, o := range r.Outputs {
-		line := fmt.Sprintf("%-8s %-*s  %s", o.Status, width, o.Attr, firstLine(o.Reason))
+		line := fmt.Sprintf("%-8s %-*s  %s", o.Status, width, o.Attr, ShortPaths(firstLine(o.Reason)))
 		b.WriteString(strings.TrimRight(line, " ") + "\n")
 	}
 	fmt.Fprintf(&b, "\n%s\n", Counts(r))
@@ -263,6 +286,12 @@ func Markdown(r *report.Report) string {
 	b.WriteString("\n")
 	return b.String()
 }
+
+var storePathRe = regexp.MustCompile(`/nix/store/[0-9a-z]{32}-`)
+
+// ShortPaths drops the store directory and hash from store paths in s
+// ("/nix/store/<hash>-hello.drv" → "hello.drv"); reports keep them whole.
+func ShortPaths(s string) string { return storePathRe.ReplaceAllString(s, "") }
 
 func firstLine(s string) string { return strings.SplitN(s, "\n", 2)[0] }
 

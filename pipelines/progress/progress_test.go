@@ -83,6 +83,30 @@ func TestLive(t *testing.T) {
 	golden(t, "live.txt", strings.ReplaceAll(buf.String(), "\x1b", "<ESC>"))
 }
 
+// TestLiveFollowsNixCounters: nix closes the activity of a requested
+// derivation only when it exits, so the live view trusts nix's running
+// counter and shows the most recently active builds.
+func TestLiveFollowsNixCounters(t *testing.T) {
+	var buf bytes.Buffer
+	p := New(&buf, Live)
+	clock := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	p.now = func() time.Time { return clock }
+	p.start = clock
+	p.Event(build.Event{Kind: build.BuildStarted, DrvPath: drvA})
+	p.Event(build.Event{Kind: build.BuildStarted, DrvPath: drvBad})
+	clock = clock.Add(2 * time.Second)
+	p.Event(build.Event{Kind: build.BuildLog, DrvPath: drvBad, Line: "still going"})
+	buf.Reset()
+	p.Event(build.Event{Kind: build.BuildCounts, Counts: build.Counts{Done: 1, Expected: 3, Running: 1}})
+	out := buf.String()
+	assert.Contains(t, out, "1/3 built, 1 running, 1 done, 0 failed")
+	assert.Contains(t, out, "still going")
+	assert.NotContains(t, out, "hello-1.0", "the quiet build is no longer shown as running")
+
+	p.Event(build.Event{Kind: build.BuildStopped, DrvPath: drvBad})
+	assert.NotContains(t, p.running, drvBad)
+}
+
 func TestGitHubActions(t *testing.T) {
 	var buf bytes.Buffer
 	summary := filepath.Join(t.TempDir(), "summary.md")
