@@ -15,6 +15,7 @@ import (
 	"github.com/ipex-flake/ipex-flake/pipelines/results"
 	"github.com/ipex-flake/ipex-flake/pipelines/stage"
 	"github.com/ipex-flake/ipex-flake/pipelines/stages"
+	"github.com/ipex-flake/ipex-flake/release/slack"
 )
 
 func init() { register(newTestCmd) }
@@ -207,6 +208,7 @@ func runTest(ctx context.Context, o *TestOptions) error {
 
 	rec := openRecorder(ctx, io, env, o.NoRecord)
 	var failed, skipped []string
+	descs := map[string]string{}
 	for _, name := range names {
 		st := o.newStage(name, env)
 		fmt.Fprintf(io.Err, "==> %s (limit %s)\n", name, opts.TimeoutFor(name))
@@ -226,12 +228,14 @@ func runTest(ctx context.Context, o *TestOptions) error {
 			skipped = append(skipped, name)
 		default:
 			failed = append(failed, name)
+			descs[name] = desc
 		}
 		rec.record(ctx, name, state, desc)
 		if ctx.Err() != nil {
 			return clierr.Failedf("interrupted during %s", name)
 		}
 	}
+	notifyFailures(ctx, io, rec.rev, failed, descs)
 	switch {
 	case len(failed) > 0:
 		return clierr.Failedf("stages failed: %s", strings.Join(failed, ", "))
@@ -239,6 +243,29 @@ func runTest(ctx context.Context, o *TestOptions) error {
 		return clierr.Failedf("stages skipped and --require is set: %s", strings.Join(skipped, ", "))
 	}
 	return nil
+}
+
+// notifyFailures sends a Slack message per failed stage (or prints it when
+// Slack is not configured). A failed notification is reported and never
+// changes the stages' result.
+func notifyFailures(ctx context.Context, io *IO, rev string, failed []string, descs map[string]string) {
+	if len(failed) == 0 {
+		return
+	}
+	n := slack.FromEnv(io.Getenv, io.Err)
+	var repoURL, runURL string
+	if server, repo := io.Getenv("GITHUB_SERVER_URL"), io.Getenv("GITHUB_REPOSITORY"); server != "" && repo != "" {
+		repoURL = server + "/" + repo
+		if id := io.Getenv("GITHUB_RUN_ID"); id != "" {
+			runURL = repoURL + "/actions/runs/" + id
+		}
+	}
+	for _, name := range failed {
+		err := slack.StageFailed(ctx, n, slack.StageFailure{Stage: name, Rev: rev, Description: descs[name], URL: runURL, RepoURL: repoURL})
+		if err != nil {
+			fmt.Fprintf(io.Err, "warning: could not tell Slack that %s failed: %v\n", name, err)
+		}
+	}
 }
 
 // summary is the rest of a stage's result line after its state: the reason

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -200,4 +201,53 @@ func TestTestRecordsGitHubStatuses(t *testing.T) {
 	assert.NotContains(t, errb.String(), "ghs_fake")
 	_, err := os.Stat(results.DefaultPath(filepath.Join(dir, ".git")))
 	assert.ErrorIs(t, err, os.ErrNotExist, "GitHub is the store when a token is known")
+}
+
+// TestTestNotifiesSlackOfFailedStages: a failed stage sends one Slack
+// message naming the stage and the commit; a Slack failure is reported and
+// leaves the exit code to the stages.
+func TestTestNotifiesSlackOfFailedStages(t *testing.T) {
+	testlib.CheckPath(t, "nix")
+	t.Setenv("NIX_CONFIG", "substituters =")
+	flake := "{ outputs = { self }: { }; }\n"
+	dirty, dirtyRev := gitRepo(t, map[string]string{"flake.nix": flake, "ops/deploy.env": "SLACK=xox" + "b-" + "2834912223-QqW7eRt5yU\n"})
+	clean, _ := gitRepo(t, map[string]string{"flake.nix": flake})
+	for _, tt := range []struct {
+		name     string
+		dir      string
+		status   int
+		wantMsgs int
+		wantWarn bool
+	}{
+		{"failed stage", dirty, http.StatusOK, 1, false},
+		{"slack down", dirty, http.StatusInternalServerError, 1, true},
+		{"passed stage", clean, http.StatusOK, 0, false},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			var bodies []string
+			srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				assert.Equal(t, http.MethodPost, r.Method)
+				b, _ := io.ReadAll(r.Body)
+				bodies = append(bodies, string(b))
+				w.WriteHeader(tt.status)
+			}))
+			defer srv.Close()
+			sio, out, errb := stageIO(map[string]string{"SLACK_WEBHOOK_URL": srv.URL + "/hooks/T0/B0/x"})
+			code := Run(t.Context(), sio, []string{"test", "--stage", "security", "--flake", tt.dir, "--engine", "host"})
+			if tt.wantMsgs == 0 {
+				assert.Equal(t, clierr.ExitOK, code, out.String()+errb.String())
+				assert.Empty(t, bodies)
+				return
+			}
+			assert.Equal(t, clierr.ExitFailed, code, out.String()+errb.String())
+			require.Len(t, bodies, tt.wantMsgs)
+			assert.Contains(t, bodies[0], "security")
+			assert.Contains(t, bodies[0], dirtyRev[:7])
+			assert.NotContains(t, bodies[0], "QqW7eRt5yU", "the secret never reaches Slack")
+			if tt.wantWarn {
+				assert.Contains(t, errb.String(), "could not tell Slack that security failed")
+				assert.NotContains(t, errb.String(), "/hooks/T0/B0/x", "the webhook URL is a secret")
+			}
+		})
+	}
 }
