@@ -174,6 +174,7 @@ func runBuild(ctx context.Context, io *IO, opts *BuildOptions) error {
 	}
 	prog := progress.New(io.Err, progress.Detect(io.Getenv, io.TTY))
 	prog.SummaryFile = io.Getenv("GITHUB_STEP_SUMMARY")
+	prog.Width = io.Width
 	shown := opts.Flake
 	if !remote {
 		shown = dir

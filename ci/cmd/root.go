@@ -25,17 +25,23 @@ type IO struct {
 	Out, Err io.Writer
 	// TTY reports whether Err is an interactive terminal (live progress).
 	TTY bool
+	// Width is the terminal's width in columns (0 when not a terminal).
+	Width int
 	// Getenv reads the environment (tests replace it).
 	Getenv func(string) string
 }
 
 // SystemIO returns the process's standard streams.
 func SystemIO() *IO {
-	return &IO{
+	io := &IO{
 		In: os.Stdin, Out: os.Stdout, Err: os.Stderr,
 		TTY:    term.IsTerminal(int(os.Stderr.Fd())),
 		Getenv: os.Getenv,
 	}
+	if io.TTY {
+		io.Width, _, _ = term.GetSize(int(os.Stderr.Fd()))
+	}
+	return io
 }
 
 // NewRootCmd builds the command tree.

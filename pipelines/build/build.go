@@ -296,7 +296,9 @@ func buildAll(ctx context.Context, opts Options, m *Machine, prog Progress, outs
 		if o.Status == report.StatusFailed {
 			kind = BuildFailed
 		}
-		prog.Event(Event{Kind: kind, DrvPath: o.DrvPath, Elapsed: parser.Elapsed[o.DrvPath]})
+		// Nix ends the activity of a requested derivation only when it
+		// exits, so its duration is not known well enough to show here.
+		prog.Event(Event{Kind: kind, DrvPath: o.DrvPath})
 	}
 	if interrupted {
 		return ErrInterrupted

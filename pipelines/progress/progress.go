@@ -51,6 +51,9 @@ type Printer struct {
 	// SummaryFile is where GitHubActions mode appends its Markdown summary
 	// ($GITHUB_STEP_SUMMARY); empty for none.
 	SummaryFile string
+	// Width is the terminal's width in Live mode (0: 120): lines are cut
+	// to it so the live view redraws cleanly. Reports keep the full text.
+	Width int
 
 	mu       sync.Mutex
 	start    time.Time
@@ -134,7 +137,11 @@ func (p *Printer) Event(e build.Event) {
 			word = "FAILED"
 		}
 		p.clear()
-		fmt.Fprintf(p.w, "%s %s (%s)\n", word, name, e.Elapsed.Round(100*time.Millisecond))
+		if e.Elapsed > 0 {
+			fmt.Fprintf(p.w, "%s %s (%s)\n", word, name, e.Elapsed.Round(100*time.Millisecond))
+		} else {
+			fmt.Fprintf(p.w, "%s %s\n", word, name)
+		}
 	}
 	p.draw(true)
 }
@@ -174,24 +181,23 @@ func (p *Printer) draw(force bool) {
 		}
 		return a.After(b)
 	})
-	nRunning, done, failed := len(drvs), p.done, p.failed
-	status := ""
+	elapsed := now.Sub(p.start).Round(time.Second)
+	status := fmt.Sprintf("[%s] %d running, %d done, %d failed", elapsed, len(drvs), p.done, p.failed)
 	if c := p.counts; c.Expected > 0 {
-		nRunning, done, failed = c.Running, c.Done, c.Failed
-		status = fmt.Sprintf("%d/%d built, ", c.Done, c.Expected)
-		if len(drvs) > nRunning {
-			drvs = drvs[:nRunning]
+		status = fmt.Sprintf("[%s] %d/%d built, %d running, %d failed", elapsed, c.Done, c.Expected, c.Running, c.Failed)
+		if len(drvs) > c.Running {
+			drvs = drvs[:c.Running]
 		}
 	}
 	const maxRows = 8
-	lines := []string{fmt.Sprintf("[%s] %s%d running, %d done, %d failed", now.Sub(p.start).Round(time.Second), status, nRunning, done, failed)}
+	lines := []string{status}
 	for i, d := range drvs {
 		if i == maxRows {
 			lines = append(lines, fmt.Sprintf("  … and %d more", len(drvs)-maxRows))
 			break
 		}
 		r := p.running[d]
-		lines = append(lines, truncate(fmt.Sprintf("  %-30s %6s  %s", Name(d), now.Sub(r.start).Round(time.Second), r.last), 120))
+		lines = append(lines, truncate(fmt.Sprintf("  %-30s %6s  %s", Name(d), now.Sub(r.start).Round(time.Second), r.last), p.width()))
 	}
 	for _, l := range lines {
 		fmt.Fprintf(p.w, "\x1b[2K%s\n", l)
@@ -199,11 +205,19 @@ func (p *Printer) draw(force bool) {
 	p.drawn = len(lines)
 }
 
+func (p *Printer) width() int {
+	if p.Width > 0 {
+		return p.Width
+	}
+	return 120
+}
+
 func truncate(s string, n int) string {
-	if len(s) <= n {
+	r := []rune(s)
+	if len(r) <= n {
 		return s
 	}
-	return s[:n-1] + "…"
+	return string(r[:n-1]) + "…"
 }
 
 // Finish prints the result of every output; under GitHub Actions it folds
@@ -214,15 +228,26 @@ func (p *Printer) Finish(r *report.Report) error {
 	defer p.mu.Unlock()
 	p.clear()
 	p.running = map[string]*running{}
-	fmt.Fprint(p.w, Summary(r))
 	if p.mode != GitHubActions {
+		var b strings.Builder
+		b.WriteString(Summary(r))
 		for _, o := range r.Outputs {
 			if o.Status == report.StatusFailed && len(o.Log) > 0 {
-				fmt.Fprintf(p.w, "\n--- last log lines of %s ---\n%s\n", o.Attr, strings.Join(o.Log, "\n"))
+				fmt.Fprintf(&b, "\n--- last log lines of %s ---\n%s\n", o.Attr, strings.Join(o.Log, "\n"))
 			}
 		}
+		out := b.String()
+		if p.mode == Live {
+			lines := strings.Split(out, "\n")
+			for i, l := range lines {
+				lines[i] = truncate(l, p.width())
+			}
+			out = strings.Join(lines, "\n")
+		}
+		fmt.Fprint(p.w, out)
 		return nil
 	}
+	fmt.Fprint(p.w, Summary(r))
 	for _, o := range r.Outputs {
 		if o.Status != report.StatusFailed {
 			continue

@@ -99,7 +99,7 @@ func TestLiveFollowsNixCounters(t *testing.T) {
 	buf.Reset()
 	p.Event(build.Event{Kind: build.BuildCounts, Counts: build.Counts{Done: 1, Expected: 3, Running: 1}})
 	out := buf.String()
-	assert.Contains(t, out, "1/3 built, 1 running, 1 done, 0 failed")
+	assert.Contains(t, out, "[2s] 1/3 built, 1 running, 0 failed")
 	assert.Contains(t, out, "still going")
 	assert.NotContains(t, out, "hello-1.0", "the quiet build is no longer shown as running")
 
@@ -154,4 +154,15 @@ func TestDetect(t *testing.T) {
 func TestName(t *testing.T) {
 	assert.Equal(t, "hello-1.0", Name(drvA))
 	assert.Equal(t, "weird", Name("weird.drv"))
+}
+
+func TestLiveCutsLinesToTheTerminal(t *testing.T) {
+	var buf bytes.Buffer
+	p := New(&buf, Live)
+	p.Width = 40
+	require.NoError(t, p.Finish(sampleReport()))
+	for _, l := range strings.Split(buf.String(), "\n") {
+		assert.LessOrEqual(t, len([]rune(l)), 40, l)
+	}
+	assert.Contains(t, buf.String(), "…")
 }
