@@ -67,14 +67,19 @@
 
       formatter = forAllSystems (system: (pkgsFor system).nixfmt-rfc-style);
 
+      # Each module is imported by path, never as `import ./file.nix`: the
+      # modules import each other (ollama-ipex imports ipex.nix, …) and the
+      # module system only de-duplicates path imports. A module imported as a
+      # value next to the same file imported by path declares its options
+      # twice ("option … is already declared").
       nixosModules = {
-        ipex = import ./modules/nixos/ipex.nix;
-        ollama-ipex = import ./modules/nixos/ollama-ipex.nix;
-        comfyui-ipex = import ./modules/nixos/comfyui-ipex.nix;
-        monitoring = import ./modules/nixos/monitoring.nix;
-        proxy = import ./modules/nixos/proxy.nix;
-        model-optimizer = import ./modules/nixos/model-optimizer.nix;
-        auto-upgrade = import ./modules/nixos/auto-upgrade.nix;
+        ipex.imports = [ ./modules/nixos/ipex.nix ];
+        ollama-ipex.imports = [ ./modules/nixos/ollama-ipex.nix ];
+        comfyui-ipex.imports = [ ./modules/nixos/comfyui-ipex.nix ];
+        monitoring.imports = [ ./modules/nixos/monitoring.nix ];
+        proxy.imports = [ ./modules/nixos/proxy.nix ];
+        model-optimizer.imports = [ ./modules/nixos/model-optimizer.nix ];
+        auto-upgrade.imports = [ ./modules/nixos/auto-upgrade.nix ];
         # Everything above, plus the overlay so pkgs.ollama-ipex & co. resolve.
         default = {
           imports = [ ./modules/nixos ];
@@ -83,7 +88,7 @@
       };
 
       homeManagerModules = {
-        ipex = import ./modules/home-manager/ipex.nix;
+        ipex.imports = [ ./modules/home-manager/ipex.nix ];
         default = {
           imports = [ ./modules/home-manager ];
         };

@@ -37,6 +37,10 @@
   };
 
   services.prometheus.enable = true;
-  services.grafana.settings.security.admin_password = "$__file{/run/secrets/grafana-admin-password}";
+  services.grafana.settings.security = {
+    admin_password = "$__file{/run/secrets/grafana-admin-password}";
+    # Required by nixpkgs' Grafana module (no default any more); `openssl rand -hex 32`.
+    secret_key = "$__file{/run/secrets/grafana-secret-key}";
+  };
   networking.firewall.allowedTCPPorts = [ 80 ];
 }

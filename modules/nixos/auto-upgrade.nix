@@ -21,8 +21,8 @@ let
     trap '${lib.optionalString (units != [ ]) "${pkgs.systemd}/bin/systemctl start ${lib.concatStringsSep " " units}"}' EXIT
     ${lib.concatMapStringsSep "\n" (dir: ''
       if [ -d /var/lib/private/${dir} ]; then
-        ${pkgs.coreutils}/bin/mkdir -p ${cfg.backupDir}/${dir}-$stamp
-        ${lib.getExe pkgs.rsync} -a /var/lib/private/${dir}/ ${cfg.backupDir}/${dir}-$stamp/
+        ${pkgs.coreutils}/bin/mkdir -p ${cfg.backupDir}/${dir}-"$stamp"
+        ${lib.getExe pkgs.rsync} -a /var/lib/private/${dir}/ ${cfg.backupDir}/${dir}-"$stamp"/
       fi
     '') cfg.backupStateDirs}
     ${pkgs.findutils}/bin/find ${cfg.backupDir} -mindepth 1 -maxdepth 1 -mtime +${toString cfg.keepBackupsDays} -exec ${pkgs.coreutils}/bin/rm -rf {} +

@@ -30,13 +30,33 @@ let
     "--disable-auto-launch"
   ]
   ++ lib.optional cfg.cpu "--cpu"
-  ++ cfg.extraArgs;
+  # `--cpu` is in the same mutually exclusive argparse group as the VRAM
+  # modes; ComfyUI refuses to start when both are given.
+  ++ (if cfg.cpu then lib.filter (a: !lib.elem a vramModeArgs) cfg.extraArgs else cfg.extraArgs);
+
+  vramModeArgs = [
+    "--gpu-only"
+    "--highvram"
+    "--normalvram"
+    "--lowvram"
+    "--novram"
+  ];
 
   # Adds --cpu when ipex-hardware-detect found no usable Intel GPU.
   launcher = pkgs.writeShellScript "comfyui-ipex-start" ''
-    if [ "''${IPEX_CPU_FALLBACK:-0}" = 1 ] && [ "${lib.boolToString cfg.cpu}" = false ]; then
-      set -- "$@" --cpu
-    fi
+    ${lib.optionalString (!cfg.cpu) ''
+      if [ "''${IPEX_CPU_FALLBACK:-0}" = 1 ]; then
+        # --cpu excludes the VRAM modes (one argparse group): drop them.
+        args=()
+        for a in "$@"; do
+          case "$a" in
+            ${lib.concatStringsSep "|" vramModeArgs}) ;;
+            *) args+=("$a") ;;
+          esac
+        done
+        set -- "''${args[@]}" --cpu
+      fi
+    ''}
     exec ${lib.getExe cfg.package} "$@"
   '';
 in
@@ -178,7 +198,9 @@ in
           Type = "exec";
           ExecStart = "${launcher} ${lib.escapeShellArgs args}";
           EnvironmentFile = [ "-/run/ipex/hardware.env" ];
-          StateDirectory = map (d: "comfyui-ipex/${d}") [
+          # The parent first, so /var/lib/comfyui-ipex (HOME, WorkingDirectory)
+          # belongs to the dynamic user too.
+          StateDirectory = [ "comfyui-ipex" ] ++ map (d: "comfyui-ipex/${d}") [
             "input"
             "output"
             "user"

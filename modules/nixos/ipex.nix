@@ -164,127 +164,135 @@ in
     };
   };
 
-  config = lib.mkIf cfg.enable {
-    assertions = [
-      {
-        assertion = useGpu -> config.hardware.graphics.enable;
-        message = ''
-          services.ipex.devices contains "gpu" but hardware.graphics.enable is false.
-          Set hardware.graphics.enable = true (or remove "gpu" from services.ipex.devices to run on the CPU only).
-        '';
-      }
-      {
-        assertion = cfg.gpu.generation == null || cfg.gpu.generation >= 12;
-        message = ''
-          services.ipex.gpu.generation = ${toString cfg.gpu.generation}: IPEX on XPU needs an Intel Xe GPU
-          (generation 12 or newer: Arc, Iris Xe, Data Center GPU). Use services.ipex.devices = [ "cpu" ]
-          on this machine, or correct the declared generation.
-        '';
-      }
-      {
-        assertion = cfg.devices != [ ];
-        message = ''services.ipex.devices is empty; list at least one of "gpu" and "cpu".'';
-      }
-      {
-        assertion = cfg.gpu.driver == "xe" -> cfg.gpu.forceProbe != null;
-        message = ''
-          services.ipex.gpu.driver = "xe" needs services.ipex.gpu.forceProbe set to the GPU's PCI id
-          (see `lspci -nn | grep -i vga`, e.g. "56a0").
-        '';
-      }
-    ];
-
-    services.ipex.serviceEnvironment =
-      {
+  config = lib.mkMerge [
+    {
+      # Defined whether or not services.ipex is enabled, so modules that read
+      # it (ipex-performance-run, ipexEnv) never hit an undefined option.
+      services.ipex.serviceEnvironment = {
         ONEAPI_DEVICE_SELECTOR = ipexLib.deviceSelector cfg.devices;
         # Level Zero sysman: memory and frequency queries used by Ollama and IPEX.
         ZES_ENABLE_SYSMAN = "1";
       }
       // profileEnvironment.${cfg.optimization}
       // cfg.environment;
+    }
 
-    hardware.graphics = lib.mkIf useGpu {
-      enable = lib.mkDefault true;
-      extraPackages = [
-        pkgs.intel-compute-runtime
-        pkgs.intel-media-driver
+    (lib.mkIf cfg.enable {
+      assertions = [
+        {
+          assertion = useGpu -> config.hardware.graphics.enable;
+          message = ''
+            services.ipex.devices contains "gpu" but hardware.graphics.enable is false.
+            Set hardware.graphics.enable = true (or remove "gpu" from services.ipex.devices to run on the CPU only).
+          '';
+        }
+        {
+          assertion = cfg.gpu.generation == null || cfg.gpu.generation >= 12;
+          message = ''
+            services.ipex.gpu.generation = ${toString cfg.gpu.generation}: IPEX on XPU needs an Intel Xe GPU
+            (generation 12 or newer: Arc, Iris Xe, Data Center GPU). Use services.ipex.devices = [ "cpu" ]
+            on this machine, or correct the declared generation.
+          '';
+        }
+        {
+          assertion = cfg.devices != [ ];
+          message = ''services.ipex.devices is empty; list at least one of "gpu" and "cpu".'';
+        }
+        {
+          assertion = cfg.gpu.driver == "xe" -> cfg.gpu.forceProbe != null;
+          message = ''
+            services.ipex.gpu.driver = "xe" needs services.ipex.gpu.forceProbe set to the GPU's PCI id
+            (see `lspci -nn | grep -i vga`, e.g. "56a0").
+          '';
+        }
       ];
-    };
 
-    boot.kernelParams =
-      lib.optionals useGpu [
-        # GuC submission and HuC firmware loading (Gen12+).
-        "i915.enable_guc=3"
-      ]
-      ++ lib.optional (cfg.gpu.forceProbe != null) "${cfg.gpu.driver}.force_probe=${cfg.gpu.forceProbe}"
-      ++ lib.optional (cfg.gpu.driver == "xe" && cfg.gpu.forceProbe != null) "i915.force_probe=!${cfg.gpu.forceProbe}";
-
-    powerManagement.cpuFreqGovernor = lib.mkDefault governor.${cfg.optimization};
-
-    environment.systemPackages = [
-      pkgs.level-zero
-      pkgs.clinfo
-      pkgs.intel-gpu-tools
-    ];
-    environment.variables = config.services.ipex.serviceEnvironment;
-
-    users.users = lib.genAttrs cfg.users (_: {
-      extraGroups = [
-        "render"
-        "video"
-      ];
-    });
-
-    systemd.tmpfiles.settings.ipex."/run/ipex".d = {
-      mode = "0755";
-      user = "root";
-      group = "root";
-    };
-
-    systemd.services.ipex-hardware-detect = lib.mkIf cfg.autoDetectHardware {
-      description = "Detect Intel GPUs for IPEX workloads";
-      wantedBy = [ "multi-user.target" ];
-      after = [ "systemd-udev-settle.service" "systemd-tmpfiles-setup.service" ];
-      serviceConfig = {
-        Type = "oneshot";
-        RemainAfterExit = true;
-        ExecStart = lib.getExe detectScript;
-        ReadWritePaths = [ "/run/ipex" ];
-        ProtectSystem = "strict";
-        ProtectHome = true;
-        PrivateNetwork = true;
-        NoNewPrivileges = true;
-        CapabilityBoundingSet = [ "" ];
-        RestrictAddressFamilies = [ "AF_UNIX" ];
-        SystemCallFilter = [
-          "@system-service"
-          "~@privileged"
+      hardware.graphics = lib.mkIf useGpu {
+        enable = lib.mkDefault true;
+        extraPackages = [
+          pkgs.intel-compute-runtime
+          pkgs.intel-media-driver
         ];
-        UMask = "0022";
       };
-    };
 
-    systemd.services.ipex-memory-check = lib.mkIf cfg.memoryCheck.enable {
-      description = "Validate system memory for IPEX workloads";
-      wantedBy = [ "multi-user.target" ];
-      path = [
-        pkgs.procps
-        pkgs.gawk
+      boot.kernelParams =
+        lib.optionals useGpu [
+          # GuC submission and HuC firmware loading (Gen12+).
+          "i915.enable_guc=3"
+        ]
+        ++ lib.optional (cfg.gpu.forceProbe != null) "${cfg.gpu.driver}.force_probe=${cfg.gpu.forceProbe}"
+        ++ lib.optional (cfg.gpu.driver == "xe" && cfg.gpu.forceProbe != null) "i915.force_probe=!${cfg.gpu.forceProbe}";
+
+      powerManagement.cpuFreqGovernor = lib.mkDefault governor.${cfg.optimization};
+
+      environment.systemPackages = [
+        pkgs.level-zero
+        pkgs.clinfo
+        pkgs.intel-gpu-tools
       ];
-      script = ''
-        total=$(free -g | awk '/^Mem:/{print $2}')
-        if [ "$total" -lt ${toString cfg.memoryCheck.minimumGiB} ]; then
-          echo "Warning: $total GiB RAM detected, less than ${toString cfg.memoryCheck.minimumGiB} GiB. Performance may be limited."
-        else
-          echo "$total GiB RAM detected."
-        fi
-      '';
-      serviceConfig = ipexLib.hardenedHelperConfig // {
-        Type = "oneshot";
-        RemainAfterExit = true;
-        PrivateNetwork = true;
-        RestrictAddressFamilies = [ "AF_UNIX" ];
+      environment.variables = config.services.ipex.serviceEnvironment;
+
+      users.users = lib.genAttrs cfg.users (_: {
+        extraGroups = [
+          "render"
+          "video"
+        ];
+      });
+
+      systemd.tmpfiles.settings.ipex."/run/ipex".d = {
+        mode = "0755";
+        user = "root";
+        group = "root";
       };
-    };
-  };
+
+      systemd.services.ipex-hardware-detect = lib.mkIf cfg.autoDetectHardware {
+        description = "Detect Intel GPUs for IPEX workloads";
+        wantedBy = [ "multi-user.target" ];
+        after = [
+          "systemd-udev-settle.service"
+          "systemd-tmpfiles-setup.service"
+        ];
+        serviceConfig = {
+          Type = "oneshot";
+          RemainAfterExit = true;
+          ExecStart = lib.getExe detectScript;
+          ReadWritePaths = [ "/run/ipex" ];
+          ProtectSystem = "strict";
+          ProtectHome = true;
+          PrivateNetwork = true;
+          NoNewPrivileges = true;
+          CapabilityBoundingSet = [ "" ];
+          RestrictAddressFamilies = [ "AF_UNIX" ];
+          SystemCallFilter = [
+            "@system-service"
+            "~@privileged"
+          ];
+          UMask = "0022";
+        };
+      };
+
+      systemd.services.ipex-memory-check = lib.mkIf cfg.memoryCheck.enable {
+        description = "Validate system memory for IPEX workloads";
+        wantedBy = [ "multi-user.target" ];
+        path = [
+          pkgs.procps
+          pkgs.gawk
+        ];
+        script = ''
+          total=$(free -g | awk '/^Mem:/{print $2}')
+          if [ "$total" -lt ${toString cfg.memoryCheck.minimumGiB} ]; then
+            echo "Warning: $total GiB RAM detected, less than ${toString cfg.memoryCheck.minimumGiB} GiB. Performance may be limited."
+          else
+            echo "$total GiB RAM detected."
+          fi
+        '';
+        serviceConfig = ipexLib.hardenedHelperConfig // {
+          Type = "oneshot";
+          RemainAfterExit = true;
+          PrivateNetwork = true;
+          RestrictAddressFamilies = [ "AF_UNIX" ];
+        };
+      };
+    })
+  ];
 }

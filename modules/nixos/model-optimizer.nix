@@ -126,8 +126,14 @@ in
           SYCL_CACHE_DIR = cacheEnv.SYCL_CACHE_DIR;
         };
         services.comfyui-ipex.environmentVariables = cacheEnv;
-        systemd.services.ollama-ipex.serviceConfig.ReadWritePaths = [ cfg.compilationCache ];
-        systemd.services.comfyui-ipex.serviceConfig.ReadWritePaths = [ cfg.compilationCache ];
+        # Only for enabled services: a serviceConfig definition alone would
+        # create a unit without ExecStart.
+        systemd.services.ollama-ipex = lib.mkIf ollama.enable {
+          serviceConfig.ReadWritePaths = [ cfg.compilationCache ];
+        };
+        systemd.services.comfyui-ipex = lib.mkIf config.services.comfyui-ipex.enable {
+          serviceConfig.ReadWritePaths = [ cfg.compilationCache ];
+        };
       })
 
       (lib.mkIf cfg.quantization.enable {

@@ -30,8 +30,12 @@ let
     text = ''
       status=0
       ${lib.optionalString (useGpu && cfg.health.checkGpu) ''
-        if ! timeout 10 intel_gpu_top -J -s 500 -o - >/dev/null 2>&1; then
-          echo "ERROR: Intel GPU not accessible"
+        # intel_gpu_top samples until stopped: a timeout (124) means it
+        # opened the GPU and ran; any other non-zero status means it could not.
+        gpu_rc=0
+        timeout -s INT -k 2 3 intel_gpu_top -J -s 500 -o /dev/null >/dev/null 2>&1 || gpu_rc=$?
+        if [ "$gpu_rc" -ne 0 ] && [ "$gpu_rc" -ne 124 ]; then
+          echo "ERROR: Intel GPU not accessible (intel_gpu_top exit $gpu_rc)"
           status=1
         fi
       ''}

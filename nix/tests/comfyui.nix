@@ -11,7 +11,10 @@ in
 pkgs.testers.runNixOSTest {
   name = "ipex-comfyui";
   nodes.machine = {
-    imports = [ self.nixosModules.default ];
+    # The modules without the overlay: runNixOSTest hands the nodes its
+    # (read-only) pkgs, which already has the overlay, and rejects any
+    # nixpkgs.overlays definition such as nixosModules.default's.
+    imports = [ ../../modules/nixos ];
     virtualisation.memorySize = 6144;
     virtualisation.cores = 2;
     services.ipex.devices = [ "cpu" ];

@@ -8,7 +8,10 @@
 pkgs.testers.runNixOSTest {
   name = "ipex-monitoring";
   nodes.machine = {
-    imports = [ self.nixosModules.default ];
+    # The modules without the overlay: runNixOSTest hands the nodes its
+    # (read-only) pkgs, which already has the overlay, and rejects any
+    # nixpkgs.overlays definition such as nixosModules.default's.
+    imports = [ ../../modules/nixos ];
     virtualisation.memorySize = 4096;
     services.ipex.devices = [ "cpu" ];
     services.ollama-ipex.enable = true;
@@ -23,6 +26,8 @@ pkgs.testers.runNixOSTest {
     };
     services.prometheus.enable = true;
     services.grafana.settings.server.http_port = 3000;
+    # nixpkgs asserts that a secret key is set; a fixed one is fine in a test VM.
+    services.grafana.settings.security.secret_key = "ipex-vm-test-secret-key";
   };
   testScript = ''
     machine.wait_for_unit("ollama-ipex.service")
