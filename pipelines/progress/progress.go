@@ -137,8 +137,8 @@ func (p *Printer) Event(e build.Event) {
 			word = "FAILED"
 		}
 		p.clear()
-		if e.Elapsed > 0 {
-			fmt.Fprintf(p.w, "%s %s (%s)\n", word, name, e.Elapsed.Round(100*time.Millisecond))
+		if d := e.Elapsed.Round(100 * time.Millisecond); d > 0 {
+			fmt.Fprintf(p.w, "%s %s (%s)\n", word, name, d)
 		} else {
 			fmt.Fprintf(p.w, "%s %s\n", word, name)
 		}
