@@ -224,3 +224,49 @@ func TestBuildSIGINT(t *testing.T) {
 	require.NoError(t, err, string(out))
 	assert.Contains(t, string(out), "2 outputs: 2 built")
 }
+
+func TestNixSecrets(t *testing.T) {
+	tests := []struct {
+		name string
+		env  map[string]string
+		want map[string]string
+	}{
+		{"no token", map[string]string{}, nil},
+		{"github.com", map[string]string{"GITHUB_TOKEN": "t0k"}, map[string]string{"NIX_CONFIG": "access-tokens = github.com=t0k"}},
+		{"enterprise", map[string]string{"GITHUB_TOKEN": "t0k", "GITHUB_SERVER_URL": "https://git.example.com"},
+			map[string]string{"NIX_CONFIG": "access-tokens = git.example.com=t0k"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			assert.Equal(t, tt.want, nixSecrets(func(k string) string { return tt.env[k] }))
+		})
+	}
+}
+
+// TestBuildNeverPrintsTheToken: with GITHUB_TOKEN set, a build that fails
+// prints and reports nothing of it.
+func TestBuildNeverPrintsTheToken(t *testing.T) {
+	testlib.OfflineNix(t)
+	const token = "ghp_neverPrinted0123456789"
+	dir := t.TempDir()
+	require.NoError(t, fixture.Write(dir, fixture.Flake{
+		Nonce: testlib.Nonce(),
+		Drvs: map[string]fixture.Drv{
+			"ok":  {Script: "echo ok > $out"},
+			"bad": {Script: "echo failing; exit 1"},
+			"thr": {Throw: "thrown"},
+		},
+		Packages: map[string]string{"ok": "ok", "bad": "bad", "thr": "thr"},
+	}))
+	out := t.TempDir()
+	rep, junit := filepath.Join(out, "r.json"), filepath.Join(out, "j.xml")
+	sio, stdout, stderr := testIO(map[string]string{"GITHUB_TOKEN": token, "GITHUB_ACTIONS": "true", "GITHUB_STEP_SUMMARY": filepath.Join(out, "s.md")})
+	code := Run(t.Context(), sio, []string{"build", "--engine", "host", "--flake", dir, "--report", rep, "--junit", junit, "--cache", "file://" + filepath.Join(out, "c")})
+	assert.Equal(t, clierr.ExitFailed, code, stderr.String())
+	assert.NotContains(t, stdout.String()+stderr.String(), token)
+	for _, f := range []string{rep, junit, filepath.Join(out, "s.md")} {
+		data, err := os.ReadFile(f)
+		require.NoError(t, err)
+		assert.NotContains(t, string(data), token, f)
+	}
+}

@@ -12,6 +12,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"path/filepath"
 	"sort"
 	"strconv"
@@ -50,6 +51,30 @@ type Options struct {
 	Cache cache.Lookup
 	// Progress receives progress (nil: none).
 	Progress Progress
+	// Secrets are given to the evaluation and build commands as secret
+	// environment variables, e.g. NIX_CONFIG with access-tokens for
+	// fetching the flake's inputs.
+	Secrets map[string]string
+}
+
+// secretEngine adds secret variables to every command it runs.
+type secretEngine struct {
+	engine.Engine
+	secrets map[string]string
+}
+
+func (e secretEngine) Run(ctx context.Context, c engine.Cmd) (engine.Result, error) {
+	merged := maps.Clone(c.Secrets)
+	if merged == nil {
+		merged = map[string]string{}
+	}
+	for k, v := range e.secrets {
+		if _, ok := merged[k]; !ok {
+			merged[k] = v
+		}
+	}
+	c.Secrets = merged
+	return e.Engine.Run(ctx, c)
 }
 
 // Stats are counters of one run, for benchmarks and summaries.
@@ -92,10 +117,15 @@ func Run(ctx context.Context, opts Options) (*report.Report, *Stats, error) {
 		wg      sync.WaitGroup
 	)
 	wg.Add(1)
+	plain := opts.Engine
 	go func() {
 		defer wg.Done()
-		machine, merr = ProbeMachine(ctx, opts.Engine)
+		// The configuration is read without secrets: nix prints its settings.
+		machine, merr = ProbeMachine(ctx, plain)
 	}()
+	if len(opts.Secrets) > 0 {
+		opts.Engine = secretEngine{Engine: opts.Engine, secrets: opts.Secrets}
+	}
 	disc, err := Discover(ctx, opts.Engine, opts.Flake, opts.Systems, opts.Attrs, jobsOr(opts.Jobs, 4))
 	wg.Wait()
 	st.Eval = time.Since(t0)

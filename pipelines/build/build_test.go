@@ -274,3 +274,46 @@ func TestRunInterrupted(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, map[string]int{report.StatusBuilt: 2}, rep.Counts())
 }
+
+// spyEngine records the commands it runs on another engine.
+type spyEngine struct {
+	engine.Engine
+	mu   sync.Mutex
+	cmds []engine.Cmd
+}
+
+func (s *spyEngine) Run(ctx context.Context, c engine.Cmd) (engine.Result, error) {
+	s.mu.Lock()
+	s.cmds = append(s.cmds, c)
+	s.mu.Unlock()
+	return s.Engine.Run(ctx, c)
+}
+
+// TestRunSecrets: evaluation and build commands get the secrets (as
+// secrets, never arguments); the configuration probe, which prints nix's
+// settings, does not.
+func TestRunSecrets(t *testing.T) {
+	_, eng := setup(t, fixture.Generated(2, testlib.Nonce()))
+	spy := &spyEngine{Engine: eng}
+	const token = "ghp_spy0123456789"
+	secrets := map[string]string{"NIX_CONFIG": "access-tokens = github.com=" + token}
+	rep, _, err := Run(t.Context(), Options{Engine: spy, Flake: eng.SourcePath(), Systems: []string{"x86_64-linux"}, Secrets: secrets})
+	require.NoError(t, err)
+	assert.Equal(t, map[string]int{report.StatusBuilt: 2}, rep.Counts())
+	var sawEval, sawBuild bool
+	for _, c := range spy.cmds {
+		args := strings.Join(c.Args, " ")
+		assert.NotContains(t, args, token)
+		switch {
+		case strings.Contains(args, " eval "):
+			sawEval = true
+			assert.Equal(t, secrets, c.Secrets, args)
+		case strings.Contains(args, " build "):
+			sawBuild = true
+			assert.Equal(t, secrets, c.Secrets, args)
+		case strings.Contains(args, "show-config"), strings.Contains(args, "config show"), strings.Contains(args, "--version"):
+			assert.Empty(t, c.Secrets, args)
+		}
+	}
+	assert.True(t, sawEval && sawBuild)
+}

@@ -23,6 +23,11 @@ type Cmd struct {
 	// Secrets holds environment variables whose values must never be logged,
 	// written to a store path or baked into an image. The dagger engine passes
 	// them as *dagger.Secret.
+	//
+	// NIX_CONFIG, in Env or Secrets, adds its lines to the nix configuration
+	// the engine already gives commands (the process's NIX_CONFIG on the host,
+	// the container defaults on Dagger) instead of replacing it; as a secret
+	// it carries settings such as access-tokens.
 	Secrets map[string]string
 	// Dir is the working directory relative to the source root ("" = root).
 	Dir string

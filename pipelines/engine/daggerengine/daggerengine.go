@@ -313,7 +313,18 @@ func (e *Engine) Run(ctx context.Context, c engine.Cmd) (engine.Result, error) {
 		// The name identifies the secret in this session; it never holds
 		// (or hashes) the value.
 		name := fmt.Sprintf("%s-%s-%d", k, e.nonce, seq)
-		ctr = ctr.WithSecretVariable(k, e.client.SetSecret(name, c.Secrets[k]))
+		v := c.Secrets[k]
+		if k == "NIX_CONFIG" {
+			// Secret nix settings join the defaults (and the command's own
+			// NIX_CONFIG) in one secret; the plain variable goes.
+			conf := NixConfig
+			if env, ok := c.Env["NIX_CONFIG"]; ok {
+				conf += env
+			}
+			v = conf + "\n" + v
+			ctr = ctr.WithoutEnvVariable("NIX_CONFIG")
+		}
+		ctr = ctr.WithSecretVariable(k, e.client.SetSecret(name, v))
 	}
 	ctr = ctr.WithEnvVariable(BustEnv, e.nonce+"-"+strconv.FormatUint(seq, 10))
 

@@ -313,6 +313,37 @@ func TestRunUserNixConfigExtendsOurs(t *testing.T) {
 	assert.True(t, strings.HasSuffix(cfg, "max-jobs = 4\n"), cfg)
 }
 
+// TestRunSecretNixConfig: nix settings given as a secret (access tokens)
+// join the container's defaults in one Dagger secret, and the plain
+// NIX_CONFIG variable is removed so the secret one is what nix reads.
+func TestRunSecretNixConfig(t *testing.T) {
+	const token = "ghp_0123456789abcdefTOKEN"
+	fake, e, _ := open(t, "")
+	_, err := e.Run(t.Context(), engine.Cmd{
+		Args:    []string{"nix", "eval", "--json", "--impure", "--expr", "1"},
+		Env:     map[string]string{"NIX_CONFIG": "max-jobs = 4\n"},
+		Secrets: map[string]string{"NIX_CONFIG": "access-tokens = github.com=" + token},
+	})
+	require.NoError(t, err)
+	require.Len(t, fake.Execs(), 1)
+	exec := fake.Execs()[0]
+	without := exec.FindAll("withoutEnvVariable")
+	require.NotEmpty(t, without)
+	assert.Equal(t, "NIX_CONFIG", without[len(without)-1].Str("name"))
+	vars := exec.FindAll("withSecretVariable")
+	require.Len(t, vars, 1)
+	assert.Equal(t, "NIX_CONFIG", vars[0].Str("name"))
+	plain := fake.Resolve(vars[0].Str("secret")).Str("plaintext")
+	assert.Contains(t, plain, "experimental-features = nix-command flakes")
+	assert.Contains(t, plain, "max-jobs = 4")
+	assert.True(t, strings.HasSuffix(plain, "access-tokens = github.com="+token), plain)
+	for _, q := range fake.Queries() {
+		if strings.Contains(q, token) {
+			assert.NotContains(t, q, "withExec", "the token reaches only setSecret")
+		}
+	}
+}
+
 func TestRunErrors(t *testing.T) {
 	fake, e, _ := open(t, "")
 

@@ -7,10 +7,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"sort"
+	"slices"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -145,16 +147,27 @@ func (e *Engine) Close() error {
 	return nil
 }
 
+// mergeEnv appends the extra variables to base (later entries win, as
+// exec.Cmd keeps the last of duplicate keys), except NIX_CONFIG, whose lines
+// are added to those already there.
 func mergeEnv(base []string, extra ...map[string]string) []string {
 	env := append([]string(nil), base...)
-	for _, m := range extra {
-		keys := make([]string, 0, len(m))
-		for k := range m {
-			keys = append(keys, k)
+	nixConfig, hasNixConfig := "", false
+	for _, kv := range base {
+		if v, ok := strings.CutPrefix(kv, "NIX_CONFIG="); ok {
+			nixConfig, hasNixConfig = v, true
 		}
-		sort.Strings(keys)
-		for _, k := range keys {
-			env = append(env, k+"="+m[k])
+	}
+	for _, m := range extra {
+		for _, k := range slices.Sorted(maps.Keys(m)) {
+			v := m[k]
+			if k == "NIX_CONFIG" {
+				if hasNixConfig && nixConfig != "" {
+					v = nixConfig + "\n" + v
+				}
+				nixConfig, hasNixConfig = v, true
+			}
+			env = append(env, k+"="+v)
 		}
 	}
 	return env

@@ -39,6 +39,23 @@ func TestRun(t *testing.T) {
 	assert.Equal(t, "oops\n", errb.String())
 }
 
+// TestRunNixConfigAdds: NIX_CONFIG from Env and Secrets adds lines to the
+// process's NIX_CONFIG instead of replacing it.
+func TestRunNixConfigAdds(t *testing.T) {
+	t.Setenv("NIX_CONFIG", "substituters =")
+	e, err := New(engine.Options{})
+	require.NoError(t, err)
+	var out bytes.Buffer
+	_, err = e.Run(t.Context(), engine.Cmd{
+		Args:    []string{"sh", "-c", `printf '%s' "$NIX_CONFIG"`},
+		Env:     map[string]string{"NIX_CONFIG": "max-jobs = 4"},
+		Secrets: map[string]string{"NIX_CONFIG": "access-tokens = github.com=t0k"},
+		Stdout:  &out,
+	})
+	require.NoError(t, err)
+	assert.Equal(t, "substituters =\nmax-jobs = 4\naccess-tokens = github.com=t0k", out.String())
+}
+
 func TestRunMissingProgram(t *testing.T) {
 	e, err := New(engine.Options{})
 	require.NoError(t, err)
