@@ -31,32 +31,13 @@ import (
 var recordDagger = flag.Bool("record-dagger", false, "re-record "+daggerRecDir+" from the host's nix")
 
 // daggerRecDir holds the nix session the fake Dagger engine replays: every
-// command the build pipeline sent to the host's nix (2.8) for DaggerFixture,
+// command the build pipeline sent to the host's nix (2.8) for fixture.EveryStatus,
 // with what it printed. `go test ./pipelines/build -run TestRecordDaggerSession
 // -record-dagger` records it again.
 const daggerRecDir = "testdata/dagger-nix"
 
 // daggerSystems are the systems of the recorded session.
 var daggerSystems = []string{"x86_64-linux"}
-
-// daggerFixture is the flake of the recorded session: one output of each
-// status, a failure that makes a dependent fail, and a shared dependency.
-func daggerFixture(nonce string) fixture.Flake {
-	return fixture.Flake{
-		Nonce: nonce,
-		Drvs: map[string]fixture.Drv{
-			"shared":    {Script: "echo building shared; echo shared > $out"},
-			"ok":        {Script: "echo building ok; echo ok $dep_shared > $out", Deps: []string{"shared"}},
-			"bad":       {Script: "echo the compiler says no; exit 3"},
-			"after-bad": {Script: "echo after $dep_bad > $out", Deps: []string{"bad"}},
-			"warm":      {Script: "echo warm > $out"},
-			"broken":    {Throw: "broken on purpose"},
-			"vm":        {Script: "echo > $out", Features: []string{"kvm-that-no-machine-has"}},
-		},
-		Packages: map[string]string{"ok": "ok", "bad": "bad", "after-bad": "after-bad", "warm": "warm", "broken": "broken"},
-		Checks:   map[string]string{"vm": "vm"},
-	}
-}
 
 // warmLookup is a binary cache that has the outputs of "warm" only.
 type warmLookup struct{}
@@ -70,7 +51,7 @@ func (warmLookup) Has(_ context.Context, paths []string) (map[string]bool, error
 	return has, nil
 }
 
-// wantDaggerStatuses are the statuses of daggerFixture's outputs.
+// wantDaggerStatuses are the statuses of fixture.EveryStatus outputs.
 var wantDaggerStatuses = map[string]string{
 	"packages.x86_64-linux.ok":        report.StatusBuilt,
 	"packages.x86_64-linux.bad":       report.StatusFailed,
@@ -152,7 +133,7 @@ func TestRecordDaggerSession(t *testing.T) {
 	testlib.OfflineNix(t)
 	nonce := "dagger-" + testlib.Nonce()
 	dir := t.TempDir()
-	require.NoError(t, fixture.Write(dir, daggerFixture(nonce)))
+	require.NoError(t, fixture.Write(dir, fixture.EveryStatus(nonce)))
 	h, err := host.New(engine.Options{Source: dir})
 	require.NoError(t, err)
 	defer h.Close()
@@ -227,7 +208,7 @@ func TestRunOnDaggerEngine(t *testing.T) {
 			fake.Setenv(t)
 			fake.ExecResult = replay(t, rec)
 			src := t.TempDir()
-			require.NoError(t, fixture.Write(src, daggerFixture(nonce)))
+			require.NoError(t, fixture.Write(src, fixture.EveryStatus(nonce)))
 
 			eng, err := daggerengine.Open(t.Context(), engine.Options{Source: src, Image: tt.image, Log: io.Discard})
 			require.NoError(t, err)
@@ -380,7 +361,7 @@ func TestRunOnRealDaggerEngine(t *testing.T) {
 		t.Skip("no Dagger engine: set _EXPERIMENTAL_DAGGER_RUNNER_HOST or DAGGER_SESSION_PORT to run against a real engine")
 	}
 	src := t.TempDir()
-	require.NoError(t, fixture.Write(src, daggerFixture(testlib.Nonce())))
+	require.NoError(t, fixture.Write(src, fixture.EveryStatus(testlib.Nonce())))
 	var log bytes.Buffer
 	eng, err := daggerengine.New(t.Context(), engine.Options{Source: src, Image: os.Getenv("IPEX_FLAKE_DAGGER_IMAGE"), Log: &log})
 	require.NoError(t, err, log.String())
