@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"net/url"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"regexp"
 	"runtime"
@@ -198,7 +197,7 @@ func runBuild(ctx context.Context, io *IO, opts *BuildOptions) error {
 	}
 	rep.Flake = opts.Flake
 	if !remote {
-		rep.Rev = gitRev(ctx, dir)
+		rep.Rev = gitOut(ctx, dir, "rev-parse", "HEAD")
 	}
 	rep.Sort()
 	if len(rep.Outputs) == 0 {
@@ -285,14 +284,4 @@ func nixPathInfoLookup(eng engine.Engine) cache.FallbackFunc {
 		}
 		return has, nil
 	}
-}
-
-// gitRev is the commit of a local flake's git repository ("" outside git).
-func gitRev(ctx context.Context, dir string) string {
-	cmd := exec.CommandContext(ctx, "git", "-C", dir, "rev-parse", "HEAD")
-	out, err := cmd.Output()
-	if err != nil {
-		return ""
-	}
-	return strings.TrimSpace(string(out))
 }

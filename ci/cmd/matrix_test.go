@@ -12,7 +12,7 @@ import (
 )
 
 func TestMatrix(t *testing.T) {
-	io, out, errb := stageIO(nil)
+	io, out, errb := testIO(nil)
 	code := Run(t.Context(), io, []string{"matrix"})
 	require.Equal(t, clierr.ExitOK, code, errb.String())
 	assert.JSONEq(t, `{"include":[
@@ -24,7 +24,7 @@ func TestMatrix(t *testing.T) {
 }
 
 func TestMatrixSystemsAndStages(t *testing.T) {
-	io, out, errb := stageIO(nil)
+	io, out, errb := testIO(nil)
 	code := Run(t.Context(), io, []string{"matrix", "--systems", "x86_64-linux,aarch64-linux", "--stage", "unit,integration"})
 	require.Equal(t, clierr.ExitOK, code, errb.String())
 	var m Matrix
@@ -49,7 +49,7 @@ func TestMatrixFollowsTheTable(t *testing.T) {
 
 func TestMatrixUsageErrors(t *testing.T) {
 	for _, args := range [][]string{{"matrix", "--systems", "x86_64-darwin"}, {"matrix", "--stage", "smoke"}} {
-		io, _, errb := stageIO(nil)
+		io, _, errb := testIO(nil)
 		assert.Equal(t, clierr.ExitUsage, Run(t.Context(), io, args), errb.String())
 	}
 }

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 
@@ -155,7 +154,7 @@ func pushResults(ctx context.Context, io *IO, rep *report.Report) (rev string, s
 		rev = io.Getenv("GITHUB_SHA")
 	}
 	if rev == "" {
-		rev, _ = pushGitOutput(ctx, dir, "rev-parse", "HEAD")
+		rev = gitOut(ctx, dir, "rev-parse", "HEAD")
 	}
 	if tok, repo := io.Getenv("GITHUB_TOKEN"), io.Getenv("GITHUB_REPOSITORY"); tok != "" && repo != "" {
 		s, err := results.NewGitHubStore(repo, tok, io.Getenv("GITHUB_API_URL"), nil)
@@ -164,11 +163,11 @@ func pushResults(ctx context.Context, io *IO, rep *report.Report) (rev string, s
 		}
 		fmt.Fprintf(io.Err, "warning: %v: reading the local results file instead\n", err)
 	}
-	gitDir, err := pushGitOutput(ctx, dir, "rev-parse", "--absolute-git-dir")
-	if err != nil && dir != "." {
-		gitDir, err = pushGitOutput(ctx, ".", "rev-parse", "--absolute-git-dir")
+	gitDir := gitOut(ctx, dir, "rev-parse", "--absolute-git-dir")
+	if gitDir == "" && dir != "." {
+		gitDir = gitOut(ctx, ".", "rev-parse", "--absolute-git-dir")
 	}
-	if err != nil {
+	if gitDir == "" {
 		return rev, nil, ""
 	}
 	path := results.DefaultPath(gitDir)
@@ -194,16 +193,4 @@ func pushIndent(s string) string {
 		}
 	}
 	return strings.Join(lines, "")
-}
-
-func pushGitOutput(ctx context.Context, dir string, args ...string) (string, error) {
-	out, err := exec.CommandContext(ctx, "git", append([]string{"-C", dir}, args...)...).Output()
-	if err != nil {
-		return "", err
-	}
-	s := strings.TrimSpace(string(out))
-	if s == "" {
-		return "", errors.New("git printed nothing")
-	}
-	return filepath.Clean(s), nil
 }

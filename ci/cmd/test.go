@@ -3,7 +3,6 @@ package cmd
 import (
 	"context"
 	"fmt"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"time"
@@ -349,12 +348,4 @@ func openRecorder(ctx context.Context, io *IO, env *stages.Env, off bool) *recor
 	r.store = &results.FileStore{Path: results.DefaultPath(gitDir)}
 	fmt.Fprintf(io.Err, "recording results in %s for %.12s\n", filepath.Clean(results.DefaultPath(gitDir)), r.rev)
 	return r
-}
-
-func gitOut(ctx context.Context, dir string, args ...string) string {
-	out, err := exec.CommandContext(ctx, "git", append([]string{"-C", dir}, args...)...).Output()
-	if err != nil {
-		return ""
-	}
-	return strings.TrimSpace(string(out))
 }

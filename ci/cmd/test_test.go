@@ -1,7 +1,6 @@
 package cmd
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"io"
@@ -23,14 +22,9 @@ import (
 	"github.com/ipex-flake/ipex-flake/pipelines/results"
 )
 
-func stageIO(env map[string]string) (*IO, *bytes.Buffer, *bytes.Buffer) {
-	var out, errb bytes.Buffer
-	return &IO{In: &bytes.Buffer{}, Out: &out, Err: &errb, Getenv: func(k string) string { return env[k] }}, &out, &errb
-}
-
 func TestTestFlags(t *testing.T) {
 	var got *TestOptions
-	io, _, _ := stageIO(nil)
+	io, _, _ := testIO(nil)
 	c := newTestCmdWith(io, func(_ context.Context, o *TestOptions) error { got = o; return nil })
 	c.SetArgs([]string{"--stage", "unit", "--stage", "security", "--require", "--assume", "intel-gpu",
 		"--timeout", "unit=45m", "--flake", "/src", "--engine", "host", "--fail-on", "critical", "--report", "r.json"})
@@ -75,7 +69,7 @@ func TestTestUsageErrors(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			io, out, errb := stageIO(nil)
+			io, out, errb := testIO(nil)
 			code := Run(t.Context(), io, tt.args)
 			assert.Equal(t, clierr.ExitUsage, code)
 			assert.Contains(t, errb.String(), tt.wantErr)
@@ -122,7 +116,7 @@ func TestTestSkipVersusRequire(t *testing.T) {
 		{name: "skipped with --require exits 1", extra: []string{"--require"}, wantCode: clierr.ExitFailed},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
-			io, out, errb := stageIO(nil)
+			io, out, errb := testIO(nil)
 			args := append([]string{"test", "--stage", "integration", "--stage", "performance", "--flake", dir}, noGPU(t)...)
 			code := Run(t.Context(), io, append(args, tt.extra...))
 			assert.Equal(t, tt.wantCode, code, errb.String())
@@ -154,7 +148,7 @@ func TestTestSecurityThroughCommand(t *testing.T) {
 		{clean, cleanRev, clierr.ExitOK, results.StatePassed},
 		{dirty, dirtyRev, clierr.ExitFailed, results.StateFailed},
 	} {
-		io, out, errb := stageIO(nil)
+		io, out, errb := testIO(nil)
 		code := Run(t.Context(), io, []string{"test", "--stage", "security", "--flake", tt.dir, "--engine", "host"})
 		assert.Equal(t, tt.wantCode, code, out.String()+errb.String())
 		store := &results.FileStore{Path: results.DefaultPath(filepath.Join(tt.dir, ".git"))}
@@ -187,7 +181,7 @@ func TestTestRecordsGitHubStatuses(t *testing.T) {
 	})
 	srv := httptest.NewServer(mux)
 	defer srv.Close()
-	io, _, errb := stageIO(map[string]string{
+	io, _, errb := testIO(map[string]string{
 		"GITHUB_TOKEN": "ghs_fake", "GITHUB_REPOSITORY": "ipex-flake/ipex-flake", "GITHUB_API_URL": srv.URL + "/api/v3",
 		"GITHUB_SHA": rev, "GITHUB_SERVER_URL": "https://github.com", "GITHUB_RUN_ID": "42",
 	})
@@ -232,7 +226,7 @@ func TestTestNotifiesSlackOfFailedStages(t *testing.T) {
 				w.WriteHeader(tt.status)
 			}))
 			defer srv.Close()
-			sio, out, errb := stageIO(map[string]string{"SLACK_WEBHOOK_URL": srv.URL + "/hooks/T0/B0/x"})
+			sio, out, errb := testIO(map[string]string{"SLACK_WEBHOOK_URL": srv.URL + "/hooks/T0/B0/x"})
 			code := Run(t.Context(), sio, []string{"test", "--stage", "security", "--flake", tt.dir, "--engine", "host"})
 			if tt.wantMsgs == 0 {
 				assert.Equal(t, clierr.ExitOK, code, out.String()+errb.String())

@@ -141,3 +141,12 @@ func NixCommandKey(args []string) string {
 	}
 	return "other"
 }
+
+// RealEngineConfigured reports whether the environment points at a real
+// Dagger engine rather than at this fake: tests that need one run only then.
+func RealEngineConfigured() bool {
+	if os.Getenv("_EXPERIMENTAL_DAGGER_RUNNER_HOST") != "" {
+		return true
+	}
+	return os.Getenv("DAGGER_SESSION_PORT") != "" && os.Getenv("DAGGER_SESSION_TOKEN") != Token
+}

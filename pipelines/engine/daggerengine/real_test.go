@@ -14,15 +14,6 @@ import (
 	"github.com/ipex-flake/ipex-flake/pipelines/engine"
 )
 
-// realEngineConfigured reports whether the environment points at a real
-// Dagger engine (not at a fake of this package's tests).
-func realEngineConfigured() bool {
-	if os.Getenv("_EXPERIMENTAL_DAGGER_RUNNER_HOST") != "" {
-		return true
-	}
-	return os.Getenv("DAGGER_SESSION_PORT") != "" && os.Getenv("DAGGER_SESSION_TOKEN") != fakedagger.Token
-}
-
 const realFixtureFlake = `{
   outputs = _: {
     packages.x86_64-linux.hello = builtins.derivation {
@@ -39,7 +30,7 @@ const realFixtureFlake = `{
 // engine. The image is IPEX_FLAKE_DAGGER_IMAGE (a reference or an OCI
 // tarball), else DefaultImage.
 func TestRealEngine(t *testing.T) {
-	if !realEngineConfigured() {
+	if !fakedagger.RealEngineConfigured() {
 		// No Dagger engine can run on machines without internet (its image and
 		// CLI are downloaded), so this skip holds under CI=true as well.
 		t.Skip("no Dagger engine: set _EXPERIMENTAL_DAGGER_RUNNER_HOST or DAGGER_SESSION_PORT to run against a real engine")
