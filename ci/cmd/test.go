@@ -48,6 +48,9 @@ type TestOptions struct {
 
 	// NoRecord leaves the results store alone.
 	NoRecord bool
+	// Rev is the commit the results are recorded against (default: the
+	// pull request's head on pull_request events, else $GITHUB_SHA, else HEAD).
+	Rev string
 
 	// Roots of /sys, /dev and /proc for feature detection (hidden flags).
 	SysRoot, DevRoot, ProcRoot string
@@ -92,6 +95,7 @@ Stages (in --all order):
 	f.IntVar(&o.Users, "users", 100, "performance: concurrent users")
 	f.IntVar(&o.Requests, "requests", 200, "performance: requests per measurement")
 	f.BoolVar(&o.NoRecord, "no-record", false, "do not record results against the commit")
+	f.StringVar(&o.Rev, "rev", "", "commit `SHA` the results are recorded against (default: a pull request's head commit, else $GITHUB_SHA, else HEAD)")
 	f.StringVar(&o.SysRoot, "sys-root", "/sys", "root of sysfs for feature detection")
 	f.StringVar(&o.DevRoot, "dev-root", "/dev", "root of /dev for feature detection")
 	f.StringVar(&o.ProcRoot, "proc-root", "/proc", "root of procfs for feature detection")
@@ -205,7 +209,7 @@ func runTest(ctx context.Context, o *TestOptions) error {
 		Systems: o.Systems, Host: opts.Host, Out: io.Err}
 	defer env.Close()
 
-	rec := openRecorder(ctx, io, env, o.NoRecord)
+	rec := openRecorder(ctx, io, env, o.NoRecord, o.Rev)
 	var failed, skipped []string
 	descs := map[string]string{}
 	for _, name := range names {
@@ -314,7 +318,7 @@ func runURL(getenv func(string) string) string {
 
 // openRecorder picks GitHub statuses when GITHUB_TOKEN and
 // GITHUB_REPOSITORY are set, else the results file in the git directory.
-func openRecorder(ctx context.Context, io *IO, env *stages.Env, off bool) *recorder {
+func openRecorder(ctx context.Context, io *IO, env *stages.Env, off bool, rev string) *recorder {
 	r := &recorder{io: io}
 	if off {
 		return r
@@ -323,7 +327,10 @@ func openRecorder(ctx context.Context, io *IO, env *stages.Env, off bool) *recor
 	if dir == "" {
 		dir = "."
 	}
-	r.rev = io.Getenv("GITHUB_SHA")
+	r.rev = rev
+	if r.rev == "" {
+		r.rev = commitUnderTest(io.Getenv)
+	}
 	if r.rev == "" {
 		r.rev = gitOut(ctx, dir, "rev-parse", "HEAD")
 	}
