@@ -99,7 +99,8 @@ SLACK_WEBHOOK_URL; with neither the message is printed.`,
 	}
 	c.PersistentFlags().StringVar(&common.Repo, "repo", "", "GitHub repository owner/name (default $GITHUB_REPOSITORY)")
 	c.PersistentFlags().StringVar(&common.PhaseVersion, "phase-version", version.DefaultPhaseVersion, "version a phaseN-complete tag stands for ({N} is the phase)")
-	c.AddCommand(newReleasePromoteCmd(io, common, promoteF), newReleaseStatusCmd(io, common, statusF), newReleaseVersionCmd(io, common, versionF))
+	c.AddCommand(newReleasePromoteCmd(io, common, promoteF), newReleaseStatusCmd(io, common, statusF), newReleaseVersionCmd(io, common, versionF),
+		newReleaseCheckRefCmd(io, runReleaseCheckRef))
 	return c
 }
 
