@@ -1,6 +1,7 @@
 package workflows
 
 import (
+	"encoding/json"
 	"fmt"
 	"math"
 	"strconv"
@@ -228,6 +229,15 @@ func call(n *actionlint.FuncCallNode, ctx Context) value {
 	switch callee {
 	case "success", "always":
 		return known(true)
+	case "fromjson":
+		if len(args) != 1 || !args[0].known {
+			return unknown
+		}
+		var v any
+		if json.Unmarshal([]byte(toString(args[0].v)), &v) != nil {
+			return unknown
+		}
+		return known(v)
 	case "contains", "startswith", "endswith":
 		if len(args) != 2 || !args[0].known || !args[1].known {
 			return unknown
@@ -331,4 +341,41 @@ func toString(v any) string {
 		return strconv.FormatFloat(x, 'f', -1, 64)
 	}
 	return ""
+}
+
+// EvalValue evaluates an expression (with or without `${{ }}`) under ctx and
+// returns its value when the context fixes it; ok is false otherwise.
+// fromJSON of a known string is decoded.
+func EvalValue(expr string, ctx Context) (v any, ok bool, err error) {
+	src := strings.TrimSpace(expr)
+	if strings.HasPrefix(src, "${{") && strings.HasSuffix(src, "}}") {
+		src = strings.TrimSpace(src[3 : len(src)-2])
+	}
+	node, perr := actionlint.NewExprParser().Parse(actionlint.NewExprLexer(src + "}}"))
+	if perr != nil {
+		return nil, false, fmt.Errorf("parse %q: %s", expr, perr.Message)
+	}
+	val := eval(node, ctx)
+	return val.v, val.known, nil
+}
+
+// WorkflowDispatch is the context of a run started by hand from any ref.
+func WorkflowDispatch() Context {
+	return Context{"github": map[string]any{
+		"event_name":       "workflow_dispatch",
+		"repository":       "ipex-flake/ipex-flake",
+		"repository_owner": "ipex-flake",
+	}}
+}
+
+// TagPush is the context of a pushed tag.
+func TagPush(tag string) Context {
+	return Context{"github": map[string]any{
+		"event_name":       "push",
+		"repository":       "ipex-flake/ipex-flake",
+		"repository_owner": "ipex-flake",
+		"ref":              "refs/tags/" + tag,
+		"ref_name":         tag,
+		"ref_type":         "tag",
+	}}
 }

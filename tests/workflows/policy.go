@@ -1,7 +1,9 @@
 // Package workflows checks the repository's GitHub Actions workflows: they
 // pass actionlint, and they keep the project's safety policy — pinned
-// actions, least privilege, no secrets or self-hosted runners for pull
-// requests from forks, a time limit on every job, one promotion at a time.
+// actions, least privilege, no self-hosted runner for any pull request, no
+// secrets for pull requests from forks, a time limit on every job,
+// promotions gated on the stage jobs of their own run, serialised per
+// channel and started only from main.
 package workflows
 
 import (
@@ -25,9 +27,12 @@ const (
 	// RulePRTargetCheckout: a pull_request_target workflow never checks out
 	// or fetches the pull request's head.
 	RulePRTargetCheckout = "pull-request-target-checkout"
-	// RuleForkSelfHosted: a job that can run for a fork's pull request never
-	// runs on a self-hosted runner (an expression in runs-on counts).
-	RuleForkSelfHosted = "fork-self-hosted"
+	// RulePRSelfHosted: a job that can run for any pull request (from a fork
+	// or from a branch of the repository) never runs on a self-hosted runner
+	// (a runs-on expression counts unless it evaluates to a GitHub-hosted
+	// label for pull requests). For pull requests GitHub takes the workflow
+	// file from the pull request, so only triggers keep forks away.
+	RulePRSelfHosted = "pull-request-self-hosted"
 	// RuleForkSecrets: a job or step that can run for a fork's pull request
 	// reads no secret (GITHUB_TOKEN excepted: GitHub hands forks a read-only
 	// one) and uses no deployment environment.
@@ -43,10 +48,12 @@ const (
 	// RuleStageTimeout: a job that runs one named stage has that stage's
 	// time limit.
 	RuleStageTimeout = "stage-timeout"
-	// RulePromotionConcurrency: a job that promotes is in the concurrency
-	// group PromotionGroup, never cancels a running promotion and waits for
-	// no environment's reviewers inside the group (GitHub replaces a waiting
-	// job of a group by any newer one).
+	// RulePromotionConcurrency: a job that promotes is in its channel's
+	// concurrency group (promote-<channel>; for beta and stable one group
+	// per commit, promote-<channel>-${{ github.sha }}, because GitHub
+	// replaces a pending job of a group by any newer one), never cancels a
+	// running promotion and waits for no environment's reviewers inside the
+	// group.
 	RulePromotionConcurrency = "promotion-concurrency"
 	// RuleStableApproval: promotion to stable runs after a job in the
 	// `stable` environment (its required reviewers are the approval), itself
@@ -54,9 +61,16 @@ const (
 	RuleStableApproval = "stable-approval"
 )
 
-// PromotionGroup is the concurrency group every promoting job shares, in
-// every workflow, so that two promotions never run at once.
-const PromotionGroup = "promotion"
+// PromotionGroup is the concurrency group of a job whose highest promotion
+// is to channel: dev promotions share one group (a newer commit may replace
+// a waiting one); beta and stable have one group per commit, so that no
+// other commit's promotion can replace one that waits, approved.
+func PromotionGroup(channel string) string {
+	if channel == "dev" {
+		return "promote-dev"
+	}
+	return "promote-" + channel + "-${{ github.sha }}"
+}
 
 // StageLimits are the stages' time limits in minutes (the Phase 4 plan).
 var StageLimits = map[string]int{"unit": 30, "integration": 60, "performance": 120, "security": 45}
@@ -89,6 +103,8 @@ var (
 	ciPromote    = regexp.MustCompile(`go run \./ci release promote\b`)
 	literalStage = regexp.MustCompile(`--stage[ =]([a-z]+)\b`)
 	headRef      = regexp.MustCompile(`github\.event\.pull_request\.head|github\.head_ref|refs/pull/|pull/\$|gh pr checkout`)
+	flakeUpdate  = regexp.MustCompile(`\bnix\b.*\bflake (update|lock)\b`)
+	ghPR         = regexp.MustCompile(`\bgh pr (create|edit)\b`)
 )
 
 // Check parses one workflow file and returns every violation, sorted by line.
@@ -186,6 +202,9 @@ func (c *checker) job(name string, key, job *yaml.Node, events, fork []string) {
 
 	c.permissions(name, job, runs)
 	c.promotion(name, key, job, runs)
+	c.pipelineOrder(name, key, job, runs, events)
+	c.daggerCLI(name, steps)
+	c.resultsOnHead(name, job, steps, fork)
 
 	// pull_request_target must not run the pull request's code.
 	if slices.Contains(events, "pull_request_target") {
@@ -204,6 +223,26 @@ func (c *checker) job(name string, key, job *yaml.Node, events, fork []string) {
 		}
 	}
 
+	// Pull requests, from forks and from branches alike, never reach a
+	// self-hosted runner.
+	for _, ev := range fork {
+		reported := false
+		for _, ctx := range []Context{ForkPullRequest(ev), SameRepoPullRequest(ev)} {
+			if reported {
+				break
+			}
+			cond := get(job, "if")
+			if t, err := EvalCondition(scalar(cond), ctx); err != nil || t == False {
+				continue
+			}
+			if lbl, self := selfHostedFor(get(job, "runs-on"), ctx); self {
+				c.add(get(job, "runs-on"), name, RulePRSelfHosted,
+					"runs on %s and can run for a %s: self-hosted jobs must not be triggered by pull requests (use push, merge_group, workflow_dispatch, or `if: github.event_name != '%s'`)", lbl, ev, ev)
+				reported = true
+			}
+		}
+	}
+
 	// Forks: what a fork's pull request can reach.
 	for _, ev := range fork {
 		cond := get(job, "if")
@@ -214,10 +253,6 @@ func (c *checker) job(name string, key, job *yaml.Node, events, fork []string) {
 		}
 		if t == False {
 			continue
-		}
-		if lbl, self := selfHosted(get(job, "runs-on")); self {
-			c.add(get(job, "runs-on"), name, RuleForkSelfHosted,
-				"runs on %s and can run for a fork's %s: add an `if:` that excludes forks", lbl, ev)
 		}
 		if env := get(job, "environment"); env != nil {
 			c.add(env, name, RuleForkSecrets, "uses an environment and can run for a fork's %s", ev)
@@ -286,8 +321,12 @@ func (c *checker) permissions(name string, job *yaml.Node, runs []string) {
 		}
 		switch scope {
 		case "contents":
-			if !anyRun(ciRelease) {
-				c.add(p.Content[i], name, RuleLeastPrivilege, "contents: write in a job that makes no tag or release")
+			if !anyRun(ciRelease) && !(anyRun(flakeUpdate) && anyRun(ghPR)) {
+				c.add(p.Content[i], name, RuleLeastPrivilege, "contents: write in a job that makes no tag, release or flake.lock pull request")
+			}
+		case "pull-requests":
+			if !anyRun(flakeUpdate) || !anyRun(ghPR) {
+				c.add(p.Content[i], name, RuleLeastPrivilege, "pull-requests: write in a job that opens no flake.lock pull request")
 			}
 		case "statuses", "checks":
 			if !anyRun(ciTest) {
@@ -326,12 +365,14 @@ func (c *checker) promotion(name string, key, job *yaml.Node, runs []string) {
 			c.add(cancel, name, RulePromotionConcurrency, "a promotion must never be cancelled half way (cancel-in-progress: %s)", cancel.Value)
 		}
 	}
-	if group != PromotionGroup {
-		c.add(key, name, RulePromotionConcurrency, "promotes without `concurrency: {group: %s}` (found %q)", PromotionGroup, group)
+	channel := highestChannel(runs)
+	if want := PromotionGroup(channel); group != want {
+		c.add(key, name, RulePromotionConcurrency, "promotes to %s without `concurrency: {group: %s}` (found %q)", channel, want, group)
 	}
 	if env := get(job, "environment"); env != nil {
-		c.add(env, name, RulePromotionConcurrency, "a promoting job waits for no environment inside the %s group: approve in a job it needs", PromotionGroup)
+		c.add(env, name, RulePromotionConcurrency, "a promoting job waits for no environment inside its concurrency group: approve in a job it needs")
 	}
+	c.promotionNeeds(name, key, job, channel)
 	if stable && !c.approvedBefore(name, map[string]bool{}) {
 		c.add(key, name, RuleStableApproval, "promotes to stable with no job in the `stable` environment before it (its required reviewers are the approval)")
 	}

@@ -48,7 +48,8 @@ func TestRepositoryWorkflowsKeepThePolicy(t *testing.T) {
 }
 
 // TestPolicyFixtures proves each rule fails when it is broken: every bad
-// fixture breaks exactly one rule, the good one none.
+// fixture breaks exactly one rule, the good one none. Fixtures are files in
+// testdata, or good.yml with one change that breaks one rule.
 func TestPolicyFixtures(t *testing.T) {
 	tests := []struct {
 		file string
@@ -61,9 +62,9 @@ func TestPolicyFixtures(t *testing.T) {
 		{"no-version-comment.yml", RuleVersionComment},
 		{"prt-checkout-head.yml", RulePRTargetCheckout},
 		{"prt-run-head.yml", RulePRTargetCheckout},
-		{"fork-self-hosted.yml", RuleForkSelfHosted},
-		{"fork-self-hosted-weak-if.yml", RuleForkSelfHosted},
-		{"fork-matrix-runs-on.yml", RuleForkSelfHosted},
+		{"fork-self-hosted.yml", RulePRSelfHosted},
+		{"fork-self-hosted-weak-if.yml", RulePRSelfHosted},
+		{"fork-matrix-runs-on.yml", RulePRSelfHosted},
 		{"fork-secrets.yml", RuleForkSecrets},
 		{"fork-secrets-weak-step-if.yml", RuleForkSecrets},
 		{"no-top-permissions.yml", RuleTopPermissions},
@@ -72,34 +73,96 @@ func TestPolicyFixtures(t *testing.T) {
 		{"write-all.yml", RuleLeastPrivilege},
 		{"no-timeout.yml", RuleTimeout},
 		{"stage-timeout.yml", RuleStageTimeout},
-		{"promotion-no-concurrency.yml", RulePromotionConcurrency},
-		{"promotion-cancelled.yml", RulePromotionConcurrency},
-		{"promotion-waits-for-approval.yml", RulePromotionConcurrency},
-		{"stable-no-environment.yml", RuleStableApproval},
-		{"stable-no-approver.yml", RuleStableApproval},
 	}
 	seen := map[string]bool{}
+	check := func(t *testing.T, name string, vs []Violation, want string) {
+		if want == "" {
+			assert.Empty(t, vs, joinViolations(vs))
+			return
+		}
+		require.NotEmpty(t, vs, "%s breaks %s but passed", name, want)
+		for _, v := range vs {
+			assert.Equal(t, want, v.Rule, "unexpected violation: %s", v)
+			assert.Positive(t, v.Line, "violation without a line: %s", v)
+		}
+		seen[want] = true
+	}
 	for _, tt := range tests {
 		t.Run(tt.file, func(t *testing.T) {
-			vs := checkFile(t, filepath.Join("testdata", tt.file))
-			if tt.want == "" {
-				assert.Empty(t, vs, joinViolations(vs))
-				return
-			}
-			require.NotEmpty(t, vs, "%s breaks %s but passed", tt.file, tt.want)
-			for _, v := range vs {
-				assert.Equal(t, tt.want, v.Rule, "unexpected violation: %s", v)
-				assert.Positive(t, v.Line, "violation without a line: %s", v)
-			}
-			seen[tt.want] = true
+			check(t, tt.file, checkFile(t, filepath.Join("testdata", tt.file)), tt.want)
 		})
 	}
+
+	good, err := os.ReadFile(filepath.Join("testdata", "good.yml"))
+	require.NoError(t, err)
+	for _, m := range goodMutations {
+		t.Run(m.name, func(t *testing.T) {
+			require.Contains(t, string(good), m.old, "good.yml changed: %s no longer applies", m.name)
+			src := strings.Replace(string(good), m.old, m.new, 1)
+			vs, err := Check(m.name+".yml", []byte(src))
+			require.NoError(t, err)
+			check(t, m.name, vs, m.want)
+		})
+	}
+
 	// Every rule has a fixture that breaks it.
-	for _, r := range []string{RulePinned, RuleVersionComment, RulePRTargetCheckout, RuleForkSelfHosted,
+	for _, r := range []string{RulePinned, RuleVersionComment, RulePRTargetCheckout, RulePRSelfHosted,
 		RuleForkSecrets, RuleTopPermissions, RuleLeastPrivilege, RuleTimeout, RuleStageTimeout,
-		RulePromotionConcurrency, RuleStableApproval} {
+		RulePromotionConcurrency, RuleStableApproval, RulePromotionNeeds, RuleReleaseRef, RuleGoTests,
+		RuleNoRebuild, RulePRResultsOnHead, RuleDaggerPinned} {
 		assert.True(t, seen[r], "no fixture breaks rule %s", r)
 	}
+}
+
+// goodMutations each break one rule of good.yml by one textual change.
+var goodMutations = []struct {
+	name, old, new, want string
+}{
+	// Self-hosted runners and pull requests: a same-repository guard is not
+	// enough, the workflow file comes from the pull request.
+	{"self-hosted-same-repo-pr",
+		"    if: github.event_name != 'pull_request'\n    runs-on: [self-hosted",
+		"    if: github.event_name == 'push' || github.event.pull_request.head.repo.full_name == github.repository\n    runs-on: [self-hosted", RulePRSelfHosted},
+	{"build-runs-on-vars-for-pull-requests",
+		"runs-on: ${{ github.event_name == 'pull_request' && 'ubuntu-24.04' || fromJSON(vars.BUILD_RUNS_ON || '\"ubuntu-24.04\"') }}",
+		"runs-on: ${{ fromJSON(vars.BUILD_RUNS_ON || '\"ubuntu-24.04\"') }}", RulePRSelfHosted},
+	// Promotions: their channel's group, never cancelled, no reviewer wait
+	// inside the group.
+	{"promotion-no-concurrency", "    concurrency:\n      group: promote-dev\n      cancel-in-progress: false\n", "", RulePromotionConcurrency},
+	{"promotion-cancelled", "      group: promote-dev\n      cancel-in-progress: false", "      group: promote-dev\n      cancel-in-progress: true", RulePromotionConcurrency},
+	{"promotion-one-group-for-all", "group: promote-stable-${{ github.sha }}", "group: promotion", RulePromotionConcurrency},
+	{"stable-group-not-per-commit", "group: promote-stable-${{ github.sha }}", "group: promote-stable", RulePromotionConcurrency},
+	{"promotion-waits-for-approval",
+		"  stable:\n    needs: [approve]\n    if: github.event_name != 'pull_request'\n    runs-on: ubuntu-24.04\n",
+		"  stable:\n    needs: [approve]\n    if: github.event_name != 'pull_request'\n    environment: stable\n    runs-on: ubuntu-24.04\n", RulePromotionConcurrency},
+	// Stable approval.
+	{"stable-no-environment", "    environment: stable\n", "", RuleStableApproval},
+	{"stable-no-approver", `--to stable --approved-by "$GITHUB_ACTOR"`, "--to stable", RuleStableApproval},
+	// Promotions need the stage jobs of the same run, and nothing lets a
+	// failed one through.
+	{"stable-without-gpu-stages", "    needs: [go, unit, security, gpu]\n", "    needs: [go, unit, security]\n", RulePromotionNeeds},
+	{"stable-always", "    needs: [approve]\n    if: github.event_name != 'pull_request'\n", "    needs: [approve]\n    if: always() && github.event_name != 'pull_request'\n", RulePromotionNeeds},
+	{"stage-continue-on-error", "  unit:\n    needs: build\n", "  unit:\n    needs: build\n    continue-on-error: true\n", RulePromotionNeeds},
+	// Releases start from main or a phase tag on it.
+	{"release-without-ref-check", "    needs: [ref, push]\n", "    needs: [push]\n", RuleReleaseRef},
+	// The Go tests run, and the pipeline needs them.
+	{"no-race", "      - run: bash .ci/run -race\n", "      - run: bash .ci/run\n", RuleGoTests},
+	{"build-without-go", "  build:\n    needs: go\n", "  build:\n", RuleGoTests},
+	// Nothing after the build builds; builds for pushes fill the staging cache.
+	{"push-rebuilds", `      - run: go run ./ci push --from "$STAGING"`, "      - run: go run ./ci build\n      - run: go run ./ci push", RuleNoRebuild},
+	{"build-without-staging", `go run ./ci build --shard 1/1 --push-to "$STAGING"`, "go run ./ci build --shard 1/1", RuleNoRebuild},
+	// A pull request's results go on its head commit.
+	{"results-on-merge-commit", "      - run: go run ./ci test --stage unit\n", "      - run: go run ./ci test --stage unit --rev \"$GITHUB_SHA\"\n", RulePRResultsOnHead},
+	{"results-github-sha-overridden", "      - run: go run ./ci test --stage security\n",
+		"      - run: go run ./ci test --stage security\n        env:\n          GITHUB_SHA: ${{ github.event.pull_request.head.sha }}\n", RulePRResultsOnHead},
+	// The dagger CLI: a pinned version, a checked checksum, no pipe to sh.
+	{"dagger-unchecked", `          echo "${SUM}  dagger_v${DAGGER_VERSION}_linux_amd64.tar.gz" | sha256sum --check --strict`, "          tar -xzf dagger.tar.gz", RuleDaggerPinned},
+	{"dagger-install-script", `          curl -fsSLO "https://github.com/dagger/dagger/releases/download/v${DAGGER_VERSION}/dagger_v${DAGGER_VERSION}_linux_amd64.tar.gz"`,
+		"          curl -fsSL https://dl.dagger.io/dagger/install.sh | sh", RuleDaggerPinned},
+	{"dagger-unversioned", "      DAGGER_VERSION: 0.21.9", "      DAGGER_VERSION: latest", RuleDaggerPinned},
+	// Least privilege for the flake.lock pull request.
+	{"pull-requests-write-elsewhere", "    permissions:\n      contents: write\n    steps:\n      - uses: actions/checkout@11bd71901bbe5b1630ceea73d27597364c9af683 # v4.2.2\n      - run: go run ./ci release promote --to dev",
+		"    permissions:\n      contents: write\n      pull-requests: write\n    steps:\n      - uses: actions/checkout@11bd71901bbe5b1630ceea73d27597364c9af683 # v4.2.2\n      - run: go run ./ci release promote --to dev", RuleLeastPrivilege},
 }
 
 func TestCheckRejectsNonWorkflows(t *testing.T) {
@@ -148,31 +211,45 @@ func (w workflow) runs(job string) string {
 
 func TestCIWorkflowShape(t *testing.T) {
 	w := readWorkflow(t, "ci.yml")
-	assert.Contains(t, w.On, "pull_request")
-	assert.Contains(t, w.On, "push")
+	for _, ev := range []string{"pull_request", "push", "merge_group", "workflow_dispatch"} {
+		assert.Contains(t, w.On, ev)
+	}
 	assert.NotContains(t, w.On, "pull_request_target")
 
-	assert.Contains(t, w.runs("build"), "go run ./ci build")
+	assert.Contains(t, w.runs("go"), "go vet ./...")
+	assert.Contains(t, w.runs("go"), "bash .ci/run -race")
+	assert.Contains(t, w.runs("eval"), "go run ./ci build --dry-run")
+	assert.Contains(t, w.runs("plan"), "go run ./ci matrix --shards")
+	assert.Contains(t, w.runs("build"), "go run ./ci build --shard")
+	assert.Contains(t, w.runs("build"), "--push-to")
+	assert.Contains(t, w.runs("report"), "go run ./ci report merge")
 	assert.Contains(t, w.runs("unit"), "go run ./ci test --stage unit")
 	assert.Contains(t, w.runs("security"), "go run ./ci test --stage security")
-	assert.Contains(t, w.runs("plan"), "go run ./ci matrix")
 	assert.Contains(t, w.runs("push"), "go run ./ci push")
+	assert.NotContains(t, w.runs("push"), "./ci build", "push substitutes, never builds")
 	assert.Contains(t, w.runs("promote-dev"), "go run ./ci release promote --to dev")
+	assert.Contains(t, w.runs("dagger"), "go run ./ci build --engine dagger --flake ./examples/offline")
 
-	// The GPU stages: runners from `ci matrix`, never for forks, always for
-	// pushes to main and pull requests from this repository's branches.
+	// The evaluation gate runs first: plan needs it, build needs plan and go.
+	assert.Equal(t, "eval", w.Jobs["plan"].Needs)
+	assert.ElementsMatch(t, []any{"go", "plan"}, w.Jobs["build"].Needs)
+
+	// The GPU stages: runners from `ci matrix`, never for any pull request,
+	// always for pushes to main.
 	gpu := w.Jobs["gpu"]
 	assert.Equal(t, "${{ matrix.runs-on }}", gpu.RunsOn)
 	assert.Equal(t, "${{ matrix.timeout-minutes }}", gpu.Timeout)
-	assertRunsOnlyWhenTrusted(t, gpu.If, true)
-	assertRunsOnlyWhenTrusted(t, w.Jobs["plan"].If, true)
+	assertRunsOnlyWhenTrusted(t, gpu.If, false)
+	got, err := EvalCondition(gpu.If, PushToMain())
+	require.NoError(t, err)
+	assert.Equal(t, True, got)
 
 	// Cache push and dev promotion: pushes to main only.
 	for _, job := range []string{"push", "promote-dev"} {
 		assertRunsOnlyWhenTrusted(t, w.Jobs[job].If, false)
 	}
-	// Stages GitHub-hosted for everyone, forks included.
-	for _, job := range []string{"build", "unit", "security"} {
+	// GitHub-hosted for everyone, forks included.
+	for _, job := range []string{"go", "eval", "unit", "security", "report"} {
 		assert.Empty(t, w.Jobs[job].If, job)
 		assert.Equal(t, "ubuntu-24.04", w.Jobs[job].RunsOn, job)
 	}
@@ -199,31 +276,55 @@ func TestReleaseWorkflowShape(t *testing.T) {
 	require.Contains(t, w.On, "push")
 	assert.Equal(t, map[string]any{"tags": []any{"phase*-complete"}}, w.On["push"])
 	assert.Contains(t, w.On, "workflow_dispatch")
+	assert.NotContains(t, w.On, "pull_request")
+
+	// The ref check comes first: everything needs it.
+	assert.Contains(t, w.runs("ref"), "go run ./ci release check-ref")
+	assert.Equal(t, "ref", w.Jobs["go"].Needs)
+	assert.Equal(t, "ref", w.Jobs["eval"].Needs)
 
 	for _, stage := range []string{"unit", "security"} {
 		assert.Contains(t, w.runs(stage), "go run ./ci test --stage "+stage)
 	}
 	assert.Contains(t, w.runs("plan"), "go run ./ci matrix")
 	assert.Contains(t, w.runs("push"), "go run ./ci push")
+	assert.NotContains(t, w.runs("push"), "./ci build")
 	assert.Contains(t, w.runs("beta"), "go run ./ci release promote --to beta")
 
 	// The approval (environment with required reviewers) is its own job, so
-	// the promotion waits for no reviewer inside the promotion group.
+	// the promotion waits for no reviewer inside a concurrency group.
 	assert.Equal(t, "stable", w.Jobs["approve-stable"].Environment)
 	assert.Equal(t, "beta", w.Jobs["approve-stable"].Needs)
 	assert.Contains(t, w.runs("approve-stable"), "/approvals")
 	stable := w.Jobs["stable"]
 	assert.Nil(t, stable.Environment)
-	assert.Equal(t, "approve-stable", stable.Needs)
+	assert.Contains(t, stable.Needs, "approve-stable")
 	assert.Contains(t, w.runs("stable"), "go run ./ci release promote --to stable")
 	assert.Contains(t, w.runs("stable"), `--approved-by "$CI_APPROVED_BY"`)
 	assert.Equal(t, "${{ needs.approve-stable.outputs.approved-by }}", stable.Steps[len(stable.Steps)-1].Env["CI_APPROVED_BY"])
 
-	// The full suite gates the beta promotion.
-	needs := w.Jobs["push"].Needs.([]any)
-	for _, j := range []string{"build", "unit", "security", "gpu"} {
-		assert.Contains(t, needs, j)
+	// Every promotion needs the stage jobs of its own run.
+	for _, job := range []string{"push", "beta", "stable"} {
+		needs := w.Jobs[job].Needs.([]any)
+		for _, j := range []string{"ref", "go", "unit", "security", "gpu"} {
+			assert.Contains(t, needs, j, job)
+		}
 	}
+}
+
+func TestFlakeLockWorkflowShape(t *testing.T) {
+	w := readWorkflow(t, "flake-lock.yml")
+	assert.Contains(t, w.On, "schedule")
+	assert.Contains(t, w.On, "workflow_dispatch")
+	assert.Len(t, w.On, 2, "no other trigger: only the scheduled job may write")
+	require.Len(t, w.Jobs, 1)
+	u := w.Jobs["update"]
+	assert.Equal(t, map[string]any{"contents": "write", "pull-requests": "write"}, u.Permissions)
+	runs := w.runs("update")
+	assert.Contains(t, runs, "flake update")
+	assert.Contains(t, runs, "go run ./ci build --dry-run")
+	assert.Contains(t, runs, "gh pr create")
+	assert.Contains(t, runs, "gh pr edit")
 }
 
 // TestSecretsOnlyInTheStepsThatNeedThem: each project secret appears only as
@@ -232,6 +333,10 @@ func TestSecretsOnlyInTheStepsThatNeedThem(t *testing.T) {
 	need := map[string][]string{
 		"NIX_SIGNING_KEY":   {"go run ./ci push"},
 		"CACHIX_AUTH_TOKEN": {"go run ./ci push"},
+		// Builds for pushes: remote builders and the staging cache's key.
+		"NIX_BUILDER_MACHINES":    {"go run ./ci build"},
+		"NIX_BUILDER_SSH_KEY":     {"go run ./ci build"},
+		"NIX_STAGING_SIGNING_KEY": {"go run ./ci build"},
 		// Promotions and failed stages are announced on Slack.
 		"SLACK_BOT_TOKEN": {"go run ./ci release promote", "go run ./ci test"},
 	}
