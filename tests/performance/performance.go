@@ -8,6 +8,7 @@ package performance
 
 import (
 	"context"
+	_ "embed"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -20,6 +21,14 @@ import (
 	"github.com/ipex-flake/ipex-flake/pipelines/report"
 	"github.com/ipex-flake/ipex-flake/tests/integration/apiclient"
 )
+
+//go:embed txt2img.json
+var defaultWorkflow []byte
+
+// DefaultWorkflow is the ComfyUI API-format txt2img workflow measured when
+// none is given (COMFYUI_WORKFLOW): SD 1.5 (v1-5-pruned-emaonly), 512x512,
+// 20 steps.
+func DefaultWorkflow() json.RawMessage { return append(json.RawMessage(nil), defaultWorkflow...) }
 
 // Config is one measurement.
 type Config struct {

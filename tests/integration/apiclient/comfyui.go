@@ -7,6 +7,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
 	"net/url"
 	"strings"
@@ -255,28 +256,37 @@ func (w *Watcher) Next(ctx context.Context) (Event, error) {
 // "executing" with a null node. onProgress (may be nil) sees each progress
 // event of the prompt. An execution_error fails.
 func (w *Watcher) Wait(ctx context.Context, promptID string, onProgress func(Progress)) error {
+	return w.Follow(ctx, promptID, func(e Event) {
+		if e.Type == "progress" && onProgress != nil {
+			var p Progress
+			_ = json.Unmarshal(e.Data, &p)
+			onProgress(p)
+		}
+	})
+}
+
+// Follow reads events until promptID finishes (as Wait) and hands each
+// event of the prompt to fn. Events without a prompt_id (progress of
+// older servers) belong to the prompt being followed.
+func (w *Watcher) Follow(ctx context.Context, promptID string, fn func(Event)) error {
 	for {
 		e, err := w.Next(ctx)
 		if err != nil {
 			return err
 		}
 		var d struct {
-			PromptID string          `json:"prompt_id"`
-			Node     *string         `json:"node"`
-			Message  string          `json:"exception_message"`
-			Raw      json.RawMessage `json:"-"`
+			PromptID *string `json:"prompt_id"`
+			Node     *string `json:"node"`
+			Message  string  `json:"exception_message"`
 		}
 		_ = json.Unmarshal(e.Data, &d)
-		if d.PromptID != promptID {
+		if e.Type == "status" || (d.PromptID != nil && *d.PromptID != promptID) {
 			continue
 		}
+		if fn != nil {
+			fn(e)
+		}
 		switch e.Type {
-		case "progress":
-			if onProgress != nil {
-				var p Progress
-				_ = json.Unmarshal(e.Data, &p)
-				onProgress(p)
-			}
 		case "execution_error":
 			return fmt.Errorf("prompt %s failed: %s", promptID, d.Message)
 		case "execution_interrupted":
@@ -289,4 +299,36 @@ func (w *Watcher) Wait(ctx context.Context, promptID string, onProgress func(Pro
 			}
 		}
 	}
+}
+
+// Queue is the answer of GET /queue: the running and pending prompts.
+type Queue struct {
+	Running []json.RawMessage `json:"queue_running"`
+	Pending []json.RawMessage `json:"queue_pending"`
+}
+
+// Queue reads GET /queue.
+func (c *ComfyUI) Queue(ctx context.Context) (Queue, error) {
+	var q Queue
+	return q, c.getJSON(ctx, "/queue", &q)
+}
+
+// View fetches an output image (GET /view) and returns its bytes and
+// content type.
+func (c *ComfyUI) View(ctx context.Context, img Image) ([]byte, string, error) {
+	q := url.Values{"filename": {img.Filename}, "type": {img.Type}, "subfolder": {img.Subfolder}}
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, c.BaseURL+"/view?"+q.Encode(), nil)
+	if err != nil {
+		return nil, "", err
+	}
+	resp, err := c.HTTP.Do(req)
+	if err != nil {
+		return nil, "", err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return nil, "", apiError(resp)
+	}
+	data, err := io.ReadAll(resp.Body)
+	return data, resp.Header.Get("Content-Type"), err
 }

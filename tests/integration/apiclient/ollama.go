@@ -14,6 +14,7 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -24,33 +25,71 @@ const (
 	DefaultComfyUI = "http://127.0.0.1:8188"
 )
 
-// NormalizeOllamaHost turns an OLLAMA_HOST value ("127.0.0.1:11434",
-// "0.0.0.0", "https://ollama.example") into a base URL, as the ollama CLI
-// reads it.
+// NormalizeOllamaHost turns an OLLAMA_HOST value into a base URL exactly as
+// the ollama CLI does (envconfig.Host in ollama/ollama): surrounding space
+// and quotes are dropped; without a scheme the scheme is http and the
+// default port 11434 ("ollama.com" alone means https://ollama.com:443);
+// with "http://" the default port is 80 and with "https://" 443; an
+// address that is not host:port keeps the default port (a bare IPv6
+// address is bracketed); an invalid port falls back to the default; a
+// path after the host is kept (a reverse proxy prefix). Unspecified bind
+// addresses (0.0.0.0, [::]) are kept as the CLI keeps them: on Linux a
+// connection to them reaches the local host.
 func NormalizeOllamaHost(h string) string {
-	h = strings.TrimRight(strings.TrimSpace(h), "/")
-	if h == "" {
-		return DefaultOllama
+	defaultPort := "11434"
+	s := strings.Trim(strings.TrimSpace(h), "\"'")
+	s = strings.TrimSpace(s)
+	scheme, hostport, ok := strings.Cut(s, "://")
+	switch {
+	case !ok:
+		scheme, hostport = "http", s
+		if s == "ollama.com" {
+			scheme, hostport = "https", "ollama.com:443"
+		}
+	case scheme == "http":
+		defaultPort = "80"
+	case scheme == "https":
+		defaultPort = "443"
 	}
-	if !strings.Contains(h, "://") {
-		h = "http://" + h
-	}
-	u, err := url.Parse(h)
+	hostport, path, _ := strings.Cut(hostport, "/")
+	host, port, err := net.SplitHostPort(hostport)
 	if err != nil {
-		return h
-	}
-	host, port := u.Hostname(), u.Port()
-	if host == "" || host == "0.0.0.0" {
-		host = "127.0.0.1"
-	}
-	if port == "" {
-		port = "11434"
-		if u.Scheme == "https" {
-			port = "443"
+		host, port = "127.0.0.1", defaultPort
+		if ip := net.ParseIP(strings.Trim(hostport, "[]")); ip != nil {
+			host = ip.String()
+		} else if hostport != "" {
+			host = hostport
 		}
 	}
-	u.Host = net.JoinHostPort(host, port)
+	if n, err := strconv.ParseInt(port, 10, 32); err != nil || n > 65535 || n < 0 {
+		port = defaultPort
+	}
+	u := url.URL{Scheme: scheme, Host: net.JoinHostPort(host, port), Path: path}
 	return u.String()
+}
+
+// NormalizeModel returns an Ollama model name in the shortest name:tag form
+// the server lists in /api/tags: a missing tag is "latest" and the default
+// registry and namespace (registry.ollama.ai/library/) are dropped.
+// "tiny" and "registry.ollama.ai/library/tiny:latest" are "tiny:latest".
+func NormalizeModel(name string) string {
+	name = strings.TrimSpace(name)
+	if name == "" {
+		return ""
+	}
+	name = strings.TrimPrefix(name, "registry.ollama.ai/")
+	name = strings.TrimPrefix(name, "library/")
+	slash := strings.LastIndex(name, "/")
+	if !strings.Contains(name[slash+1:], ":") {
+		name += ":latest"
+	}
+	return name
+}
+
+// SameModel reports whether two model names name the same model (Ollama
+// matches names without regard to case).
+func SameModel(a, b string) bool {
+	return strings.EqualFold(NormalizeModel(a), NormalizeModel(b))
 }
 
 // APIError is a non-2xx answer with the service's error message.
@@ -86,6 +125,11 @@ func apiError(resp *http.Response) error {
 type Ollama struct {
 	BaseURL string
 	HTTP    *http.Client
+	// Think is sent as "think" with every generate and chat request that
+	// does not set its own: Ollama turns thinking on by default for models
+	// that support it, so the client always says which it wants (off
+	// unless this is true).
+	Think bool
 }
 
 // NewOllama returns a client for an OLLAMA_HOST value ("" for the default).
@@ -109,27 +153,124 @@ type Model struct {
 	} `json:"details"`
 }
 
-// Tags lists the local models (GET /api/tags).
-func (c *Ollama) Tags(ctx context.Context) ([]Model, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, c.BaseURL+"/api/tags", nil)
+// do sends a request with an optional JSON body and decodes a 200 answer
+// into out (nil: discard); any other status is an *APIError.
+func (c *Ollama) do(ctx context.Context, method, path string, body, out any) error {
+	var rd io.Reader
+	if body != nil {
+		data, err := json.Marshal(body)
+		if err != nil {
+			return err
+		}
+		rd = bytes.NewReader(data)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, c.BaseURL+path, rd)
 	if err != nil {
-		return nil, err
+		return err
+	}
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
 	}
 	resp, err := c.HTTP.Do(req)
 	if err != nil {
-		return nil, err
+		return err
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
-		return nil, apiError(resp)
+		return apiError(resp)
 	}
+	if out == nil {
+		return nil
+	}
+	if err := json.NewDecoder(resp.Body).Decode(out); err != nil {
+		return fmt.Errorf("%s: %w", path, err)
+	}
+	return nil
+}
+
+// Tags lists the local models (GET /api/tags).
+func (c *Ollama) Tags(ctx context.Context) ([]Model, error) {
 	var out struct {
 		Models []Model `json:"models"`
 	}
-	if err := json.NewDecoder(resp.Body).Decode(&out); err != nil {
-		return nil, fmt.Errorf("/api/tags: %w", err)
+	err := c.do(ctx, http.MethodGet, "/api/tags", nil, &out)
+	return out.Models, err
+}
+
+// Version is the server's version (GET /api/version).
+func (c *Ollama) Version(ctx context.Context) (string, error) {
+	var out struct {
+		Version string `json:"version"`
 	}
-	return out.Models, nil
+	err := c.do(ctx, http.MethodGet, "/api/version", nil, &out)
+	return out.Version, err
+}
+
+// ModelInfo is the answer of POST /api/show.
+type ModelInfo struct {
+	Modelfile  string `json:"modelfile"`
+	Parameters string `json:"parameters"`
+	Template   string `json:"template"`
+	Details    struct {
+		Format            string   `json:"format"`
+		Family            string   `json:"family"`
+		Families          []string `json:"families"`
+		ParameterSize     string   `json:"parameter_size"`
+		QuantizationLevel string   `json:"quantization_level"`
+	} `json:"details"`
+	ModelInfo map[string]any `json:"model_info"`
+	// Capabilities are "completion", "thinking", "tools", "vision", ...
+	Capabilities []string  `json:"capabilities"`
+	ModifiedAt   time.Time `json:"modified_at"`
+}
+
+// Can reports whether the model has a capability ("thinking", ...).
+func (m ModelInfo) Can(capability string) bool {
+	for _, c := range m.Capabilities {
+		if c == capability {
+			return true
+		}
+	}
+	return false
+}
+
+// Show describes a local model (POST /api/show).
+func (c *Ollama) Show(ctx context.Context, model string) (ModelInfo, error) {
+	var out ModelInfo
+	err := c.do(ctx, http.MethodPost, "/api/show", map[string]string{"model": model}, &out)
+	return out, err
+}
+
+// Running is an entry of /api/ps: a model loaded in memory.
+type Running struct {
+	Name      string    `json:"name"`
+	Model     string    `json:"model"`
+	Size      int64     `json:"size"`
+	SizeVRAM  int64     `json:"size_vram"`
+	Digest    string    `json:"digest"`
+	ExpiresAt time.Time `json:"expires_at"`
+	// ContextLength is reported by newer servers.
+	ContextLength int `json:"context_length,omitempty"`
+}
+
+// PS lists the models loaded in memory (GET /api/ps).
+func (c *Ollama) PS(ctx context.Context) ([]Running, error) {
+	var out struct {
+		Models []Running `json:"models"`
+	}
+	err := c.do(ctx, http.MethodGet, "/api/ps", nil, &out)
+	return out.Models, err
+}
+
+// Load loads a model into memory without generating (a generate request
+// with an empty prompt, answered with done_reason "load").
+func (c *Ollama) Load(ctx context.Context, model string) (GenerateChunk, error) {
+	no := false
+	final, err := c.Generate(ctx, GenerateRequest{Model: model, Stream: &no, Think: &no}, nil)
+	if err == nil && final.DoneReason != "load" {
+		err = fmt.Errorf("loading %s: done_reason %q, want \"load\"", model, final.DoneReason)
+	}
+	return final, err
 }
 
 // Stats are the timings Ollama reports in the final chunk (nanoseconds).
@@ -145,9 +286,12 @@ type Stats struct {
 
 // GenerateRequest is the body of /api/generate.
 type GenerateRequest struct {
-	Model   string         `json:"model"`
-	Prompt  string         `json:"prompt"`
-	Stream  *bool          `json:"stream,omitempty"`
+	Model  string `json:"model"`
+	Prompt string `json:"prompt"`
+	Stream *bool  `json:"stream,omitempty"`
+	// Think turns the model's reasoning on or off; nil sends the client's
+	// Think setting.
+	Think   *bool          `json:"think,omitempty"`
 	Options map[string]any `json:"options,omitempty"`
 }
 
@@ -156,8 +300,10 @@ type GenerateChunk struct {
 	Model     string    `json:"model"`
 	CreatedAt time.Time `json:"created_at"`
 	Response  string    `json:"response"`
-	Done      bool      `json:"done"`
-	Context   []int     `json:"context,omitempty"`
+	// Thinking is the model's reasoning, streamed apart from Response.
+	Thinking string `json:"thinking,omitempty"`
+	Done     bool   `json:"done"`
+	Context  []int  `json:"context,omitempty"`
 	Stats
 }
 
@@ -165,14 +311,19 @@ type GenerateChunk struct {
 type Message struct {
 	Role    string `json:"role"`
 	Content string `json:"content"`
+	// Thinking is the reasoning of an assistant message.
+	Thinking string `json:"thinking,omitempty"`
 }
 
 // ChatRequest is the body of /api/chat.
 type ChatRequest struct {
-	Model    string         `json:"model"`
-	Messages []Message      `json:"messages"`
-	Stream   *bool          `json:"stream,omitempty"`
-	Options  map[string]any `json:"options,omitempty"`
+	Model    string    `json:"model"`
+	Messages []Message `json:"messages"`
+	Stream   *bool     `json:"stream,omitempty"`
+	// Think turns the model's reasoning on or off; nil sends the client's
+	// Think setting.
+	Think   *bool          `json:"think,omitempty"`
+	Options map[string]any `json:"options,omitempty"`
 }
 
 // ChatChunk is one NDJSON line of /api/chat.
@@ -188,7 +339,10 @@ type ChatChunk struct {
 // (fn may be nil). It returns the final chunk (done=true) with the whole
 // response text in Response.
 func (c *Ollama) Generate(ctx context.Context, r GenerateRequest, fn func(GenerateChunk) error) (GenerateChunk, error) {
-	var text strings.Builder
+	if r.Think == nil {
+		r.Think = &c.Think
+	}
+	var text, thinking strings.Builder
 	var last GenerateChunk
 	err := c.stream(ctx, "/api/generate", r, func(line []byte) (bool, error) {
 		var ch GenerateChunk
@@ -196,6 +350,7 @@ func (c *Ollama) Generate(ctx context.Context, r GenerateRequest, fn func(Genera
 			return false, fmt.Errorf("/api/generate: %w", err)
 		}
 		text.WriteString(ch.Response)
+		thinking.WriteString(ch.Thinking)
 		if fn != nil {
 			if err := fn(ch); err != nil {
 				return false, err
@@ -204,14 +359,17 @@ func (c *Ollama) Generate(ctx context.Context, r GenerateRequest, fn func(Genera
 		last = ch
 		return ch.Done, nil
 	})
-	last.Response = text.String()
+	last.Response, last.Thinking = text.String(), thinking.String()
 	return last, err
 }
 
 // Chat posts to /api/chat and calls fn for each streamed chunk (fn may be
 // nil). It returns the final chunk with the whole reply in Message.Content.
 func (c *Ollama) Chat(ctx context.Context, r ChatRequest, fn func(ChatChunk) error) (ChatChunk, error) {
-	var text strings.Builder
+	if r.Think == nil {
+		r.Think = &c.Think
+	}
+	var text, thinking strings.Builder
 	var last ChatChunk
 	err := c.stream(ctx, "/api/chat", r, func(line []byte) (bool, error) {
 		var ch ChatChunk
@@ -219,6 +377,7 @@ func (c *Ollama) Chat(ctx context.Context, r ChatRequest, fn func(ChatChunk) err
 			return false, fmt.Errorf("/api/chat: %w", err)
 		}
 		text.WriteString(ch.Message.Content)
+		thinking.WriteString(ch.Message.Thinking)
 		if fn != nil {
 			if err := fn(ch); err != nil {
 				return false, err
@@ -227,7 +386,7 @@ func (c *Ollama) Chat(ctx context.Context, r ChatRequest, fn func(ChatChunk) err
 		last = ch
 		return ch.Done, nil
 	})
-	last.Message = Message{Role: "assistant", Content: text.String()}
+	last.Message = Message{Role: "assistant", Content: text.String(), Thinking: thinking.String()}
 	return last, err
 }
 
