@@ -6,19 +6,27 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"time"
 
 	"github.com/ipex-flake/ipex-flake/pipelines/stage"
-	"github.com/ipex-flake/ipex-flake/tests/fakes"
 	"github.com/ipex-flake/ipex-flake/tests/integration/apiclient"
 	"github.com/ipex-flake/ipex-flake/tests/performance"
 )
 
 // Performance is the performance stage: the tests/performance harness
-// against the running Ollama (OLLAMA_HOST, OLLAMA_MODEL) and ComfyUI
-// (COMFYUI_URL, COMFYUI_WORKFLOW), the Phase 4 targets, and a comparison
-// with the baseline (the previous accepted run's JSON).
+// against the running Ollama (OLLAMA_HOST, OLLAMA_MODEL, OLLAMA_THINK=1 to
+// let the model think) and ComfyUI (COMFYUI_URL, COMFYUI_WORKFLOW), the
+// Phase 4 targets, and a comparison with the baseline (the previous
+// accepted run's JSON).
+//
+// The server's concurrency is the setting it runs with: Parallel and
+// MaxQueue, else OLLAMA_NUM_PARALLEL and OLLAMA_MAX_QUEUE in the stage's
+// environment (the variables services.ollama-ipex sets). When it is known
+// and the users exceed it the stage fails with that reason before
+// loading the server; when it is not, the run's observed concurrency
+// (answers streamed at once) names the reason of a missed users target.
 type Performance struct {
 	Env *Env
 	// Baseline and Out are paths relative to the flake directory.
@@ -29,6 +37,10 @@ type Performance struct {
 	// Images is the number of images to generate (default 10).
 	Images  int
 	Targets performance.Targets
+	// Parallel and MaxQueue are the Ollama server's OLLAMA_NUM_PARALLEL
+	// and OLLAMA_MAX_QUEUE (0: read from the environment; unknown when
+	// unset there too).
+	Parallel, MaxQueue int
 
 	// Results of the last run.
 	Results *performance.Results
@@ -74,20 +86,54 @@ func (s *Performance) path(p string) string {
 	return filepath.Join(dir, p)
 }
 
+// concurrency is the server's OLLAMA_NUM_PARALLEL and OLLAMA_MAX_QUEUE:
+// the fields, else the environment; 0 when unknown.
+func (s *Performance) concurrency() (parallel, maxQueue int, err error) {
+	read := func(field int, name string) (int, error) {
+		if field > 0 {
+			return field, nil
+		}
+		v := strings.TrimSpace(s.Env.getenv(name))
+		if v == "" {
+			return 0, nil
+		}
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 0 {
+			return 0, fmt.Errorf("%s=%q is not a number of requests: set it as the Ollama service has it", name, v)
+		}
+		return n, nil
+	}
+	if parallel, err = read(s.Parallel, "OLLAMA_NUM_PARALLEL"); err != nil {
+		return 0, 0, err
+	}
+	maxQueue, err = read(s.MaxQueue, "OLLAMA_MAX_QUEUE")
+	return parallel, maxQueue, err
+}
+
 // Run implements stage.Stage.
 func (s *Performance) Run(ctx context.Context) error {
 	s.Collector.Out = s.Env.out()
+	parallel, maxQueue, err := s.concurrency()
+	if err != nil {
+		return err
+	}
+	if err := performance.CheckCapacity(s.Users, parallel, maxQueue); err != nil {
+		s.Fail("concurrency", err.Error(), 0)
+		return s.Err()
+	}
 	cfg := performance.Config{
 		Ollama: apiclient.NewOllama(s.Env.getenv("OLLAMA_HOST")),
 		Model:  s.Env.getenv("OLLAMA_MODEL"),
 		Users:  s.Users, Requests: s.Requests,
+		TTFTTarget: s.Targets.TTFTP95,
 	}
+	cfg.Ollama.Think, _ = strconv.ParseBool(s.Env.getenv("OLLAMA_THINK"))
 	comfy := apiclient.NewComfyUI(s.Env.getenv("COMFYUI_URL"))
 	if _, err := comfy.SystemStats(ctx); err != nil {
 		s.Fail("images/min", fmt.Sprintf("ComfyUI at %s: %v", comfy.BaseURL, err), 0)
 	} else {
 		cfg.ComfyUI, cfg.Images, cfg.ImageUsers = comfy, s.Images, min(4, s.Users)
-		cfg.Workflow = fakes.Workflow()
+		cfg.Workflow = performance.DefaultWorkflow()
 		if p := s.Env.getenv("COMFYUI_WORKFLOW"); p != "" {
 			wf, err := os.ReadFile(p)
 			if err != nil {
@@ -109,8 +155,17 @@ func (s *Performance) Run(ctx context.Context) error {
 	if err := r.Write(s.path(s.Out)); err != nil {
 		return err
 	}
-	summary := fmt.Sprintf("ttft p50 %.0f ms p95 %.0f ms, total p95 %.0f ms, %.1f tokens/s, %d users",
-		r.TTFT.P50, r.TTFT.P95, r.Total.P95, r.TokensPerSec, r.Users)
+	summary := fmt.Sprintf("ttft p50 %.0f ms p95 %.0f ms, total p95 %.0f ms, load p95 %.0f ms, decode %.1f tokens/s per request, %.1f tokens/s in all, %d of %d users served within %.0f ms",
+		r.TTFT.P50, r.TTFT.P95, r.Total.P95, r.Load.P95, r.DecodeTokensPerSec.P50, r.ThroughputTokensPerSec, r.UsersServed, r.Users, r.TTFTTargetMs)
+	switch {
+	case parallel > 0:
+		s.Pass("concurrency", fmt.Sprintf("%d users within OLLAMA_NUM_PARALLEL=%d; at most %d answers streamed at once", s.Users, parallel, r.PeakStreams), 0)
+	case r.UsersServed < s.Targets.MinUsers && r.PeakStreams < s.Users:
+		s.Fail("concurrency", fmt.Sprintf("the server streamed at most %d answers at once for %d users: its concurrency (OLLAMA_NUM_PARALLEL) is below the load; "+
+			"set services.ollama-ipex.numParallel to %d or more (docs/tuning.md) and pass OLLAMA_NUM_PARALLEL to this stage", r.PeakStreams, s.Users, s.Users), 0)
+	default:
+		s.Pass("concurrency", fmt.Sprintf("at most %d answers streamed at once (OLLAMA_NUM_PARALLEL not given)", r.PeakStreams), 0)
+	}
 	if miss := r.CheckTargets(s.Targets); len(miss) > 0 {
 		s.Fail("targets", strings.Join(miss, "; "), time.Since(start))
 	} else {
