@@ -28,6 +28,9 @@ type OllamaOptions struct {
 	// EmptyAnswers makes every model answer without text, as a model with
 	// random weights does: one final chunk, done_reason "stop".
 	EmptyAnswers bool
+	// NoModels makes a fresh server: /api/tags is empty and every model
+	// is unknown.
+	NoModels bool
 }
 
 // OllamaAPI is the fake Ollama API as an http.Handler, usable with any
@@ -98,6 +101,9 @@ func NewOllamaAPI(opts OllamaOptions) *OllamaAPI {
 	}
 	if err := json.Unmarshal(a.tags, &tags); err != nil {
 		panic(err)
+	}
+	if opts.NoModels {
+		a.tags, tags.Models = []byte(`{"models":[]}`), nil
 	}
 	for _, m := range tags.Models {
 		var show struct {

@@ -78,23 +78,33 @@ func eachOllama(t *testing.T, fn func(t *testing.T, o *ollamaTarget)) {
 // (failed when strict) with how to provide it.
 func (o *ollamaTarget) model(t *testing.T) string {
 	t.Helper()
+	name, err := o.pickModel(t)
+	if err != nil {
+		needs(t, "%s %v", t.Name(), err)
+	}
+	return name
+}
+
+// pickModel is model's choice, or the advice when there is none.
+func (o *ollamaTarget) pickModel(t *testing.T) (string, error) {
+	t.Helper()
 	if o.fake != nil {
-		return "llama3.2:3b"
+		return "llama3.2:3b", nil
 	}
 	name := *modelFlag
 	if name == "" {
 		name = os.Getenv("OLLAMA_MODEL")
 	}
 	if name != "" {
-		return apiclient.NormalizeModel(name)
+		return apiclient.NormalizeModel(name), nil
 	}
 	models, err := o.client.Tags(t.Context())
 	require.NoError(t, err, "Ollama at %s", o.client.BaseURL)
 	if len(models) == 0 {
-		needs(t, "%s needs a model and Ollama at %s has none: pull one (ollama pull llama3.2:1b) and name it with "+
-			"`go test ./tests/integration -args -model NAME` or OLLAMA_MODEL=NAME", t.Name(), o.client.BaseURL)
+		return "", fmt.Errorf("needs a model and Ollama at %s has none: pull one (ollama pull llama3.2:1b) and name it with "+
+			"`go test ./tests/integration -args -model NAME` or OLLAMA_MODEL=NAME", o.client.BaseURL)
 	}
-	return apiclient.NormalizeModel(models[0].Name)
+	return apiclient.NormalizeModel(models[0].Name), nil
 }
 
 // thinkingModel returns a model with the "thinking" capability:
