@@ -182,6 +182,8 @@ func TestCompare(t *testing.T) {
 			DecodeTokensPerSec: base.DecodeTokensPerSec, ThroughputTokensPerSec: 50, ImagesPerMin: 6}, want: 1},
 		{name: "slower decode", cur: Results{TTFT: base.TTFT, Total: base.Total, Load: base.Load,
 			DecodeTokensPerSec: Rate{P50: 40}, ThroughputTokensPerSec: 50, ImagesPerMin: 6}, want: 1},
+		{name: "slower load", cur: Results{TTFT: base.TTFT, Total: base.Total, Load: Latency{P95: 80},
+			DecodeTokensPerSec: base.DecodeTokensPerSec, ThroughputTokensPerSec: 50, ImagesPerMin: 6}, want: 1},
 		{name: "lower throughput", cur: Results{TTFT: base.TTFT, Total: base.Total, Load: base.Load,
 			DecodeTokensPerSec: base.DecodeTokensPerSec, ThroughputTokensPerSec: 30, ImagesPerMin: 3}, want: 2},
 		{name: "faster is fine", cur: Results{TTFT: Latency{P50: 10, P95: 20}, Total: Latency{P50: 10, P95: 20},
