@@ -338,23 +338,24 @@ func images(ctx context.Context, cfg Config, r *Results) error {
 	return nil
 }
 
-// users runs n calls of fn on the given number of goroutines, one per
-// user, and returns how many users had every call succeed (fn returns
-// true).
+// users runs calls of fn on n goroutines, one per user, each user making
+// its own share of the calls one after the other (calls/n, the remainder
+// spread over the first users), and returns how many users had every call
+// succeed (fn returns true).
 func users(n, calls int, fn func() bool) int {
-	jobs := make(chan struct{}, calls)
-	for range calls {
-		jobs <- struct{}{}
-	}
-	close(jobs)
+	n = min(n, calls)
 	var wg sync.WaitGroup
 	var served atomic.Int64
-	for range min(n, calls) {
+	for u := range n {
+		share := calls / n
+		if u < calls%n {
+			share++
+		}
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			ok := true
-			for range jobs {
+			for range share {
 				ok = fn() && ok
 			}
 			if ok {
