@@ -5,6 +5,12 @@
 // them always and against the real servers when those are configured. The
 // integration tests and the performance harness use them when no real
 // service is configured.
+//
+// The generate, chat, tags and ComfyUI answers were recorded from the real
+// services; the thinking streams (ollama/*-thinking.ndjson) and the
+// /api/show answers (ollama/show.json) are written in the server's wire
+// format from its source (api/types.go, server/routes.go of ollama/ollama),
+// and the error answers follow that source case for case.
 package fakes
 
 import (
