@@ -217,10 +217,12 @@ func NewComfyUIAPI() *ComfyUIAPI {
 }
 
 // validatePrompt checks a workflow as ComfyUI's execution.validate_prompt
-// does: every node has a known class_type, there is an output node, and
-// the outputs' required inputs are present and linked to existing nodes.
-// It returns the error object and node_errors of a 400 answer, or nil.
-func validatePrompt(prompt map[string]json.RawMessage) (map[string]any, map[string]any) {
+// does (as of execution.py f599e5ca, mid-2024, the time of the pinned
+// revision): every node has a known class_type, there is an output node,
+// and the outputs' required inputs are present and linked to existing
+// nodes. It returns the error object and node_errors of a 400 answer
+// (node_errors is an empty list for an error of the whole prompt), or nil.
+func validatePrompt(prompt map[string]json.RawMessage) (map[string]any, any) {
 	type node struct {
 		ClassType *string                    `json:"class_type"`
 		Inputs    map[string]json.RawMessage `json:"inputs"`
@@ -231,11 +233,11 @@ func validatePrompt(prompt map[string]json.RawMessage) (map[string]any, map[stri
 		var n node
 		_ = json.Unmarshal(raw, &n)
 		if n.ClassType == nil {
-			return errorObj("invalid_prompt", "Cannot execute because a node is missing the class_type property.", fmt.Sprintf("Node ID '#%s'", id)), map[string]any{}
+			return errorObj("invalid_prompt", "Cannot execute because a node is missing the class_type property.", fmt.Sprintf("Node ID '#%s'", id)), []any{}
 		}
 		class, ok := comfyNodes[*n.ClassType]
 		if !ok {
-			return errorObj("invalid_prompt", fmt.Sprintf("Cannot execute because node %s does not exist.", *n.ClassType), fmt.Sprintf("Node ID '#%s'", id)), map[string]any{}
+			return errorObj("invalid_prompt", fmt.Sprintf("Cannot execute because node %s does not exist.", *n.ClassType), fmt.Sprintf("Node ID '#%s'", id)), []any{}
 		}
 		if class.output {
 			outputs = append(outputs, id)
@@ -243,7 +245,7 @@ func validatePrompt(prompt map[string]json.RawMessage) (map[string]any, map[stri
 		nodes[id] = n
 	}
 	if len(outputs) == 0 {
-		return errorObj("prompt_no_outputs", "Prompt has no outputs", ""), map[string]any{}
+		return errorObj("prompt_no_outputs", "Prompt has no outputs", ""), []any{}
 	}
 	nodeErrors := map[string]any{}
 	var details []string

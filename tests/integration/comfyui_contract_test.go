@@ -1,12 +1,14 @@
 package integration
 
 // The ComfyUI contract: the API behaviour the project relies on, written
-// from ComfyUI's server.py and execution.py (the flake pins
-// c8b5e08dc39171babb5d43f160cc04271591743e in pkgs/comfyui-ipex; the
-// sources read were server.py 005f3ba4 and execution.py 00a09956, the
-// revisions around it that could be read here). Every test runs against
-// the fake and, when COMFYUI_URL is set, against that server. Bodies are
-// compared parsed.
+// from ComfyUI's server.py and execution.py. The flake pins
+// c8b5e08dc39171babb5d43f160cc04271591743e (2024-06-12) in
+// pkgs/comfyui-ipex; that revision could not be read here, so the cases
+// follow the revisions around it that could: server.py 005f3ba4 and
+// execution.py 00a09956 and f599e5ca. Where those differ, the contract
+// accepts both and says which is which. Every test runs against the fake
+// and, when COMFYUI_URL is set, against that server. Bodies are compared
+// parsed.
 
 import (
 	"bytes"
@@ -86,8 +88,9 @@ func TestComfyUIRejectsPrompts(t *testing.T) {
 			assert.Equal(t, "images", first["details"])
 		}},
 		{"unknown node", `{"prompt":{"1":{"class_type":"IpexFlakeNoSuchNode","inputs":{}},"2":{"class_type":"SaveImage","inputs":{"filename_prefix":"x","images":["1",0]}}}}`, func(t *testing.T, r reply) {
-			// validate_prompt without the class check (revisions before
-			// mid-2024) raises KeyError, which aiohttp answers with 500.
+			// validate_prompt without the class check (execution.py
+			// 00a09956) raises KeyError, which aiohttp answers with 500;
+			// f599e5ca and later answer 400 invalid_prompt.
 			if r.Status == 500 {
 				return
 			}
@@ -109,8 +112,8 @@ func TestComfyUIRejectsPrompts(t *testing.T) {
 	})
 }
 
-// assertEmptyNodeErrors: node_errors of a prompt-level error is empty ({}
-// on current servers, [] on older ones).
+// assertEmptyNodeErrors: node_errors of a prompt-level error is empty ([]
+// up to mid-2024, {} on later servers).
 func assertEmptyNodeErrors(t *testing.T, v any) {
 	t.Helper()
 	switch ne := v.(type) {
