@@ -167,7 +167,7 @@ func (s *Performance) Run(ctx context.Context) error {
 		s.Pass("concurrency", fmt.Sprintf("at most %d answers streamed at once (OLLAMA_NUM_PARALLEL not given)", r.PeakStreams), 0)
 	}
 	if miss := r.CheckTargets(s.Targets); len(miss) > 0 {
-		s.Fail("targets", strings.Join(miss, "; "), time.Since(start))
+		s.Fail("targets", strings.Join(miss, "; ")+" ("+summary+")", time.Since(start))
 	} else {
 		s.Pass("targets", summary, time.Since(start))
 	}
