@@ -320,7 +320,7 @@ type completionRequest struct {
 	Prompt    *string          `json:"prompt"`
 	Messages  []map[string]any `json:"messages"`
 	Stream    *bool            `json:"stream"`
-	Think     *bool            `json:"think"`
+	Think     any              `json:"think"` // true, false or a level ("low", "medium", "high", "max")
 	KeepAlive any              `json:"keep_alive"`
 	Options   map[string]any   `json:"options"`
 }
@@ -356,11 +356,12 @@ func (a *OllamaAPI) complete(w http.ResponseWriter, r *http.Request, chat bool) 
 		a.final(w, req, chat, "unload")
 		return
 	}
+	asked, set := thinkValue(req.Think)
 	think := false
 	switch {
 	case m.Thinking:
-		think = req.Think == nil || *req.Think
-	case req.Think != nil && *req.Think:
+		think = !set || asked
+	case set && asked:
 		errorJSON(w, http.StatusBadRequest, fmt.Sprintf("%q does not support thinking", req.Model))
 		return
 	}
@@ -425,6 +426,17 @@ func (a *OllamaAPI) complete(w http.ResponseWriter, r *http.Request, chat bool) 
 			fl.Flush()
 		}
 	}
+}
+
+// thinkValue reads "think": a boolean, or a level, which asks for thinking.
+func thinkValue(v any) (asked, set bool) {
+	switch t := v.(type) {
+	case bool:
+		return t, true
+	case string:
+		return t != "", true
+	}
+	return false, false
 }
 
 func isZero(keepAlive any) bool {

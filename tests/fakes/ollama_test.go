@@ -91,3 +91,28 @@ func TestOllamaNumPredictAndUnload(t *testing.T) {
 	require.NoError(t, json.NewDecoder(resp.Body).Decode(&ps))
 	assert.Empty(t, ps.Models, "unloaded")
 }
+
+func TestOllamaThinkLevels(t *testing.T) {
+	o := NewOllama()
+	defer o.Close()
+	tests := []struct {
+		name, think string
+		thinking    bool
+	}{
+		{"unset: the model's default", ``, true},
+		{"off", `,"think":false`, false},
+		{"on", `,"think":true`, true},
+		{"a level", `,"think":"high"`, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			code, last := post(t, o.URL+"/api/generate", `{"model":"qwen3:0.6b","prompt":"x","stream":false`+tt.think+`}`)
+			require.Equal(t, 200, code)
+			assert.Equal(t, tt.thinking, last["thinking"] != nil, "%v", last)
+			assert.Equal(t, "Sunlight scatters off air.", last["response"])
+		})
+	}
+	code, last := post(t, o.URL+"/api/generate", `{"model":"llama3.2:3b","prompt":"x","think":"high"}`)
+	assert.Equal(t, 400, code)
+	assert.Equal(t, map[string]any{"error": `"llama3.2:3b" does not support thinking`}, last)
+}
