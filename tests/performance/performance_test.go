@@ -211,3 +211,20 @@ func TestCheckTargets(t *testing.T) {
 	assert.Contains(t, got[0], "3 of 100 concurrent users served")
 	assert.Contains(t, got[0], "at most 1 answers at once")
 }
+
+func TestPeak(t *testing.T) {
+	at := func(ms int) time.Time { return time.Unix(0, 0).Add(time.Duration(ms) * time.Millisecond) }
+	tests := []struct {
+		name  string
+		spans []span
+		want  int
+	}{
+		{"none", nil, 0},
+		{"one after another", []span{{at(0), at(10)}, {at(10), at(20)}, {at(20), at(30)}}, 1},
+		{"two overlap", []span{{at(0), at(10)}, {at(5), at(15)}, {at(20), at(30)}}, 2},
+		{"nested", []span{{at(0), at(100)}, {at(10), at(20)}, {at(15), at(30)}, {at(40), at(50)}}, 3},
+	}
+	for _, tt := range tests {
+		assert.Equal(t, tt.want, peak(tt.spans), tt.name)
+	}
+}
