@@ -190,6 +190,19 @@ func TestComfyUIPromptProgressHistoryView(t *testing.T) {
 		assert.Equal(t, last.Max, last.Value)
 		require.NotEmpty(t, executed.Output.Images, "the output node reports its images")
 
+		assert.NotEmpty(t, executed.Node, "executed names its node")
+
+		// The raw entry: prompt is [number, prompt_id, graph, extra_data, outputs to execute].
+		raw := call(t, "GET", c.url("/history/"+q.PromptID), "")
+		require.Equal(t, 200, raw.Status)
+		entry, ok := raw.JSON(t).(map[string]any)[q.PromptID].(map[string]any)
+		require.True(t, ok, "%s", raw.Body)
+		p, _ := entry["prompt"].([]any)
+		require.Len(t, p, 5, "%v", entry["prompt"])
+		assert.Equal(t, q.PromptID, p[1])
+		assert.Contains(t, p[4], executed.Node, "the output node is among the outputs to execute")
+		assert.Contains(t, entry["outputs"], executed.Node)
+
 		h, ok, err := c.client.History(ctx, q.PromptID)
 		require.NoError(t, err)
 		require.True(t, ok, "a finished prompt is in the history")
