@@ -8,6 +8,7 @@ package integration
 // OLLAMA_HOST is set, against that server. Bodies are compared parsed.
 
 import (
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -44,7 +45,7 @@ func TestOllamaTags(t *testing.T) {
 		if o.fake != nil {
 			name = "llama3.2:3b"
 		} else if name == "" {
-			name = apiclientEnvModel()
+			name = os.Getenv("OLLAMA_MODEL")
 		}
 		if name == "" {
 			return

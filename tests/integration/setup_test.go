@@ -211,5 +211,3 @@ func eachComfyUI(t *testing.T, fn func(t *testing.T, c *comfyTarget)) {
 		fn(t, &comfyTarget{name: "real", client: c, workflow: wf})
 	})
 }
-
-func apiclientEnvModel() string { return os.Getenv("OLLAMA_MODEL") }
