@@ -10,6 +10,7 @@
 // the server lists; with none they are skipped with that advice (failed
 // under CI=true or IPEX_LIVE=1). The thinking test takes
 // OLLAMA_THINKING_MODEL or the first model with the "thinking"
-// capability. The ComfyUI prompt test queues COMFYUI_WORKFLOW (default
-// tests/performance/txt2img.json).
+// capability. The client sends think: false with every request unless
+// -think is given. The ComfyUI prompt test queues COMFYUI_WORKFLOW
+// (default tests/performance/txt2img.json).
 package integration
