@@ -16,6 +16,7 @@ import (
 	"github.com/ipex-flake/ipex-flake/release/github"
 	"github.com/ipex-flake/ipex-flake/release/gitrepo"
 	"github.com/ipex-flake/ipex-flake/release/promote"
+	"github.com/ipex-flake/ipex-flake/release/notify"
 	"github.com/ipex-flake/ipex-flake/release/slack"
 	"github.com/ipex-flake/ipex-flake/release/version"
 )
@@ -196,7 +197,11 @@ func releaseSetup(ctx context.Context, io *IO, common *ReleaseCommon) (*promote.
 	if err != nil {
 		return nil, clierr.Usage(err)
 	}
-	p := &promote.Promoter{Repo: repo, Notifier: slack.FromEnv(io.Getenv, io.Out)}
+	n, err := notify.FromEnv(io.Getenv, io.Out)
+	if err != nil {
+		return nil, clierr.Usage(err)
+	}
+	p := &promote.Promoter{Repo: repo, Notifier: n}
 	cfg, ok, err := github.ConfigFromEnv(io.Getenv, common.Repo)
 	if err != nil {
 		return nil, clierr.Usage(err)
