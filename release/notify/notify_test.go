@@ -15,8 +15,11 @@ import (
 
 type failing struct{ sent int }
 
-func (f *failing) Notify(context.Context, slack.Message) error { f.sent++; return errors.New("slack down") }
-func (f *failing) Target() string                              { return "failing" }
+func (f *failing) Notify(context.Context, slack.Message) error {
+	f.sent++
+	return errors.New("slack down")
+}
+func (f *failing) Target() string { return "failing" }
 
 // TestMultiTriesEveryChannel: Slack failing does not stop the email, and
 // both failures are reported.
