@@ -16,6 +16,7 @@ import (
 	"github.com/ipex-flake/ipex-flake/release/github"
 	"github.com/ipex-flake/ipex-flake/release/gitrepo"
 	"github.com/ipex-flake/ipex-flake/release/promote"
+	"github.com/ipex-flake/ipex-flake/release/notify"
 	"github.com/ipex-flake/ipex-flake/release/slack"
 	"github.com/ipex-flake/ipex-flake/release/version"
 )
@@ -196,7 +197,12 @@ func releaseSetup(ctx context.Context, io *IO, common *ReleaseCommon) (*promote.
 	if err != nil {
 		return nil, clierr.Usage(err)
 	}
-	p := &promote.Promoter{Repo: repo, Notifier: slack.FromEnv(io.Getenv, io.Out)}
+	n, err := notify.FromEnv(io.Getenv, io.Out)
+	if err != nil {
+		return nil, clierr.Usage(err)
+	}
+	repo.Warn = io.Err
+	p := &promote.Promoter{Repo: repo, Notifier: n, Log: io.Err}
 	cfg, ok, err := github.ConfigFromEnv(io.Getenv, common.Repo)
 	if err != nil {
 		return nil, clierr.Usage(err)
@@ -206,6 +212,7 @@ func releaseSetup(ctx context.Context, io *IO, common *ReleaseCommon) (*promote.
 		if err != nil {
 			return nil, clierr.Usagef("GitHub: %v (check GITHUB_API_URL)", err)
 		}
+		api.LocalPeel = repo.Peel
 		p.Forge, p.Results = api, &github.StatusStore{Client: api}
 		return p, nil
 	}
@@ -301,6 +308,9 @@ func runReleasePromote(ctx context.Context, o *ReleasePromoteOptions) error {
 	}
 	w := o.IO.Out
 	promote.Print(w, out.Plan, o.DryRun)
+	if out.Plan.AlreadyStable != "" {
+		return nil
+	}
 	if o.DryRun {
 		if out.Plan.Resume {
 			fmt.Fprintf(w, "dry run on %s: a run would finish whatever an earlier run of this promotion left undone (ref, release, manifest, notification); nothing was changed\n", p.Forge.Kind())
@@ -363,6 +373,9 @@ func runReleaseStatus(ctx context.Context, o *ReleaseStatusOptions) error {
 	}
 	fmt.Fprintf(o.IO.Out, "release channels (%s, refs %s):\n", p.Forge.Kind(), forge.ChannelRefName("<name>"))
 	promote.PrintStatus(o.IO.Out, sts)
+	if sts.Problems() {
+		return clierr.Failedf("a release tag was moved or deleted after its release (see PROBLEM above)")
+	}
 	return nil
 }
 

@@ -14,6 +14,7 @@ import (
 	"github.com/ipex-flake/ipex-flake/pipelines/results"
 	"github.com/ipex-flake/ipex-flake/pipelines/stage"
 	"github.com/ipex-flake/ipex-flake/pipelines/stages"
+	"github.com/ipex-flake/ipex-flake/release/notify"
 	"github.com/ipex-flake/ipex-flake/release/slack"
 )
 
@@ -248,14 +249,18 @@ func runTest(ctx context.Context, o *TestOptions) error {
 	return nil
 }
 
-// notifyFailures sends a Slack message per failed stage (or prints it when
-// Slack is not configured). A failed notification is reported and never
+// notifyFailures sends a message per failed stage to Slack (or prints it when
+// Slack is not configured) and, when configured, by email. A failed notification is reported and never
 // changes the stages' result.
 func notifyFailures(ctx context.Context, io *IO, rev string, failed []string, descs map[string]string) {
 	if len(failed) == 0 {
 		return
 	}
-	n := slack.FromEnv(io.Getenv, io.Err)
+	n, err := notify.FromEnv(io.Getenv, io.Err)
+	if err != nil {
+		fmt.Fprintf(io.Err, "warning: failed stages are announced on Slack only: %v\n", err)
+		n = slack.FromEnv(io.Getenv, io.Err)
+	}
 	var repoURL, runURL string
 	if server, repo := io.Getenv("GITHUB_SERVER_URL"), io.Getenv("GITHUB_REPOSITORY"); server != "" && repo != "" {
 		repoURL = server + "/" + repo
@@ -266,7 +271,7 @@ func notifyFailures(ctx context.Context, io *IO, rev string, failed []string, de
 	for _, name := range failed {
 		err := slack.StageFailed(ctx, n, slack.StageFailure{Stage: name, Rev: rev, Description: descs[name], URL: runURL, RepoURL: repoURL})
 		if err != nil {
-			fmt.Fprintf(io.Err, "warning: could not tell Slack that %s failed: %v\n", name, err)
+			fmt.Fprintf(io.Err, "warning: could not announce that %s failed (to %s): %v\n", name, n.Target(), err)
 		}
 	}
 }

@@ -239,7 +239,7 @@ func TestTestNotifiesSlackOfFailedStages(t *testing.T) {
 			assert.Contains(t, bodies[0], dirtyRev[:7])
 			assert.NotContains(t, bodies[0], "QqW7eRt5yU", "the secret never reaches Slack")
 			if tt.wantWarn {
-				assert.Contains(t, errb.String(), "could not tell Slack that security failed")
+				assert.Contains(t, errb.String(), "could not announce that security failed (to slack webhook)")
 				assert.NotContains(t, errb.String(), "/hooks/T0/B0/x", "the webhook URL is a secret")
 			}
 		})

@@ -9,13 +9,13 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"fmt"
 	"os"
 	"path/filepath"
 	"sync"
 	"syscall"
 	"time"
 
+	"github.com/ipex-flake/ipex-flake/internal/clierr"
 	"github.com/ipex-flake/ipex-flake/pipelines/report"
 )
 
@@ -122,10 +122,10 @@ func (s *FileStore) read() (*fileData, error) {
 		return &d, nil
 	}
 	if err != nil {
-		return nil, err
+		return nil, clierr.Usagef("results file %s cannot be read (%v): fix its permissions, or move it away and run the stages again (ci test)", s.Path, err)
 	}
 	if err := json.Unmarshal(data, &d); err != nil {
-		return nil, fmt.Errorf("results file %s is corrupt (%v): move it away to start afresh", s.Path, err)
+		return nil, clierr.Usagef("results file %s is corrupt (%v): move it away and run the stages again (ci test)", s.Path, err)
 	}
 	return &d, nil
 }

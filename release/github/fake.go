@@ -19,6 +19,9 @@ type Fake struct {
 	Releases map[string]*forge.Release
 	Assets   map[string]map[string][]byte // tag → name → data
 	Status   map[string][]Status          // sha → newest first
+	// Annotated holds the annotated tags: tag name → tag object SHA (the
+	// tag's commit stays in TagRefs).
+	Annotated map[string]string
 	// Ancestor decides fast-forwards (nil: every move is one).
 	Ancestor func(a, b string) bool
 	nextID   int64
@@ -29,7 +32,8 @@ var _ Client = (*Fake)(nil)
 // NewFake returns an empty fake repository owner/repo.
 func NewFake(owner, repo string) *Fake {
 	return &Fake{Owner: owner, Repo: repo, TagRefs: map[string]string{}, Channels: map[string]string{},
-		Releases: map[string]*forge.Release{}, Assets: map[string]map[string][]byte{}, Status: map[string][]Status{}}
+		Releases: map[string]*forge.Release{}, Assets: map[string]map[string][]byte{}, Status: map[string][]Status{},
+		Annotated: map[string]string{}}
 }
 
 // Kind implements forge.Forge.
@@ -185,3 +189,9 @@ func (f *Fake) HasTag(name string) bool {
 	_, ok := f.TagRefs[name]
 	return ok
 }
+
+// Lock locks the fake's state for a test server that reads its maps.
+func (f *Fake) Lock() { f.mu.Lock() }
+
+// Unlock releases Lock.
+func (f *Fake) Unlock() { f.mu.Unlock() }

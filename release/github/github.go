@@ -58,6 +58,10 @@ type API struct {
 	gh          *gh.Client
 	owner, repo string
 	server      string
+	// LocalPeel, when set, follows annotated tag objects to their commits
+	// in a local clone (gitrepo.Repo.Peel), so reading the tags costs one
+	// API call whatever their number.
+	LocalPeel func(ctx context.Context, objs []string) (map[string]string, error)
 }
 
 var _ Client = (*API)(nil)
@@ -179,22 +183,40 @@ func exists(err error) bool {
 	return false
 }
 
-// Tags implements forge.Forge (annotated tags are peeled).
+// Tags implements forge.Forge (annotated tags are peeled). One listing
+// call: annotated tags are peeled by LocalPeel, the local clone, and only
+// those the clone lacks cost a call each.
 func (a *API) Tags(ctx context.Context) ([]forge.Tag, error) {
 	refs, _, err := a.gh.Git.ListMatchingRefs(ctx, a.owner, a.repo, "tags/")
 	if err != nil {
 		return nil, err
+	}
+	var annotated []string
+	for _, r := range refs {
+		if r.GetObject().GetType() == "tag" {
+			annotated = append(annotated, r.GetObject().GetSHA())
+		}
+	}
+	local := map[string]string{}
+	if a.LocalPeel != nil && len(annotated) > 0 {
+		if local, err = a.LocalPeel(ctx, annotated); err != nil {
+			return nil, fmt.Errorf("peel tags in the local clone: %w", err)
+		}
 	}
 	var out []forge.Tag
 	for _, r := range refs {
 		name := strings.TrimPrefix(r.GetRef(), "refs/tags/")
 		sha := r.GetObject().GetSHA()
 		if r.GetObject().GetType() == "tag" {
-			t, _, err := a.gh.Git.GetTag(ctx, a.owner, a.repo, sha)
-			if err != nil {
-				return nil, fmt.Errorf("peel tag %s: %w", name, err)
+			if c, ok := local[sha]; ok {
+				sha = c
+			} else {
+				t, _, err := a.gh.Git.GetTag(ctx, a.owner, a.repo, sha)
+				if err != nil {
+					return nil, fmt.Errorf("peel tag %s: %w", name, err)
+				}
+				sha = t.GetObject().GetSHA()
 			}
-			sha = t.GetObject().GetSHA()
 		}
 		out = append(out, forge.Tag{Name: name, SHA: sha})
 	}

@@ -154,13 +154,29 @@ func (f *Forge) CreateRelease(ctx context.Context, r forge.Release) (*forge.Rele
 	return f.Release(ctx, r.Tag)
 }
 
-// UploadAsset implements forge.Forge.
+// UploadAsset implements forge.Forge. The asset appears atomically and only
+// once: of two concurrent uploads of one name, one gets ErrExists.
 func (f *Forge) UploadAsset(_ context.Context, r *forge.Release, name string, data []byte) error {
-	p := filepath.Join(f.Dir, r.Tag, name)
-	if _, err := os.Stat(p); err == nil {
-		return fmt.Errorf("asset %s: %w", name, forge.ErrExists)
+	dir := filepath.Join(f.Dir, r.Tag)
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
 	}
-	if err := report.WriteFileAtomic(p, data, 0o644); err != nil {
+	tmp, err := os.CreateTemp(f.Dir, ".asset-*")
+	if err != nil {
+		return err
+	}
+	defer os.Remove(tmp.Name())
+	if _, err := tmp.Write(data); err != nil {
+		tmp.Close()
+		return err
+	}
+	if err := tmp.Close(); err != nil {
+		return err
+	}
+	if err := os.Link(tmp.Name(), filepath.Join(dir, name)); err != nil {
+		if errors.Is(err, os.ErrExist) {
+			return fmt.Errorf("asset %s: %w", name, forge.ErrExists)
+		}
 		return err
 	}
 	r.Assets = append(r.Assets, name)

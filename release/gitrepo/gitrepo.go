@@ -9,6 +9,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"os/exec"
 	"regexp"
 	"strings"
@@ -20,6 +21,8 @@ import (
 type Repo struct {
 	// Dir is the top-level directory.
 	Dir string
+	// Warn receives warnings (a stale ref lock removed); nil discards them.
+	Warn io.Writer
 }
 
 // ErrNotRepo is returned by Open outside a git repository.
@@ -176,12 +179,10 @@ func (r *Repo) Ref(ctx context.Context, ref string) (string, error) {
 
 // CreateRef creates ref at sha atomically; it fails if ref exists.
 func (r *Repo) CreateRef(ctx context.Context, ref, sha string) error {
-	_, err := r.gitIn(ctx, []byte(fmt.Sprintf("create %s %s\n", ref, sha)), "update-ref", "--stdin")
-	return err
+	return r.updateRefs(ctx, fmt.Sprintf("create %s %s\n", ref, sha))
 }
 
 // UpdateRef moves ref from old to sha atomically (compare and swap).
 func (r *Repo) UpdateRef(ctx context.Context, ref, old, sha string) error {
-	_, err := r.gitIn(ctx, []byte(fmt.Sprintf("update %s %s %s\n", ref, sha, old)), "update-ref", "--stdin")
-	return err
+	return r.updateRefs(ctx, fmt.Sprintf("update %s %s %s\n", ref, sha, old))
 }

@@ -21,6 +21,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"strings"
 
 	"github.com/ipex-flake/ipex-flake/internal/clierr"
@@ -56,6 +57,10 @@ type Promoter struct {
 	Forge    forge.Forge
 	Results  results.Store
 	Notifier slack.Notifier
+	// Log receives notes (history fetched); nil discards them.
+	Log io.Writer
+
+	historyChecked bool
 }
 
 // Manifest is the channel manifest asset attached to every release.
@@ -83,6 +88,9 @@ type Plan struct {
 	Phase, PhaseVersion string
 	// Resume is true when Tag already points at Rev (an earlier run made it).
 	Resume bool
+	// AlreadyStable is the stable release of Rev when one exists and the
+	// promotion is to dev or beta: there is nothing to do.
+	AlreadyStable string
 	// Previous is the channel's previous release tag ("" for the first).
 	Previous string
 	// Head is the commit the channel ref points at ("" when absent).
@@ -105,12 +113,21 @@ type state struct {
 	tags []forge.Tag
 	rels []version.Release
 	sha  map[string]string // tag → commit
+	// reach is the set of commits reachOf reaches.
+	reach   map[string]bool
+	reachOf string
 }
 
 func (p *Promoter) read(ctx context.Context) (*state, error) {
+	if err := p.ensureHistory(ctx); err != nil {
+		return nil, err
+	}
 	tags, err := p.Forge.Tags(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("read tags from %s: %w", p.Forge.Kind(), err)
+	}
+	if tags, err = p.ensureTagCommits(ctx, tags); err != nil {
+		return nil, err
 	}
 	st := &state{tags: tags, sha: map[string]string{}}
 	for _, t := range tags {
@@ -191,9 +208,26 @@ func (p *Promoter) Plan(ctx context.Context, o Options) (*Plan, error) {
 				short(rev), prev, o.Channel, prev, prev, rev))
 		}
 	}
-	// Gate: never an older commit than the channel's.
+	// Gate: never an older commit than the channel's. The channel's latest
+	// release counts when the commit or the channel's head reaches it; a
+	// release tag made on another branch does not.
 	heads := []string{head}
-	if r, ok := version.Latest(st.rels, o.Channel); ok {
+	counted, err := p.reachable(ctx, st, rev)
+	if err != nil {
+		return nil, err
+	}
+	if head != "" {
+		fromHead, err := p.Repo.Reachable(ctx, head)
+		if err != nil {
+			return nil, fmt.Errorf("list the history of channels/%s: %w", o.Channel, err)
+		}
+		for _, r := range st.rels {
+			if fromHead[st.sha[r.Tag]] {
+				counted = append(counted, r)
+			}
+		}
+	}
+	if r, ok := version.Latest(counted, o.Channel); ok {
 		heads = append(heads, st.sha[r.Tag])
 	}
 	for _, h := range heads {
@@ -263,13 +297,22 @@ func (p *Promoter) orderProblem(ctx context.Context, c version.Channel, h, rev s
 	return fmt.Sprintf("order gate: %s is not a descendant of %s's %s; channels/%s is only fast-forwarded", short(rev), c, short(h), c), nil
 }
 
-// version fills Tag, Bump, Resume and LastStable.
+// version fills Tag, Bump, Resume, AlreadyStable and LastStable. Versions
+// come from the release tags reachable from the commit; tags elsewhere only
+// keep their names from being reused.
 func (p *Promoter) version(ctx context.Context, o Options, st *state, plan *Plan) error {
-	if r, ok := st.releaseAt(o.Channel, plan.Rev); ok {
-		plan.Tag, plan.Resume = r.Tag, true
+	reachable, err := p.reachable(ctx, st, plan.Rev)
+	if err != nil {
+		return err
+	}
+	if o.Channel != version.Stable {
+		if r, ok := st.releaseAt(version.Stable, plan.Rev); ok {
+			plan.Tag, plan.AlreadyStable = r.Tag, r.Tag
+			return nil
+		}
 	}
 	from := ""
-	if r, ok := version.Latest(st.rels, version.Stable); ok {
+	if r, ok := version.Latest(reachable, version.Stable); ok {
 		from, plan.LastStable = st.sha[r.Tag], r.Tag
 	}
 	commits, err := p.Repo.Log(ctx, from, plan.Rev)
@@ -286,11 +329,19 @@ func (p *Promoter) version(ctx context.Context, o Options, st *state, plan *Plan
 			phase = append(phase, t.Name)
 		}
 	}
-	d := version.Decide(o.Version, o.Channel, version.Input{Releases: st.rels, Commits: commits, PhaseTags: phase})
+	d := version.Decide(o.Version, o.Channel, version.Input{Releases: reachable, Taken: st.rels, Commits: commits, PhaseTags: phase})
 	tag := d.Tag
 	plan.Bump, plan.Phase, plan.PhaseVersion = d.Bump, d.Phase, d.PhaseVersion
-	if plan.Resume {
-		return nil
+	// An earlier run released this commit on the channel: finish that
+	// release, unless a phase tag since raised the version (then the commit
+	// gets a release of the new version too, so dev and beta say what
+	// stable will be).
+	if r, ok := st.releaseAt(o.Channel, plan.Rev); ok {
+		want, _ := version.ParseTag(tag)
+		if o.Channel == version.Stable || !r.Base().LessThan(want.Base()) {
+			plan.Tag, plan.Resume = r.Tag, true
+			return nil
+		}
 	}
 	if _, taken := st.sha[tag]; taken {
 		// Counters come from the tags, so this only happens when a tag
@@ -303,10 +354,17 @@ func (p *Promoter) version(ctx context.Context, o Options, st *state, plan *Plan
 
 // render fills Previous, Notes and Manifest.
 func (p *Promoter) render(ctx context.Context, o Options, st *state, plan *Plan) error {
+	if plan.AlreadyStable != "" {
+		return nil
+	}
+	reachable, err := p.reachable(ctx, st, plan.Rev)
+	if err != nil {
+		return err
+	}
 	cur, _ := version.ParseTag(plan.Tag)
 	var prev version.Release
 	found := false
-	for _, r := range st.rels {
+	for _, r := range reachable {
 		if r.Channel == o.Channel && r.Version.LessThan(cur.Version) && (!found || r.Version.GreaterThan(prev.Version)) {
 			prev, found = r, true
 		}
@@ -314,7 +372,7 @@ func (p *Promoter) render(ctx context.Context, o Options, st *state, plan *Plan)
 	from := ""
 	if found {
 		plan.Previous, from = prev.Tag, st.sha[prev.Tag]
-	} else if r, ok := version.Latest(st.rels, version.Stable); ok && r.Version.LessThan(cur.Version) {
+	} else if r, ok := version.Latest(reachable, version.Stable); ok && r.Version.LessThan(cur.Version) {
 		from = st.sha[r.Tag]
 	}
 	commits, err := p.Repo.Log(ctx, from, plan.Rev)
@@ -388,7 +446,7 @@ func (p *Promoter) Run(ctx context.Context, o Options) (*Outcome, error) {
 		if err != nil {
 			return nil, err
 		}
-		if o.DryRun {
+		if o.DryRun || plan.AlreadyStable != "" {
 			return &Outcome{Plan: plan}, nil
 		}
 		out, err := p.execute(ctx, plan)
@@ -405,6 +463,27 @@ func (p *Promoter) execute(ctx context.Context, plan *Plan) (*Outcome, error) {
 	out := &Outcome{Plan: plan}
 	step := func(name string, changed bool, format string, args ...any) {
 		out.Steps = append(out.Steps, Step{Name: name, Changed: changed, Detail: fmt.Sprintf(format, args...)})
+	}
+
+	// The release of the tag, when one exists, must name this commit: a
+	// release left by a tag that was deleted or moved is not this release.
+	rel, err := p.Forge.Release(ctx, plan.Tag)
+	if err != nil {
+		return out, fmt.Errorf("read release %s: %w", plan.Tag, err)
+	}
+	if err := releaseMismatch(plan, rel); err != nil {
+		if !plan.Resume {
+			// A concurrent run may have just made this tag and its
+			// release for another commit: then decide again.
+			st, rerr := p.read(ctx)
+			if rerr != nil {
+				return out, rerr
+			}
+			if _, made := st.sha[plan.Tag]; made {
+				return nil, errReplan
+			}
+		}
+		return out, err
 	}
 
 	// 1. Tag.
@@ -427,10 +506,6 @@ func (p *Promoter) execute(ctx context.Context, plan *Plan) (*Outcome, error) {
 	}
 
 	// 3. Release.
-	rel, err := p.Forge.Release(ctx, plan.Tag)
-	if err != nil {
-		return out, fmt.Errorf("read release %s: %w", plan.Tag, err)
-	}
 	if rel == nil {
 		want := forge.Release{Tag: plan.Tag, Name: plan.Tag, Body: plan.Notes, Rev: plan.Rev,
 			Prerelease: plan.Channel != version.Stable, Latest: plan.Channel == version.Stable}
@@ -456,6 +531,9 @@ func (p *Promoter) execute(ctx context.Context, plan *Plan) (*Outcome, error) {
 	} else {
 		step("release", false, "%s already published: %s", plan.Tag, rel.URL)
 	}
+	if err := releaseMismatch(plan, rel); err != nil {
+		return out, err
+	}
 	out.Release = rel
 
 	// 4. Manifest asset.
@@ -473,15 +551,36 @@ func (p *Promoter) execute(ctx context.Context, plan *Plan) (*Outcome, error) {
 		}
 	}
 
-	// 5. Notification, at least once; its failure never fails the release.
+	// 5. Notification, at most once even when promotions race: a run first
+	// claims the notification by attaching notify-N.json (only one run can
+	// attach it), then sends. A failed send is recorded as notify-N.failed,
+	// so a rerun claims N+1 and tries again. Its failure never fails the
+	// release.
 	if strings.Contains(rel.Body, forge.NotifiedMarker) {
 		step("notify", false, "already sent")
 		return out, nil
+	}
+	claim, sent := nextClaim(rel)
+	if sent {
+		step("notify", false, "already sent (or being sent by a concurrent run)")
+		return out, nil
+	}
+	err = p.Forge.UploadAsset(ctx, rel, claim+".json", []byte(fmt.Sprintf("{\"tag\":%q,\"target\":%q}\n", plan.Tag, p.Notifier.Target())))
+	if errors.Is(err, forge.ErrExists) {
+		step("notify", false, "being sent by a concurrent run")
+		return out, nil
+	}
+	if err != nil {
+		return out, fmt.Errorf("claim the notification of %s: %w", plan.Tag, err)
 	}
 	msg := slack.PromotionMessage(slack.Promotion{Tag: plan.Tag, Channel: string(plan.Channel), Rev: plan.Rev,
 		Previous: plan.Previous, RepoURL: plan.repoURL, ReleaseURL: rel.URL, ApprovedBy: plan.ApprovedBy})
 	if err := p.Notifier.Notify(ctx, msg); err != nil {
 		out.NotifyErrors = append(out.NotifyErrors, err)
+		if ferr := p.Forge.UploadAsset(ctx, rel, claim+".failed", []byte(err.Error()+"\n")); ferr != nil && !errors.Is(ferr, forge.ErrExists) {
+			step("notify", false, "FAILED (%v), and the failure could not be recorded (%v): it will not be sent again", err, ferr)
+			return out, nil
+		}
 		step("notify", false, "FAILED (%v); rerun the promotion to send it", err)
 		return out, nil
 	}
@@ -495,9 +594,14 @@ func (p *Promoter) execute(ctx context.Context, plan *Plan) (*Outcome, error) {
 func (p *Promoter) moveRef(ctx context.Context, plan *Plan, step func(string, bool, string, ...any)) error {
 	name := "channels/" + string(plan.Channel)
 	for attempt := 0; attempt < maxAttempts; attempt++ {
-		cur, err := p.Forge.ChannelRef(ctx, string(plan.Channel))
-		if err != nil {
-			return fmt.Errorf("read %s: %w", name, err)
+		// The plan read the ref moments ago; read it again only after a
+		// move was refused (it moved concurrently).
+		cur := plan.Head
+		if attempt > 0 {
+			var err error
+			if cur, err = p.Forge.ChannelRef(ctx, string(plan.Channel)); err != nil {
+				return fmt.Errorf("read %s: %w", name, err)
+			}
 		}
 		if cur == plan.Rev {
 			step("ref", false, "%s already at %s", name, short(plan.Rev))
@@ -513,7 +617,7 @@ func (p *Promoter) moveRef(ctx context.Context, plan *Plan, step func(string, bo
 					name, short(cur), short(plan.Rev), plan.Tag, name, short(cur))
 			}
 		}
-		err = p.Forge.SetChannelRef(ctx, string(plan.Channel), cur, plan.Rev)
+		err := p.Forge.SetChannelRef(ctx, string(plan.Channel), cur, plan.Rev)
 		if errors.Is(err, forge.ErrExists) || errors.Is(err, forge.ErrNotFastForward) {
 			continue // moved concurrently: read again
 		}
@@ -544,9 +648,16 @@ func Print(w io.Writer, plan *Plan, dryRun bool) {
 	if plan.Bump == version.Major && strings.HasPrefix(plan.Tag, "v0.") {
 		bump = "breaking change: minor bump below 1.0.0"
 	}
+	if plan.AlreadyStable != "" {
+		fmt.Fprintf(w, "%s is already released as stable %s: it is not promoted to %s again; nothing to do\n", short(plan.Rev), plan.AlreadyStable, plan.Channel)
+		return
+	}
 	why := fmt.Sprintf("%s, %s", bump, since)
 	if plan.Phase != "" {
 		why = fmt.Sprintf("%s stands for %s", plan.Phase, plan.PhaseVersion)
+	}
+	if plan.Resume {
+		why = "released by an earlier run"
 	}
 	fmt.Fprintf(w, "%s %s to %s as %s (%s)\n", verb, short(plan.Rev), plan.Channel, plan.Tag, why)
 	var gate []string
@@ -573,4 +684,122 @@ func short(sha string) string {
 		return sha[:7]
 	}
 	return sha
+}
+
+// releaseMismatch refuses a release that names another commit than the
+// plan's: its tag was moved, or deleted and made again elsewhere.
+func releaseMismatch(plan *Plan, rel *forge.Release) error {
+	if rel == nil || rel.Rev == "" || rel.Rev == plan.Rev {
+		return nil
+	}
+	return clierr.Failedf("release %s names commit %s but the tag %s is (or would be) at %s: the tag was moved or deleted by hand after the release.\n"+
+		"  Put the tag back (git tag -f %s %s && git push -f origin refs/tags/%s), or delete the release and the tag to release %s again",
+		plan.Tag, short(rel.Rev), plan.Tag, short(plan.Rev), plan.Tag, rel.Rev, plan.Tag, short(plan.Rev))
+}
+
+// nextClaim returns the name of the next notification claim of rel
+// (notify-N) and whether a claim already stands (sent, or being sent):
+// the highest claim without a recorded failure.
+func nextClaim(rel *forge.Release) (name string, sent bool) {
+	n := 0
+	for rel.HasAsset(fmt.Sprintf("notify-%d.json", n+1)) {
+		n++
+	}
+	if n > 0 && !rel.HasAsset(fmt.Sprintf("notify-%d.failed", n)) {
+		return "", true
+	}
+	return fmt.Sprintf("notify-%d", n+1), false
+}
+
+// ensureHistory makes sure the clone has the whole history: versions and
+// gates read it. A shallow clone is deepened from its remote when it has
+// one, else refused with the fix; a local repository whose remote tags were
+// never fetched gets them.
+func (p *Promoter) ensureHistory(ctx context.Context) error {
+	if p.historyChecked {
+		return nil
+	}
+	shallow, err := p.Repo.IsShallow(ctx)
+	if err != nil {
+		return err
+	}
+	remote := p.Repo.Remote(ctx)
+	switch {
+	case shallow && remote == "":
+		return clierr.Usagef("%s is a shallow clone (git clone --depth) with no remote to fetch from: versions come from the whole history and its tags; clone it again without --depth", p.Repo.Dir)
+	case shallow:
+		p.note("note: %s is a shallow clone: fetching the whole history and the tags from %s\n", p.Repo.Dir, remote)
+		if err := p.Repo.FetchHistory(ctx, remote, true); err != nil {
+			return clierr.Usagef("%s is a shallow clone and fetching its history failed (%v): run git fetch --unshallow --tags %s (in GitHub Actions: actions/checkout with fetch-depth: 0)", p.Repo.Dir, err, remote)
+		}
+	case remote != "" && p.Forge.Kind() == "local":
+		if tags, err := p.Repo.Tags(ctx); err == nil && len(tags) == 0 {
+			if err := p.Repo.FetchHistory(ctx, remote, false); err != nil {
+				p.note("warning: this clone has no tags and fetching them from %s failed (%v): versions count from v0.0.0\n", remote, err)
+			} else {
+				p.note("note: this clone had no tags: fetched them from %s\n", remote)
+			}
+		}
+	}
+	p.historyChecked = true
+	return nil
+}
+
+// ensureTagCommits checks that the clone has the commits the release and
+// phase tags point at (GitHub's tags may be ahead of the clone); it fetches
+// the tags once when some are missing, else refuses with the fix.
+func (p *Promoter) ensureTagCommits(ctx context.Context, tags []forge.Tag) ([]forge.Tag, error) {
+	var shas []string
+	for _, t := range tags {
+		if _, ok := version.ParseTag(t.Name); ok || version.DefaultConfig().PhaseTag.MatchString(t.Name) {
+			shas = append(shas, t.SHA)
+		}
+	}
+	for attempt := 0; ; attempt++ {
+		have, err := p.Repo.Commits(ctx, shas)
+		if err != nil {
+			return nil, err
+		}
+		var missing []string
+		for _, t := range tags {
+			if slices.Contains(shas, t.SHA) && !have[t.SHA] {
+				missing = append(missing, t.Name)
+			}
+		}
+		if len(missing) == 0 {
+			return tags, nil
+		}
+		remote := p.Repo.Remote(ctx)
+		if attempt > 0 || remote == "" {
+			return nil, clierr.Usagef("this clone lacks the commits of the tags %s: fetch them (git fetch --tags; in GitHub Actions: actions/checkout with fetch-depth: 0)", strings.Join(missing, ", "))
+		}
+		p.note("note: fetching the tags %s from %s\n", strings.Join(missing, ", "), remote)
+		if err := p.Repo.FetchHistory(ctx, remote, false); err != nil {
+			return nil, clierr.Usagef("this clone lacks the commits of the tags %s and fetching them failed (%v): run git fetch --tags %s", strings.Join(missing, ", "), err, remote)
+		}
+	}
+}
+
+// reachable returns the release tags whose commits rev reaches.
+func (p *Promoter) reachable(ctx context.Context, st *state, rev string) ([]version.Release, error) {
+	if st.reach == nil || st.reachOf != rev {
+		set, err := p.Repo.Reachable(ctx, rev)
+		if err != nil {
+			return nil, fmt.Errorf("list the history of %s: %w", short(rev), err)
+		}
+		st.reach, st.reachOf = set, rev
+	}
+	var out []version.Release
+	for _, r := range st.rels {
+		if st.reach[st.sha[r.Tag]] {
+			out = append(out, r)
+		}
+	}
+	return out, nil
+}
+
+func (p *Promoter) note(format string, args ...any) {
+	if p.Log != nil {
+		fmt.Fprintf(p.Log, format, args...)
+	}
 }

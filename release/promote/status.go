@@ -50,14 +50,48 @@ type ChannelStatus struct {
 	// UpToDate is true when Candidate already has its release on the
 	// channel (Next is that release).
 	UpToDate bool
+	// Problem says what is wrong with the channel's latest release: its tag
+	// was moved or deleted after the release was published.
+	Problem string
+}
+
+// StatusReport is every channel, and the release tags that count for none.
+type StatusReport struct {
+	Channels []ChannelStatus
+	// Ignored are release tags not reachable from HEAD (made on another
+	// branch): versions ignore them.
+	Ignored []string
 }
 
 // Status reports every channel. approvedBy is passed to the stable gate.
-func (p *Promoter) Status(ctx context.Context, cfg version.Config, approvedBy string) ([]ChannelStatus, error) {
+// What cannot be read for one channel (corrupt results, a moved tag) is
+// marked on that channel; the others are still reported.
+func (p *Promoter) Status(ctx context.Context, cfg version.Config, approvedBy string) (*StatusReport, error) {
 	st, err := p.read(ctx)
 	if err != nil {
 		return nil, err
 	}
+	rep := &StatusReport{}
+	if head, err := ResolveRev(ctx, p.Repo, "HEAD"); err == nil {
+		if reach, err := p.reachable(ctx, st, head); err == nil {
+			in := map[string]bool{}
+			for _, r := range reach {
+				in[r.Tag] = true
+			}
+			for _, r := range st.rels {
+				if !in[r.Tag] {
+					rep.Ignored = append(rep.Ignored, r.Tag)
+				}
+			}
+		}
+	}
+	out, err := p.channelStatus(ctx, cfg, approvedBy, st)
+	rep.Channels = out
+	return rep, err
+}
+
+func (p *Promoter) channelStatus(ctx context.Context, cfg version.Config, approvedBy string, st *state) ([]ChannelStatus, error) {
+	var err error
 	var out []ChannelStatus
 	prevHead := ""
 	for _, c := range version.Channels {
@@ -67,6 +101,7 @@ func (p *Promoter) Status(ctx context.Context, cfg version.Config, approvedBy st
 		}
 		if r, ok := version.Latest(st.rels, c); ok {
 			cs.Latest = r.Tag
+			cs.Problem = p.releaseProblem(ctx, r.Tag, st.sha[r.Tag])
 		}
 		cs.Candidate = "HEAD"
 		if c != version.Dev {
@@ -110,9 +145,25 @@ func (p *Promoter) Status(ctx context.Context, cfg version.Config, approvedBy st
 	return out, nil
 }
 
+// releaseProblem compares a release tag with its published release: ""
+// when they agree (or there is no release yet).
+func (p *Promoter) releaseProblem(ctx context.Context, tag, sha string) string {
+	rel, err := p.Forge.Release(ctx, tag)
+	switch {
+	case err != nil:
+		return fmt.Sprintf("release %s cannot be read: %v", tag, err)
+	case rel == nil || rel.Rev == "" || rel.Rev == sha:
+		return ""
+	case sha == "":
+		return fmt.Sprintf("the tag %s was deleted; its release names %s", tag, short(rel.Rev))
+	}
+	return fmt.Sprintf("the tag %s points at %s but its release and manifest name %s: the tag was moved (git tag -f %s %s && git push -f origin refs/tags/%s puts it back)",
+		tag, short(sha), short(rel.Rev), tag, rel.Rev, tag)
+}
+
 // PrintStatus writes the status table.
-func PrintStatus(w io.Writer, sts []ChannelStatus) {
-	for _, cs := range sts {
+func PrintStatus(w io.Writer, rep *StatusReport) {
+	for _, cs := range rep.Channels {
 		head := "(none)"
 		if cs.Head != "" {
 			head = short(cs.Head)
@@ -132,5 +183,21 @@ func PrintStatus(w io.Writer, sts []ChannelStatus) {
 		default:
 			fmt.Fprintf(w, "        next: %s\n", cs.Blocked)
 		}
+		if cs.Problem != "" {
+			fmt.Fprintf(w, "        PROBLEM: %s\n", cs.Problem)
+		}
 	}
+	if len(rep.Ignored) > 0 {
+		fmt.Fprintf(w, "ignored release tags (not reachable from HEAD; versions do not count them): %s\n", strings.Join(rep.Ignored, ", "))
+	}
+}
+
+// Problems reports whether the status found a moved or deleted release tag.
+func (rep *StatusReport) Problems() bool {
+	for _, cs := range rep.Channels {
+		if cs.Problem != "" {
+			return true
+		}
+	}
+	return false
 }

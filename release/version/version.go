@@ -294,8 +294,13 @@ func Latest(rels []Release, c Channel) (Release, bool) {
 
 // Input is what the next version depends on.
 type Input struct {
-	// Releases are all existing release tags.
+	// Releases are the release tags reachable from the commit being
+	// promoted: the last stable release and each channel's base come from
+	// them, so a tag on an unmerged branch changes nothing.
 	Releases []Release
+	// Taken are every release tag of the repository, reachable or not
+	// (default Releases): counters skip them, so a new tag never collides.
+	Taken []Release
 	// Commits are the commits since the last stable release up to the
 	// commit being promoted.
 	Commits []Commit
@@ -352,8 +357,12 @@ func Decide(cfg Config, c Channel, in Input) Decision {
 		base = r.Base()
 		d.Phase, d.PhaseVersion = "", ""
 	}
+	taken := in.Taken
+	if taken == nil {
+		taken = in.Releases
+	}
 	n := 0
-	for _, r := range in.Releases {
+	for _, r := range taken {
 		if r.Channel == c && r.Base().Equal(base) && r.N > n {
 			n = r.N
 		}

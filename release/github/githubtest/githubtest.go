@@ -9,6 +9,7 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
+	"maps"
 	"net/http"
 	"net/http/httptest"
 	"strconv"
@@ -77,6 +78,7 @@ func New(t testing.TB, owner, repo string, ancestor func(a, b string) bool) *Ser
 		})
 	}
 	route("GET "+p+"/git/matching-refs/tags/", s.listTags)
+	route("GET "+p+"/git/tags/{sha}", s.getTag)
 	route("POST "+p+"/git/refs", s.createRef)
 	route("GET "+p+"/git/ref/heads/channels/{ch}", s.getChannel)
 	route("PATCH "+p+"/git/refs/heads/channels/{ch}", s.updateChannel)
@@ -148,11 +150,34 @@ func ref(name, sha string) map[string]any {
 
 func (s *Server) listTags(w http.ResponseWriter, r *http.Request) {
 	tags, _ := s.Fake.Tags(r.Context())
+	s.Fake.Lock()
+	annotated := maps.Clone(s.Fake.Annotated)
+	s.Fake.Unlock()
 	out := []map[string]any{}
 	for _, t := range tags {
+		if obj, ok := annotated[t.Name]; ok {
+			// GitHub lists an annotated tag with its tag object.
+			out = append(out, map[string]any{"ref": "refs/tags/" + t.Name, "object": map[string]string{"type": "tag", "sha": obj}})
+			continue
+		}
 		out = append(out, ref("refs/tags/"+t.Name, t.SHA))
 	}
 	writeJSON(w, http.StatusOK, out)
+}
+
+// getTag answers GET git/tags/{sha}: the commit an annotated tag object
+// points at.
+func (s *Server) getTag(w http.ResponseWriter, r *http.Request) {
+	obj := r.PathValue("sha")
+	s.Fake.Lock()
+	defer s.Fake.Unlock()
+	for name, o := range s.Fake.Annotated {
+		if o == obj {
+			writeJSON(w, http.StatusOK, map[string]any{"sha": obj, "tag": name, "object": map[string]string{"type": "commit", "sha": s.Fake.TagRefs[name]}})
+			return
+		}
+	}
+	notFound(w)
 }
 
 func (s *Server) createRef(w http.ResponseWriter, r *http.Request) {
