@@ -5,6 +5,26 @@
     nixpkgs.url = "github:NixOS/nixpkgs/nixos-unstable";
     mordrag-nixos = {
       url = "github:MordragT/nixos";
+      inputs = {
+        nixpkgs.follows = "nixpkgs";
+        # The inputs of github:MordragT/nixos that bring a nixpkgs of their
+        # own (names as in its flake.nix; docs/flake.md lists the commit
+        # read). Every other input of it already follows its nixpkgs, which
+        # follows ours: the lock has exactly one nixpkgs node.
+        vaultix.inputs.nixpkgs.follows = "nixpkgs";
+        nixos-anywhere.inputs.nixos-stable.follows = "nixpkgs";
+        # nix-templates takes `nixpkgs` as an outputs argument only (an
+        # implicit registry input).
+        templates.inputs.nixpkgs.follows = "nixpkgs";
+      };
+    };
+    # Test-only: read by `checks` alone (nix/home-manager-eval.nix evaluates
+    # homeManagerModules.default in the real Home Manager module system).
+    # Flakes have no test-only inputs; a consumer that imports
+    # homeManagerModules only never evaluates it, and may point it at its
+    # own copy with `inputs.ipex-flake.inputs.home-manager.follows`.
+    home-manager = {
+      url = "github:nix-community/home-manager";
       inputs.nixpkgs.follows = "nixpkgs";
     };
   };
@@ -14,6 +34,7 @@
       self,
       nixpkgs,
       mordrag-nixos,
+      home-manager,
       ...
     }:
     let
@@ -87,12 +108,26 @@
         };
       };
 
-      homeManagerModules = {
-        ipex.imports = [ ./modules/home-manager/ipex.nix ];
-        default = {
-          imports = [ ./modules/home-manager ];
+      # Both carry the overlay as programs.ipex.overlay, so the module works
+      # with a nixpkgs that lacks it (see modules/home-manager/ipex.nix). The
+      # `key` makes the module system keep one copy when both are imported.
+      homeManagerModules =
+        let
+          overlay = {
+            key = "ipex-flake#homeManagerModules.overlay";
+            programs.ipex.overlay = self.overlays.default;
+          };
+        in
+        {
+          ipex.imports = [
+            ./modules/home-manager/ipex.nix
+            overlay
+          ];
+          default.imports = [
+            ./modules/home-manager
+            overlay
+          ];
         };
-      };
 
       nixosConfigurations = import ./examples/nixos-configurations.nix {
         inherit nixpkgs self;
@@ -101,7 +136,14 @@
       checks = forAllSystems (
         system:
         import ./nix/checks.nix {
-          inherit self lib system;
+          inherit
+            self
+            lib
+            system
+            nixpkgs
+            mordrag-nixos
+            home-manager
+            ;
           pkgs = pkgsFor system;
         }
       );

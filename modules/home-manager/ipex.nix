@@ -1,5 +1,12 @@
 # programs.ipex: the per-user IPEX environment: the IPEX Python, development
 # and profiling tools, the Ollama client settings and a per-user ComfyUI.
+#
+# The module works with any nixpkgs: when `pkgs` already has the IPEX
+# overlay (a NixOS system with nixosModules.default and
+# home-manager.useGlobalPkgs) it uses `pkgs`; otherwise it extends `pkgs`
+# with `programs.ipex.overlay`, which homeManagerModules.{default,ipex} set
+# to the flake's overlays.default. It never sets `nixpkgs.overlays`, which
+# Home Manager refuses under useGlobalPkgs.
 {
   config,
   lib,
@@ -9,12 +16,39 @@
 let
   cfg = config.programs.ipex;
   yaml = pkgs.formats.yaml { };
+  ipexPkgs =
+    if pkgs ? ollama-ipex then
+      pkgs
+    else if cfg.overlay != null then
+      pkgs.extend cfg.overlay
+    else
+      pkgs;
 in
 {
   options.programs.ipex = {
     enable = lib.mkEnableOption "the IPEX user environment";
 
-    package = lib.mkPackageOption pkgs "python-ipex" { };
+    overlay = lib.mkOption {
+      type = lib.types.nullOr (
+        lib.mkOptionType {
+          name = "nixpkgs-overlay";
+          description = "nixpkgs overlay";
+          check = builtins.isFunction;
+          merge = lib.mergeOneOption;
+        }
+      );
+      default = null;
+      internal = true;
+      description = ''
+        The overlay that provides `intel-xpu`, `ollama-ipex`, `comfyui-ipex` and
+        `ipex-benchmarks` when `pkgs` lacks them. homeManagerModules.default
+        and homeManagerModules.ipex set it to the flake's `overlays.default`.
+      '';
+    };
+
+    package = lib.mkPackageOption ipexPkgs [ "intel-xpu" "python-env" ] {
+      extraDescription = "A Python environment with torch, torchvision and ipex (intel_extension_for_pytorch).";
+    };
 
     devTools = lib.mkOption {
       type = lib.types.bool;
@@ -39,7 +73,7 @@ in
 
     comfyui = {
       enable = lib.mkEnableOption "a per-user ComfyUI (IPEX) as a systemd user service";
-      package = lib.mkPackageOption pkgs "comfyui-ipex" { };
+      package = lib.mkPackageOption ipexPkgs "comfyui-ipex" { };
       port = lib.mkOption {
         type = lib.types.port;
         default = 8189;
@@ -55,15 +89,27 @@ in
   };
 
   config = lib.mkIf cfg.enable {
+    assertions = [
+      {
+        assertion = ipexPkgs ? ollama-ipex;
+        message = ''
+          programs.ipex: pkgs has no ollama-ipex. Import the IPEX flake's
+          homeManagerModules.default (it brings the flake's overlays.default), or add
+          overlays.default to nixpkgs.overlays of the system (home-manager.useGlobalPkgs)
+          or of this Home Manager configuration.
+        '';
+      }
+    ];
+
     home.packages = [
       cfg.package
     ]
     ++ lib.optionals cfg.devTools [
       pkgs.clinfo
       pkgs.intel-gpu-tools
-      pkgs.ipex-benchmarks
+      ipexPkgs.ipex-benchmarks
     ]
-    ++ lib.optional cfg.ollama.enable pkgs.ollama-ipex
+    ++ lib.optional cfg.ollama.enable ipexPkgs.ollama-ipex
     ++ lib.optional cfg.comfyui.enable cfg.comfyui.package;
 
     home.sessionVariables = {
