@@ -8,15 +8,39 @@
       inputs = {
         nixpkgs.follows = "nixpkgs";
         # The inputs of github:MordragT/nixos that bring a nixpkgs of their
-        # own (names as in its flake.nix; docs/flake.md lists the commit
-        # read). Every other input of it already follows its nixpkgs, which
-        # follows ours: the lock has exactly one nixpkgs node.
-        vaultix.inputs.nixpkgs.follows = "nixpkgs";
-        nixos-anywhere.inputs.nixos-stable.follows = "nixpkgs";
-        # nix-templates takes `nixpkgs` as an outputs argument only (an
-        # implicit registry input).
-        templates.inputs.nixpkgs.follows = "nixpkgs";
+        # own (names as in its flake.nix; docs/flake.md names the commit
+        # read) follow the mordrag-* inputs below, whose nixpkgs follows
+        # ours. Every other input of it already follows its nixpkgs, which
+        # follows ours: the lock has one nixpkgs node.
+        vaultix.follows = "mordrag-vaultix";
+        nixos-anywhere.follows = "mordrag-nixos-anywhere";
+        templates.follows = "mordrag-templates";
       };
+    };
+    # Upstream's own inputs, declared here only to make their nixpkgs follow
+    # ours. A deeper override (mordrag-nixos.inputs.vaultix.inputs.nixpkgs.follows)
+    # needs a Nix with NixOS/nix#13400 (mid 2025): older releases read
+    # `vaultix` there as a registry flake ("cannot find flake 'flake:vaultix'")
+    # or ignore the override. One level of follows works with every Nix.
+    mordrag-vaultix = {
+      url = "github:milieuim/vaultix";
+      inputs.nixpkgs.follows = "nixpkgs";
+    };
+    mordrag-nixos-anywhere = {
+      url = "github:nix-community/nixos-anywhere";
+      inputs = {
+        nixpkgs.follows = "nixpkgs";
+        # nixos-anywhere's NixOS-stable pin, used by its installer images only.
+        nixos-stable.follows = "nixpkgs";
+        # As upstream's flake.nix declares it.
+        disko.follows = "mordrag-nixos/disko";
+      };
+    };
+    # nix-templates takes `nixpkgs` as an outputs argument only (an
+    # implicit registry input).
+    mordrag-templates = {
+      url = "github:MordragT/nix-templates";
+      inputs.nixpkgs.follows = "nixpkgs";
     };
     # Test-only: read by `checks` alone (nix/home-manager-eval.nix evaluates
     # homeManagerModules.default in the real Home Manager module system).

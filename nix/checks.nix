@@ -22,15 +22,13 @@
 }:
 let
   # A check that writes `value` as JSON, or prints `failures` (one line
-  # each, then a summary line) and fails.
+  # each, then a summary line) and fails. Shell builtins only.
   gate =
     name: failures: value:
     pkgs.runCommandLocal name { } (
       if failures == [ ] then
         ''
-          cat > $out <<'EOF'
-          ${builtins.unsafeDiscardStringContext (builtins.toJSON value)}
-          EOF
+          printf '%s\n' ${lib.escapeShellArg (builtins.unsafeDiscardStringContext (builtins.toJSON value))} > "$out"
         ''
       else
         ''

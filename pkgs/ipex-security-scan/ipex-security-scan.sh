@@ -4,6 +4,8 @@
 set -euo pipefail
 
 flake=.
+# Set by the package to the store path of lock-nixpkgs.jq.
+lock_nixpkgs_jq="@lockNixpkgsJq@"
 attrs=()
 whitelist=""
 while [ $# -gt 0 ]; do
@@ -48,10 +50,16 @@ else
     echo "$stale"
     findings=$((findings + 1))
   fi
-  # More than one nixpkgs means an input does not follow ours.
-  nixpkgs_count=$(jq '[.nodes | to_entries[] | select(.value.original.repo? == "nixpkgs")] | length' "$lock")
-  if [ "$nixpkgs_count" -gt 1 ]; then
-    echo "FINDING: $nixpkgs_count nixpkgs nodes in flake.lock; add inputs.nixpkgs.follows = \"nixpkgs\" to every input."
+  # More than one nixpkgs node reached from the root means an input does
+  # not follow ours (lock-nixpkgs.jq resolves follows; unused nodes do not
+  # count).
+  nixpkgs=$(jq -r -f "$lock_nixpkgs_jq" "$lock")
+  extra=$(printf '%s\n' "$nixpkgs" | grep '^extra' || true)
+  if [ -n "$extra" ]; then
+    echo "FINDING: $(printf '%s\n' "$nixpkgs" | grep -c .) nixpkgs nodes in use in flake.lock; add to flake.nix:"
+    printf '%s\n' "$extra" | while IFS=$'\t' read -r _ node path line; do
+      echo "  $line   # $path (node $node)"
+    done
     findings=$((findings + 1))
   fi
 fi

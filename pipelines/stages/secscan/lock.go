@@ -8,6 +8,8 @@ import (
 	"path/filepath"
 	"regexp"
 	"sort"
+	"strconv"
+	"strings"
 	"time"
 )
 
@@ -29,8 +31,11 @@ var inputsRe = regexp.MustCompile(`(?m)^\s*inputs\b`)
 
 // AuditLock audits dir/flake.lock: a missing lock (when flake.nix has
 // inputs), inputs not locked to a hash, inputs older than maxAge,
-// inputs that bring their own nixpkgs instead of following the flake's,
-// and inputs resolved through the registry or tracking a default branch.
+// inputs resolved through the registry or tracking a default branch, and
+// every nixpkgs beyond the flake's own (one finding per extra nixpkgs
+// node, naming the input path and the `follows` line that removes it).
+// Only nodes the root really reaches count: follows paths are resolved,
+// and nodes nothing points at are ignored.
 func AuditLock(dir string, maxAge time.Duration, now time.Time) ([]Finding, error) {
 	nixText, err := os.ReadFile(filepath.Join(dir, "flake.nix"))
 	if err != nil {
@@ -52,18 +57,11 @@ func AuditLock(dir string, maxAge time.Duration, now time.Time) ([]Finding, erro
 		return []Finding{{Scanner: "flake-lock", Rule: "corrupt-lock", Severity: High, File: "flake.lock",
 			Message: "flake.lock is not valid JSON: run `nix flake lock`"}}, nil
 	}
-	rootName := lf.Root
-	if rootName == "" {
-		rootName = "root"
-	}
-	root := lf.Nodes[rootName]
-	rootNixpkgs := ""
-	if raw, ok := root.Inputs["nixpkgs"]; ok {
-		_ = json.Unmarshal(raw, &rootNixpkgs)
-	}
-	names := make([]string, 0, len(lf.Nodes))
-	for n := range lf.Nodes {
-		if n != rootName {
+	g := newLockGraph(lf)
+	reach := g.reachable()
+	names := make([]string, 0, len(reach))
+	for n := range reach {
+		if n != g.root {
 			names = append(names, n)
 		}
 	}
@@ -94,18 +92,202 @@ func AuditLock(dir string, maxAge time.Duration, now time.Time) ([]Finding, erro
 				add(Low, "unpinned-ref", name, "tracks the default branch: name a branch or tag (ref) in flake.nix")
 			}
 		}
-		if name == rootNixpkgs {
-			continue
+	}
+	for _, np := range g.extraNixpkgs(reach) {
+		msg := fmt.Sprintf("a second nixpkgs, reached as input %s: add %s to flake.nix", strings.Join(np.Path, "/"), followsLine(np.Path))
+		if len(np.Path) > 2 {
+			msg += fmt.Sprintf(" (a Nix without deep overrides, before NixOS/nix#13400, needs %s declared as a top-level input whose nixpkgs follows and %s.follows pointing at it)",
+				np.Path[len(np.Path)-2], strings.TrimSuffix(followsLine(np.Path[:len(np.Path)-1]), `.follows = "nixpkgs"`))
 		}
-		// An input with its own nixpkgs node (a string, not a follows
-		// path) evaluates a second nixpkgs.
-		if raw, ok := n.Inputs["nixpkgs"]; ok && rootNixpkgs != "" {
-			var target string
-			if json.Unmarshal(raw, &target) == nil && target != rootNixpkgs {
-				add(Medium, "nixpkgs-not-followed", name,
-					fmt.Sprintf("brings its own nixpkgs (%s): add inputs.%s.inputs.nixpkgs.follows = \"nixpkgs\"", target, name))
+		add(Medium, "nixpkgs-not-followed", np.Node, msg)
+	}
+	return out, nil
+}
+
+// NixpkgsNode is a nixpkgs node of a flake.lock that the root reaches.
+type NixpkgsNode struct {
+	// Node is the node's name in flake.lock.
+	Node string
+	// Path is the shortest input path from the root that reaches it, e.g.
+	// [mordrag-nixos vaultix nixpkgs].
+	Path []string
+}
+
+// LockNixpkgs returns the nixpkgs nodes of a flake.lock that are really
+// used: reachable from the root through the inputs, with every follows
+// path resolved as nix resolves it (from the root, one input name at a
+// time). Nodes nothing reaches are not counted. The node the root's own
+// `nixpkgs` input resolves to comes first.
+func LockNixpkgs(data []byte) ([]NixpkgsNode, error) {
+	var lf lockFile
+	if err := json.Unmarshal(data, &lf); err != nil {
+		return nil, fmt.Errorf("flake.lock is not valid JSON: %w", err)
+	}
+	g := newLockGraph(lf)
+	reach := g.reachable()
+	var out []NixpkgsNode
+	if own := g.rootNixpkgs(); own != "" {
+		out = append(out, NixpkgsNode{Node: own, Path: reach[own]})
+	}
+	return append(out, g.extraNixpkgs(reach)...), nil
+}
+
+// lockGraph resolves the inputs of a flake.lock.
+type lockGraph struct {
+	nodes map[string]lockNode
+	root  string
+}
+
+func newLockGraph(lf lockFile) lockGraph {
+	root := lf.Root
+	if root == "" {
+		root = "root"
+	}
+	return lockGraph{nodes: lf.Nodes, root: root}
+}
+
+// maxFollowsDepth bounds follows chains, so a corrupt lock with a cycle
+// ends.
+const maxFollowsDepth = 64
+
+// resolve returns the node an input edge points at: a node name, or a
+// follows path walked from the root. "" when it leads nowhere.
+func (g lockGraph) resolve(edge json.RawMessage, depth int) string {
+	if depth > maxFollowsDepth {
+		return ""
+	}
+	var name string
+	if json.Unmarshal(edge, &name) == nil {
+		if _, ok := g.nodes[name]; ok {
+			return name
+		}
+		return ""
+	}
+	var path []string
+	if json.Unmarshal(edge, &path) != nil {
+		return ""
+	}
+	cur := g.root
+	for _, in := range path {
+		next, ok := g.nodes[cur].Inputs[in]
+		if !ok {
+			return ""
+		}
+		if cur = g.resolve(next, depth+1); cur == "" {
+			return ""
+		}
+	}
+	return cur
+}
+
+// reachable maps every node the root reaches to the shortest input path
+// that reaches it (breadth first, inputs in name order).
+func (g lockGraph) reachable() map[string][]string {
+	seen := map[string][]string{g.root: nil}
+	queue := []string{g.root}
+	for len(queue) > 0 {
+		cur := queue[0]
+		queue = queue[1:]
+		ins := make([]string, 0, len(g.nodes[cur].Inputs))
+		for in := range g.nodes[cur].Inputs {
+			ins = append(ins, in)
+		}
+		sort.Strings(ins)
+		for _, in := range ins {
+			next := g.resolve(g.nodes[cur].Inputs[in], 0)
+			if next == "" {
+				continue
+			}
+			if _, ok := seen[next]; ok {
+				continue
+			}
+			seen[next] = append(append([]string{}, seen[cur]...), in)
+			queue = append(queue, next)
+		}
+	}
+	return seen
+}
+
+// rootNixpkgs is the node the root's `nixpkgs` input resolves to.
+func (g lockGraph) rootNixpkgs() string {
+	edge, ok := g.nodes[g.root].Inputs["nixpkgs"]
+	if !ok {
+		return ""
+	}
+	return g.resolve(edge, 0)
+}
+
+// extraNixpkgs returns the reachable nixpkgs nodes beyond the one the
+// flake itself uses (the root's nixpkgs, or without one the nearest),
+// nearest first.
+func (g lockGraph) extraNixpkgs(reach map[string][]string) []NixpkgsNode {
+	var all []NixpkgsNode
+	for name, path := range reach {
+		if name != g.root && isNixpkgs(g.nodes[name]) {
+			all = append(all, NixpkgsNode{Node: name, Path: path})
+		}
+	}
+	sort.Slice(all, func(i, j int) bool {
+		if len(all[i].Path) != len(all[j].Path) {
+			return len(all[i].Path) < len(all[j].Path)
+		}
+		return strings.Join(all[i].Path, "/") < strings.Join(all[j].Path, "/")
+	})
+	own := g.rootNixpkgs()
+	if own == "" && len(all) > 0 {
+		own = all[0].Node
+	}
+	var out []NixpkgsNode
+	for _, n := range all {
+		if n.Node != own {
+			out = append(out, n)
+		}
+	}
+	return out
+}
+
+// isNixpkgs reports whether a node is a copy of nixpkgs: a forge
+// repository named nixpkgs, the registry's nixpkgs, a git URL ending in
+// /nixpkgs, or a nixos.org channel tarball. nixpkgs.lib (the library only)
+// is not one.
+func isNixpkgs(n lockNode) bool {
+	for _, m := range []map[string]any{n.Original, n.Locked} {
+		str := func(k string) string { s, _ := m[k].(string); return s }
+		switch str("type") {
+		case "github", "gitlab", "sourcehut":
+			if strings.EqualFold(str("repo"), "nixpkgs") {
+				return true
+			}
+		case "indirect":
+			if str("id") == "nixpkgs" {
+				return true
+			}
+		case "git":
+			u := strings.TrimSuffix(strings.TrimSuffix(str("url"), "/"), ".git")
+			if strings.HasSuffix(strings.ToLower(u), "/nixpkgs") {
+				return true
+			}
+		case "tarball", "file":
+			u := strings.ToLower(str("url"))
+			if strings.Contains(u, "/nixpkgs/archive/") || strings.Contains(u, "nixos.org/") && strings.Contains(u, "nixexprs") {
+				return true
 			}
 		}
 	}
-	return out, nil
+	return false
+}
+
+var identRe = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_'-]*$`)
+
+// followsLine is the flake.nix line that makes the input at path follow
+// the root's nixpkgs.
+func followsLine(path []string) string {
+	parts := make([]string, len(path))
+	for i, p := range path {
+		if !identRe.MatchString(p) {
+			p = strconv.Quote(p)
+		}
+		parts[i] = "inputs." + p
+	}
+	return strings.Join(parts, ".") + `.follows = "nixpkgs"`
 }

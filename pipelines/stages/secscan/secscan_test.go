@@ -163,7 +163,7 @@ func TestAuditLock(t *testing.T) {
 	assert.Equal(t, map[string]Severity{
 		"stale-input mordragt":    Medium,
 		"unpinned-ref mordragt":   Low,
-		"nixpkgs-not-followed hm": Medium,
+		"nixpkgs-not-followed nixpkgs_2": Medium,
 		"registry-input reg":      Medium,
 	}, got)
 
