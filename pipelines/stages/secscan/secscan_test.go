@@ -161,10 +161,10 @@ func TestAuditLock(t *testing.T) {
 		got[f.Rule+" "+strings.SplitN(f.Message, ":", 2)[0]] = f.Severity
 	}
 	assert.Equal(t, map[string]Severity{
-		"stale-input mordragt":    Medium,
-		"unpinned-ref mordragt":   Low,
+		"stale-input mordragt":           Medium,
+		"unpinned-ref mordragt":          Low,
 		"nixpkgs-not-followed nixpkgs_2": Medium,
-		"registry-input reg":      Medium,
+		"registry-input reg":             Medium,
 	}, got)
 
 	missing := t.TempDir()
