@@ -374,6 +374,8 @@ func TestEvaluationGates(t *testing.T) {
 	var drvs map[string]string
 	require.NoError(t, json.Unmarshal(data, &drvs))
 	assert.Contains(t, drvs, "devShells.x86_64-linux.default")
+	assert.Contains(t, drvs, "nixosConfigurations.workstation.config.system.build.toplevel")
+	assert.NotContains(t, drvs, "nixosConfigurations.other.config.system.build.toplevel", "another system's example")
 	require.Contains(t, drvs, "packages.x86_64-linux.intel-dpcpp")
 	assert.True(t, strings.HasSuffix(drvs["packages.x86_64-linux.intel-dpcpp"], "-clang.drv"))
 	// Reading drvPaths builds nothing: the clang stand-in has no output.
@@ -382,9 +384,10 @@ func TestEvaluationGates(t *testing.T) {
 	_, statErr := os.Stat(strings.TrimSpace(out))
 	assert.True(t, os.IsNotExist(statErr), "the gate built what it evaluated")
 
-	_, stderr, err = build("(" + harness(dropClang+` broken = [ "bad" ];`) + ").eval-outputs")
+	_, stderr, err = build("(" + harness(dropClang+` broken = [ "bad" ]; brokenSystems = [ "server" ];`) + ").eval-outputs")
 	require.Error(t, err)
-	assert.Contains(t, stderr, "eval-outputs: 2 failed")
+	assert.Contains(t, stderr, "eval-outputs: 3 failed")
+	assert.Contains(t, stderr, "nixosConfigurations.server.config.system.build.toplevel does not evaluate")
 	assert.Contains(t, stderr, "packages.x86_64-linux.bad does not evaluate")
 	assert.Contains(t, stderr, "packages.x86_64-linux.intel-dpcpp does not evaluate")
 }

@@ -8,11 +8,13 @@
 #   drop: attribute paths (lists) to remove from the stand-in
 #   nonce: makes fixture store paths fresh
 #   broken: names of this flake's packages whose evaluation throws
+#   brokenSystems: names of example NixOS systems whose toplevel throws
 {
   repo,
   drop ? [ ],
   nonce ? "",
   broken ? [ ],
+  brokenSystems ? [ ],
 }:
 let
   lib = import ./lib.nix;
@@ -121,7 +123,27 @@ let
         map (n: lib.nameValuePair n (throw "${n}: broken on purpose")) broken
       );
     devShells.${system}.default = drv "ipex-dev";
-    nixosConfigurations = { };
+    # Stand-ins with the attributes the gates read; the aarch64 one is
+    # not this system's and is left out.
+    nixosConfigurations = {
+      workstation = {
+        pkgs.stdenv.hostPlatform.system = system;
+        config.system.build.toplevel = drv "nixos-system-workstation";
+      };
+      other = {
+        pkgs.stdenv.hostPlatform.system = "aarch64-linux";
+        config.system.build.toplevel = throw "not this system";
+      };
+    }
+    // builtins.listToAttrs (
+      map (
+        n:
+        lib.nameValuePair n {
+          pkgs.stdenv.hostPlatform.system = system;
+          config.system.build.toplevel = throw "${n}: failed assertion on purpose";
+        }
+      ) brokenSystems
+    );
   };
   checks = import (repo + "/nix/checks.nix") {
     inherit
