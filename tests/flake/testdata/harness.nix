@@ -40,7 +40,14 @@ let
       "einops"
       "invokeai"
     ];
-    withPackages = f: drv "python3-intel-env";
+    # As nixpkgs' python.withPackages: a buildEnv that keeps its members
+    # in `paths`.
+    withPackages =
+      f:
+      drv "python3-intel-env"
+      // {
+        paths = f python.pkgs ++ [ python ];
+      };
   };
   full = {
     packages.${system} = scope [
@@ -159,6 +166,7 @@ let
 in
 {
   inherit (checks) upstream-attrs eval-outputs;
+  inherit mordrag-nixos;
   # name -> derivation name of every intel-xpu member the overlay reads
   # from upstream or nixpkgs.
   xpu = builtins.listToAttrs (map (n: lib.nameValuePair n pkgs.intel-xpu.${n}.name) xpuNames);
