@@ -275,6 +275,13 @@ func TestSecurityScanLockAudit(t *testing.T) {
 		filepath.Join(repo, "pkgs", "ipex-security-scan", "lock-nixpkgs.jq"))
 	require.NoError(t, os.WriteFile(path, []byte(text), 0o755))
 
+	// writeShellApplication runs shellcheck on the text when it builds.
+	testlib.CheckPath(t, "shellcheck")
+	checked := filepath.Join(dir, "checked.sh")
+	require.NoError(t, os.WriteFile(checked, []byte("#!/usr/bin/env bash\nset -o errexit -o nounset -o pipefail\n"+string(script)), 0o644))
+	stdout, _, err := run(t, dir, "shellcheck", checked)
+	require.NoError(t, err, stdout)
+
 	tests := []struct {
 		lock string
 		want []string
