@@ -6,7 +6,7 @@
 # home-manager.useGlobalPkgs) it uses `pkgs`; otherwise it extends `pkgs`
 # with `programs.ipex.overlay`, which homeManagerModules.{default,ipex} set
 # to the flake's overlays.default. It never sets `nixpkgs.overlays`, which
-# Home Manager refuses under useGlobalPkgs.
+# Home Manager warns about under useGlobalPkgs (and is to refuse).
 {
   config,
   lib,
@@ -16,13 +16,7 @@
 let
   cfg = config.programs.ipex;
   yaml = pkgs.formats.yaml { };
-  ipexPkgs =
-    if pkgs ? ollama-ipex then
-      pkgs
-    else if cfg.overlay != null then
-      pkgs.extend cfg.overlay
-    else
-      pkgs;
+  ipexPkgs = if pkgs ? ollama-ipex || cfg.overlay == null then pkgs else pkgs.extend cfg.overlay;
 in
 {
   options.programs.ipex = {
