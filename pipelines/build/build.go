@@ -55,6 +55,8 @@ type Options struct {
 	// environment variables, e.g. NIX_CONFIG with access-tokens for
 	// fetching the flake's inputs.
 	Secrets map[string]string
+	// Remote sends builds to Nix remote builders (builders.go).
+	Remote Remote
 }
 
 // secretEngine adds secret variables to every command it runs.
@@ -137,6 +139,9 @@ func Run(ctx context.Context, opts Options) (*report.Report, *Stats, error) {
 	}
 	if merr != nil {
 		return nil, st, fmt.Errorf("asking nix for its configuration: %w", merr)
+	}
+	if err := applyRemote(ctx, plain, machine, opts.Remote); err != nil {
+		return nil, st, err
 	}
 
 	// One entry per output; todo holds those still to decide.
@@ -244,14 +249,16 @@ func buildAll(ctx context.Context, opts Options, m *Machine, prog Progress, outs
 		// nix.conf chose a number.
 		args = append(args, "--max-jobs", "auto")
 	}
+	args = append(args, opts.Remote.remoteArgs()...)
 	for _, d := range drvs {
 		args = append(args, m.Version.DrvInstallable(d))
 	}
 	parser := newEventParser(prog.Event, func() bool { return ctx.Err() != nil }, drvs)
 	lw := newLineWriter(parser.Line)
 	var stdout bytes.Buffer
-	res, runErr := opts.Engine.Run(ctx, engine.Cmd{Args: nixcli.Nix(args...), Stdout: &stdout, Stderr: lw})
+	res, runErr := opts.Engine.Run(ctx, engine.Cmd{Args: nixcli.Nix(args...), Env: opts.Remote.Env, Stdout: &stdout, Stderr: lw})
 	lw.Flush()
+	parser.explainRemote()
 	interrupted := ctx.Err() != nil
 	if runErr != nil && !interrupted {
 		return fmt.Errorf("running nix build: %w", runErr)
@@ -291,6 +298,7 @@ func buildAll(ctx context.Context, opts Options, m *Machine, prog Progress, outs
 	for _, i := range todo {
 		o := &outs[i]
 		o.DurationMs = parser.Elapsed[o.DrvPath].Milliseconds()
+		o.Builder = parser.Builders[o.DrvPath]
 		if allIn(valid, o.OutPaths) {
 			o.Status = report.StatusBuilt
 			continue

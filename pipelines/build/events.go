@@ -89,6 +89,8 @@ type eventParser struct {
 	Elapsed   map[string]time.Duration
 	Built     map[string]bool
 	Other     []string // error messages not tied to a derivation
+	// Builders maps a derivation to the machine that built it (builders.go).
+	Builders map[string]string
 }
 
 type activity struct {
@@ -144,6 +146,7 @@ func (p *eventParser) Line(line string) {
 		now := p.now()
 		p.acts[ev.ID] = activity{drv: drv, start: now, last: now}
 		if ev.Type == actBuild {
+			p.noteBuilder(drv, ev.Fields)
 			p.emit(Event{Kind: BuildStarted, DrvPath: drv})
 		} else {
 			p.emit(Event{Kind: Substituting, DrvPath: drv})

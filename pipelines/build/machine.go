@@ -22,6 +22,8 @@ type Machine struct {
 	Builders       []Builder
 	// MaxJobsSet is true when nix.conf sets max-jobs (not nix's default).
 	MaxJobsSet bool
+	// NoLocal is true when nothing builds on this machine (--local-jobs 0).
+	NoLocal bool
 }
 
 // Builder is one remote build machine from nix's `builders` setting.
@@ -164,7 +166,7 @@ func ParseBuilders(spec string) []Builder {
 // can be built here or on a remote builder, and if not, why.
 func (m *Machine) CanBuild(system string, features []string) (bool, string) {
 	local := system == m.System || slices.Contains(m.ExtraPlatforms, system)
-	if local && hasAll(m.Features, features) {
+	if local && !m.NoLocal && hasAll(m.Features, features) {
 		return true, ""
 	}
 	for _, b := range m.Builders {

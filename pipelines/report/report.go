@@ -29,6 +29,9 @@ type Output struct {
 	Reason     string   `json:"reason,omitempty"`
 	// Log is the tail of the build log of a failed output.
 	Log []string `json:"log,omitempty"`
+	// Builder is the machine that built the output: "local", or the URI of
+	// a Nix remote builder.
+	Builder string `json:"builder,omitempty"`
 }
 
 // Report is the JSON document of one `ci build` run.

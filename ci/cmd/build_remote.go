@@ -1,0 +1,92 @@
+package cmd
+
+import (
+	"fmt"
+	"os"
+	"strconv"
+	"strings"
+
+	"github.com/spf13/pflag"
+
+	"github.com/ipex-flake/ipex-flake/internal/clierr"
+	"github.com/ipex-flake/ipex-flake/pipelines/build"
+	"github.com/ipex-flake/ipex-flake/pipelines/engine"
+)
+
+// OptionalInt is an int flag that knows whether it was given.
+type OptionalInt struct {
+	N     int
+	Given bool
+}
+
+var _ pflag.Value = (*OptionalInt)(nil)
+
+func (o *OptionalInt) String() string {
+	if !o.Given {
+		return ""
+	}
+	return strconv.Itoa(o.N)
+}
+
+// Set parses the flag's value.
+func (o *OptionalInt) Set(s string) error {
+	n, err := strconv.Atoi(s)
+	if err != nil {
+		return fmt.Errorf("%q is not a number", s)
+	}
+	o.N, o.Given = n, true
+	return nil
+}
+
+// Type names the value in --help.
+func (o *OptionalInt) Type() string { return "N" }
+
+// addRemoteFlags registers --builders and --local-jobs.
+func addRemoteFlags(f *pflag.FlagSet, o *BuildOptions) {
+	f.StringVar(&o.Builders, "builders", "", "send builds to Nix remote builders, nix's machine `SPEC` ('ssh-ng://host x86_64-linux /key 8 1 big-parallel', machines separated by ';') or @FILE (default: builders from nix.conf or NIX_CONFIG); ssh options such as the port come from NIX_SSHOPTS")
+	f.Var(&o.LocalJobs, "local-jobs", "build at most `N` derivations on this machine (nix --max-jobs, overrides --jobs for builds); 0 sends every build to the remote builders")
+}
+
+var errBuildersInContainer = clierr.Usagef("--builders needs --engine host: the builders' ssh keys and known hosts are on this machine, not in the Dagger container")
+
+// validateRemote checks --builders and --local-jobs before anything runs.
+func (o *BuildOptions) validateRemote() error {
+	if o.LocalJobs.Given && o.LocalJobs.N < 0 {
+		return clierr.Usagef("--local-jobs %d: give 0 (every build on remote builders) or more", o.LocalJobs.N)
+	}
+	spec := strings.TrimSpace(o.Builders)
+	if spec == "" {
+		return nil
+	}
+	if o.Engine == engine.KindDagger {
+		return errBuildersInContainer
+	}
+	if file, ok := strings.CutPrefix(spec, "@"); ok {
+		data, err := os.ReadFile(file)
+		if err != nil {
+			return clierr.Usagef("--builders @%s: %v: give a readable machines file in nix's machine syntax", file, err)
+		}
+		spec = string(data)
+	}
+	if len(build.ParseBuilders(spec)) == 0 {
+		return clierr.Usagef("--builders %q names no machine: give nix's machine syntax, e.g. 'ssh-ng://builder x86_64-linux /root/.ssh/id_ed25519 8 1 big-parallel', or @FILE", o.Builders)
+	}
+	return nil
+}
+
+// remote turns the flags into the build's remote options. NIX_SSHOPTS is
+// handed to nix explicitly: it carries the builders' ssh port and options.
+func (o *BuildOptions) remote(eng engine.Engine, getenv func(string) string) (build.Remote, error) {
+	r := build.Remote{Builders: strings.TrimSpace(o.Builders)}
+	if o.LocalJobs.Given {
+		n := o.LocalJobs.N
+		r.LocalJobs = &n
+	}
+	if r.Builders != "" && eng.Name() == engine.KindDagger {
+		return r, errBuildersInContainer
+	}
+	if v := getenv("NIX_SSHOPTS"); v != "" {
+		r.Env = map[string]string{"NIX_SSHOPTS": v}
+	}
+	return r, nil
+}

@@ -1,0 +1,115 @@
+package cmd
+
+import (
+	"context"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/ipex-flake/ipex-flake/internal/clierr"
+	"github.com/ipex-flake/ipex-flake/internal/fixture"
+	"github.com/ipex-flake/ipex-flake/internal/testlib"
+	"github.com/ipex-flake/ipex-flake/internal/testsshd"
+	"github.com/ipex-flake/ipex-flake/pipelines/report"
+)
+
+func TestBuildRemoteFlags(t *testing.T) {
+	tests := []struct {
+		name      string
+		args      []string
+		builders  string
+		localJobs OptionalInt
+		wantErr   string
+	}{
+		{"unset", nil, "", OptionalInt{}, ""},
+		{"no local slots", []string{"--builders", "ssh://b x86_64-linux", "--local-jobs", "0"}, "ssh://b x86_64-linux", OptionalInt{N: 0, Given: true}, ""},
+		{"not a number", []string{"--local-jobs", "many"}, "", OptionalInt{}, "not a number"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			io, _, _ := testIO(nil)
+			var got *BuildOptions
+			c := newBuildCmdWith(io, func(_ context.Context, _ *IO, o *BuildOptions) error { got = o; return nil })
+			c.SetArgs(tt.args)
+			c.SilenceErrors, c.SilenceUsage = true, true
+			err := c.Execute()
+			if tt.wantErr != "" {
+				require.ErrorContains(t, err, tt.wantErr)
+				return
+			}
+			require.NoError(t, err)
+			assert.Equal(t, tt.builders, got.Builders)
+			assert.Equal(t, tt.localJobs, got.LocalJobs)
+		})
+	}
+}
+
+// TestBuildRemoteUsageErrors: bad remote-builder input exits 2 naming the
+// fix, and nothing is built or written.
+func TestBuildRemoteUsageErrors(t *testing.T) {
+	testlib.OfflineNix(t)
+	good := t.TempDir()
+	require.NoError(t, fixture.Write(good, fixture.Generated(1, testlib.Nonce())))
+	tests := []struct {
+		name string
+		args []string
+		want string
+	}{
+		{"negative local jobs", []string{"--local-jobs", "-1"}, "--local-jobs -1"},
+		{"no machine", []string{"--builders", "# only a comment"}, "names no machine"},
+		{"missing machines file", []string{"--builders", "@/does/not/exist"}, "readable machines file"},
+		{"no builders anywhere", []string{"--local-jobs", "0"}, "pass --builders"},
+		{"builders in a container", []string{"--engine", "dagger", "--builders", "ssh://b x86_64-linux"}, "needs --engine host"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Setenv("_EXPERIMENTAL_DAGGER_RUNNER_HOST", "")
+			t.Setenv("DAGGER_SESSION_PORT", "")
+			rep := filepath.Join(t.TempDir(), "report.json")
+			io, _, errb := testIO(map[string]string{})
+			engineArgs := []string{"--engine", "host"}
+			if tt.args[0] == "--engine" {
+				engineArgs = nil
+			}
+			code := Run(t.Context(), io, append(append([]string{"build", "--flake", good, "--report", rep}, engineArgs...), tt.args...))
+			assert.Equal(t, clierr.ExitUsage, code, errb.String())
+			assert.Contains(t, errb.String(), tt.want)
+			assert.NoFileExists(t, rep)
+		})
+	}
+}
+
+// TestBuildRemoteEndToEnd: `ci build --builders @FILE --local-jobs 0` builds
+// every output on the loopback builder; the report names it.
+func TestBuildRemoteEndToEnd(t *testing.T) {
+	srv := testsshd.Start(t)
+	testlib.OfflineNix(t)
+	t.Setenv("NIX_SSHOPTS", "") // only the ci's environment carries it
+	dir := t.TempDir()
+	require.NoError(t, fixture.Write(dir, fixture.Generated(3, testlib.Nonce())))
+	machine, err := srv.Machine("x86_64-linux", 2, "")
+	require.NoError(t, err)
+	machines := filepath.Join(t.TempDir(), "machines")
+	require.NoError(t, os.WriteFile(machines, []byte(machine+"\n"), 0o600))
+
+	rep := filepath.Join(t.TempDir(), "r.json")
+	io, _, errb := testIO(map[string]string{"NIX_SSHOPTS": srv.SSHOpts()})
+	code := Run(t.Context(), io, []string{"build", "--engine", "host", "--flake", dir, "--cache", "file://" + t.TempDir(),
+		"--report", rep, "--builders", "@" + machines, "--local-jobs", "0"})
+	require.Equal(t, clierr.ExitOK, code, errb.String())
+	r, err := report.Read(rep)
+	require.NoError(t, err)
+	require.Len(t, r.Outputs, 3)
+	for _, o := range r.Outputs {
+		assert.Equal(t, report.StatusBuilt, o.Status, o.Attr)
+		assert.Equal(t, srv.URI(), o.Builder, o.Attr)
+		for _, p := range o.OutPaths {
+			err := exec.Command("nix-store", "--store", "local?root="+srv.Store, "--check-validity", p).Run()
+			assert.NoError(t, err, "%s is not in the builder's store", p)
+		}
+	}
+}

@@ -1,0 +1,168 @@
+package build
+
+import (
+	"bytes"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/ipex-flake/ipex-flake/internal/fixture"
+	"github.com/ipex-flake/ipex-flake/internal/testlib"
+	"github.com/ipex-flake/ipex-flake/internal/testsshd"
+	"github.com/ipex-flake/ipex-flake/pipelines/report"
+)
+
+// inStore asks the builder's store (not the local one) whether it holds p.
+func inStore(t *testing.T, storeRoot, p string) bool {
+	t.Helper()
+	var errb bytes.Buffer
+	cmd := exec.Command("nix-store", "--store", "local?root="+storeRoot, "--check-validity", p)
+	cmd.Stderr = &errb
+	err := cmd.Run()
+	if err != nil && !strings.Contains(errb.String(), "is not valid") {
+		t.Fatalf("asking the builder's store about %s: %v: %s", p, err, errb.String())
+	}
+	return err == nil
+}
+
+func zero() *int { z := 0; return &z }
+
+// TestRemoteBuildersOnly: with no local build slots every output is built on
+// the remote builder (a second store directory behind sshd), the report
+// names it, and a failing output fails with its log.
+func TestRemoteBuildersOnly(t *testing.T) {
+	srv := testsshd.Start(t)
+	f := fixture.Flake{
+		Nonce: testlib.Nonce(),
+		Drvs: map[string]fixture.Drv{
+			"shared": {Script: "echo building shared; echo shared > $out"},
+			"a":      {Script: "echo a $dep_shared > $out", Deps: []string{"shared"}},
+			"b":      {Script: "echo b $dep_shared > $out", Deps: []string{"shared"}},
+			"bad":    {Script: "echo the compiler says no; exit 3"},
+		},
+		Packages: map[string]string{"a": "a", "b": "b", "bad": "bad"},
+	}
+	_, eng := setup(t, f)
+	machine, err := srv.Machine("x86_64-linux", 2, "")
+	require.NoError(t, err)
+
+	tests := []struct {
+		name   string
+		remote func(t *testing.T) Remote
+	}{
+		{"machines file", func(t *testing.T) Remote {
+			file := filepath.Join(t.TempDir(), "machines")
+			require.NoError(t, os.WriteFile(file, []byte("# the loopback builder\n"+machine+"\n"), 0o644))
+			return Remote{Builders: "@" + file}
+		}},
+		{"builders from NIX_CONFIG", func(t *testing.T) Remote {
+			t.Setenv("NIX_CONFIG", os.Getenv("NIX_CONFIG")+"\nbuilders = "+machine)
+			return Remote{}
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			f.Nonce = testlib.Nonce()
+			_, eng = setup(t, f)
+			remote := tt.remote(t)
+			remote.LocalJobs = zero()
+			remote.Env = map[string]string{"NIX_SSHOPTS": srv.SSHOpts()}
+			rep, _, err := Run(t.Context(), Options{Engine: eng, Flake: eng.SourcePath(), Systems: []string{"x86_64-linux"}, Remote: remote})
+			require.NoError(t, err)
+			got := byAttr(rep)
+			require.Len(t, got, 3)
+			for _, name := range []string{"a", "b"} {
+				o := got["packages.x86_64-linux."+name]
+				require.Equal(t, report.StatusBuilt, o.Status, "%s: %s", name, o.Reason)
+				assert.Equal(t, srv.URI(), o.Builder, name)
+				for _, p := range o.OutPaths {
+					assert.True(t, inStore(t, srv.Store, p), "%s was not built in the builder's store", p)
+				}
+			}
+			bad := got["packages.x86_64-linux.bad"]
+			assert.Equal(t, report.StatusFailed, bad.Status)
+			assert.Equal(t, srv.URI(), bad.Builder)
+			assert.Contains(t, bad.Reason, "bad.drv")
+			assert.Contains(t, bad.Log, "the compiler says no")
+		})
+	}
+}
+
+// TestRemoteBuilderKilled: when sshd dies mid-build the affected outputs
+// fail with a reason that says so, and a rerun completes.
+func TestRemoteBuilderKilled(t *testing.T) {
+	gate := t.TempDir()
+	srv := testsshd.Start(t, gate)
+	release := filepath.Join(gate, "release")
+	f := fixture.Flake{
+		Nonce: testlib.Nonce(),
+		Drvs: map[string]fixture.Drv{
+			"slow":  {Script: "echo started; while [ ! -e " + release + " ]; do :; done; echo slow > $out"},
+			"after": {Script: "echo after $dep_slow > $out", Deps: []string{"slow"}},
+		},
+		Packages: map[string]string{"slow": "slow", "after": "after"},
+	}
+	_, eng := setup(t, f)
+	machine, err := srv.Machine("x86_64-linux", 1, "")
+	require.NoError(t, err)
+	remote := Remote{Builders: machine, LocalJobs: zero(), Env: map[string]string{"NIX_SSHOPTS": srv.SSHOpts()}}
+
+	var once sync.Once
+	rec := &recorder{onEv: func(e Event) {
+		if e.Kind == BuildLog && e.Line == "started" {
+			once.Do(srv.Kill)
+		}
+	}}
+	rep, _, err := Run(t.Context(), Options{Engine: eng, Flake: eng.SourcePath(), Systems: []string{"x86_64-linux"}, Remote: remote, Progress: rec})
+	require.NoError(t, err)
+	for _, o := range rep.Outputs {
+		t.Logf("%s: %s (%s)", o.Attr, o.Status, o.Reason)
+		assert.Equal(t, report.StatusFailed, o.Status, o.Attr)
+		assert.Contains(t, o.Reason, "lost remote builder "+srv.URI())
+		assert.Contains(t, o.Reason, "unexpected end-of-file")
+	}
+
+	require.NoError(t, os.WriteFile(release, nil, 0o644))
+	require.NoError(t, srv.Start())
+	rep, _, err = Run(t.Context(), Options{Engine: eng, Flake: eng.SourcePath(), Systems: []string{"x86_64-linux"}, Remote: remote})
+	require.NoError(t, err)
+	for _, o := range rep.Outputs {
+		assert.Equal(t, report.StatusBuilt, o.Status, "%s: %s", o.Attr, o.Reason)
+		assert.Equal(t, srv.URI(), o.Builder, o.Attr)
+	}
+}
+
+// TestNoteBuilder reads the machine from nix's build activities, as Nix
+// 2.8 prints them for a remote build (the outer activity names the machine,
+// the remote daemon's own activity has an empty one) and a local build.
+func TestNoteBuilder(t *testing.T) {
+	const remote = `@nix {"action":"start","fields":["/nix/store/bqlf1wqkgz5slbnjaahwdih9jcvw5f9h-a.drv","ssh-ng://root@127.0.0.1?remote-store=local?root=/tmp/r",1,1],"id":7,"level":3,"text":"building","type":105}`
+	const inner = `@nix {"action":"start","fields":["/nix/store/bqlf1wqkgz5slbnjaahwdih9jcvw5f9h-a.drv","",1,1],"id":8,"level":3,"text":"building","type":105}`
+	const local = `@nix {"action":"start","fields":["/nix/store/akm1yf4l2n8ipgl1drj5j6yqd59ikbrg-b.drv","",1,1],"id":9,"level":3,"text":"building","type":105}`
+	tests := []struct {
+		name  string
+		lines []string
+		want  map[string]string
+	}{
+		{"remote", []string{remote, inner}, map[string]string{"/nix/store/bqlf1wqkgz5slbnjaahwdih9jcvw5f9h-a.drv": "ssh-ng://root@127.0.0.1?remote-store=local?root=/tmp/r"}},
+		{"local", []string{local}, map[string]string{"/nix/store/akm1yf4l2n8ipgl1drj5j6yqd59ikbrg-b.drv": BuilderLocal}},
+		{"both", []string{local, remote, inner}, map[string]string{
+			"/nix/store/akm1yf4l2n8ipgl1drj5j6yqd59ikbrg-b.drv": BuilderLocal,
+			"/nix/store/bqlf1wqkgz5slbnjaahwdih9jcvw5f9h-a.drv": "ssh-ng://root@127.0.0.1?remote-store=local?root=/tmp/r"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			p := newEventParser(nil, func() bool { return false }, nil)
+			for _, l := range tt.lines {
+				p.Line(l)
+			}
+			assert.Equal(t, tt.want, p.Builders)
+		})
+	}
+}
