@@ -38,9 +38,11 @@ type BuildOptions struct {
 	Report  string
 	JUnit   string
 	Image   string
-	// Builders and LocalJobs send builds to Nix remote builders (build_remote.go).
+	// Builders and LocalJobs send builds to Nix remote builders; Shard
+	// selects one shard of the outputs (build_scale.go).
 	Builders  string
 	LocalJobs OptionalInt
+	Shard     string
 }
 
 func newBuildCmd(io *IO) *cobra.Command { return newBuildCmdWith(io, runBuild) }
@@ -78,7 +80,7 @@ output failed, 2 usage or configuration error (nothing was built).`,
 	f.StringArrayVar(&opts.Attrs, "attr", nil, "select outputs whose attribute path matches `GLOB`, repeatable: * within one segment, ** across segments (e.g. 'packages.*.ollama-*')")
 	f.StringVar(&opts.Report, "report", report.DefaultReportPath, "write the JSON report of every output to `FILE` (read by ci push and ci release)")
 	f.StringVar(&opts.JUnit, "junit", "", "also write JUnit XML with one testcase per output to `FILE`")
-	addRemoteFlags(f, opts)
+	addScaleFlags(f, opts)
 	f.StringVar(&opts.Image, "image", daggerengine.DefaultImage, "Dagger base image with nix: a registry reference or, for offline machines, a local OCI tarball (`REF_OR_OCI_TAR`)")
 	return c
 }
@@ -147,7 +149,7 @@ func (o *BuildOptions) validate() error {
 	if _, err := build.GlobsToRegexps(o.Attrs); err != nil {
 		return clierr.Usage(err)
 	}
-	return o.validateRemote()
+	return o.validateScale()
 }
 
 func runBuild(ctx context.Context, io *IO, opts *BuildOptions) error {
@@ -192,7 +194,7 @@ func runBuild(ctx context.Context, io *IO, opts *BuildOptions) error {
 	rep, _, runErr := build.Run(ctx, build.Options{
 		Engine: eng, Flake: flakeRef, Systems: opts.Systems, Jobs: opts.Jobs,
 		Attrs: opts.Attrs, Cache: lookup, Progress: prog, Secrets: nixSecrets(io.Getenv),
-		Remote: rem,
+		Remote: rem, Shard: opts.shard(),
 	})
 	var evalErr *build.EvalError
 	switch {

@@ -22,6 +22,8 @@ type MatrixOptions struct {
 	IO      *IO
 	Systems []string
 	Stages  []string
+	// shardFlags select the build-shard matrix (matrix_shards.go).
+	shardFlags
 }
 
 // MatrixEntry is one job of the GitHub Actions matrix.
@@ -51,12 +53,24 @@ the rest to GitHub-hosted runners. timeout-minutes is the stage's time limit.
 
   strategy:
     matrix: ${{ fromJSON(needs.plan.outputs.matrix) }}
-  runs-on: ${{ matrix.runs-on }}`,
+  runs-on: ${{ matrix.runs-on }}
+
+With --shards N it prints the matrix of build jobs instead: the flake's
+outputs split into N shards (see ci build --shard), one entry per shard
+that has outputs:
+
+  {"include":[{"shard":"1/3","outputs":12,"cost":40,"plan":"3f2a…"},…]}
+
+  run: go run ./ci build --shard ${{ matrix.shard }}`,
 		Args: cobra.NoArgs,
-		RunE: func(c *cobra.Command, _ []string) error { return runF(c.Context(), o) },
+		RunE: func(c *cobra.Command, _ []string) error {
+			o.shardsGiven = c.Flags().Changed("shards")
+			return runF(c.Context(), o)
+		},
 	}
 	c.Flags().StringSliceVar(&o.Systems, "systems", []string{"x86_64-linux"}, "systems to test")
 	c.Flags().StringSliceVar(&o.Stages, "stage", nil, "stages to include (default: all)")
+	addShardMatrixFlags(c.Flags(), &o.shardFlags)
 	return c
 }
 
@@ -111,7 +125,10 @@ func BuildMatrix(names, systems []string) (*Matrix, error) {
 	return m, nil
 }
 
-func runMatrix(_ context.Context, o *MatrixOptions) error {
+func runMatrix(ctx context.Context, o *MatrixOptions) error {
+	if o.shardsGiven {
+		return runShardMatrix(ctx, o)
+	}
 	m, err := BuildMatrix(o.Stages, o.Systems)
 	if err != nil {
 		return err

@@ -57,6 +57,8 @@ type Options struct {
 	Secrets map[string]string
 	// Remote sends builds to Nix remote builders (builders.go).
 	Remote Remote
+	// Shard builds one shard of the outputs (shard.go); Count 0: all.
+	Shard Shard
 }
 
 // secretEngine adds secret variables to every command it runs.
@@ -142,6 +144,11 @@ func Run(ctx context.Context, opts Options) (*report.Report, *Stats, error) {
 	}
 	if err := applyRemote(ctx, plain, machine, opts.Remote); err != nil {
 		return nil, st, err
+	}
+	if opts.Shard.Count > 0 {
+		if disc.Outputs, err = selectShard(ctx, opts, machine, prog, disc.Outputs); err != nil {
+			return nil, st, err
+		}
 	}
 
 	// One entry per output; todo holds those still to decide.

@@ -41,16 +41,23 @@ func (o *OptionalInt) Set(s string) error {
 // Type names the value in --help.
 func (o *OptionalInt) Type() string { return "N" }
 
-// addRemoteFlags registers --builders and --local-jobs.
-func addRemoteFlags(f *pflag.FlagSet, o *BuildOptions) {
+// addScaleFlags registers --builders, --local-jobs and --shard.
+func addScaleFlags(f *pflag.FlagSet, o *BuildOptions) {
+	f.StringVar(&o.Shard, "shard", "", "build shard `I/N` of the outputs: N closure-aware shards balanced by derivations to build, every output in exactly one (ci matrix --shards N lists them)")
 	f.StringVar(&o.Builders, "builders", "", "send builds to Nix remote builders, nix's machine `SPEC` ('ssh-ng://host x86_64-linux /key 8 1 big-parallel', machines separated by ';') or @FILE (default: builders from nix.conf or NIX_CONFIG); ssh options such as the port come from NIX_SSHOPTS")
 	f.Var(&o.LocalJobs, "local-jobs", "build at most `N` derivations on this machine (nix --max-jobs, overrides --jobs for builds); 0 sends every build to the remote builders")
 }
 
 var errBuildersInContainer = clierr.Usagef("--builders needs --engine host: the builders' ssh keys and known hosts are on this machine, not in the Dagger container")
 
-// validateRemote checks --builders and --local-jobs before anything runs.
-func (o *BuildOptions) validateRemote() error {
+// validateScale checks --builders, --local-jobs and --shard before
+// anything runs.
+func (o *BuildOptions) validateScale() error {
+	if o.Shard != "" {
+		if _, err := build.ParseShard(o.Shard); err != nil {
+			return err
+		}
+	}
 	if o.LocalJobs.Given && o.LocalJobs.N < 0 {
 		return clierr.Usagef("--local-jobs %d: give 0 (every build on remote builders) or more", o.LocalJobs.N)
 	}
@@ -89,4 +96,10 @@ func (o *BuildOptions) remote(eng engine.Engine, getenv func(string) string) (bu
 		r.Env = map[string]string{"NIX_SSHOPTS": v}
 	}
 	return r, nil
+}
+
+// shard is the validated --shard (zero: every output).
+func (o *BuildOptions) shard() build.Shard {
+	s, _ := build.ParseShard(o.Shard)
+	return s
 }

@@ -1,0 +1,110 @@
+package cmd
+
+import (
+	"encoding/json"
+	"fmt"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/ipex-flake/ipex-flake/internal/clierr"
+	"github.com/ipex-flake/ipex-flake/internal/fixture"
+	"github.com/ipex-flake/ipex-flake/internal/testlib"
+	"github.com/ipex-flake/ipex-flake/pipelines/report"
+)
+
+// sharedDepsFlake has three groups of packages, each group sharing a chain
+// of dependencies.
+func sharedDepsFlake(nonce string) fixture.Flake {
+	f := fixture.Flake{Nonce: nonce, Drvs: map[string]fixture.Drv{}, Packages: map[string]string{}}
+	for g, size := range []int{4, 3, 2} {
+		prev := ""
+		for l := 0; l < size; l++ {
+			name := fmt.Sprintf("g%d-lib%d", g, l)
+			d := fixture.Drv{Script: "echo " + name + " > $out"}
+			if prev != "" {
+				d.Deps = []string{prev}
+			}
+			f.Drvs[name] = d
+			prev = name
+		}
+		for a := 0; a < 3; a++ {
+			name := fmt.Sprintf("g%d-app%d", g, a)
+			f.Drvs[name] = fixture.Drv{Script: "echo " + name + " > $out", Deps: []string{prev}}
+			f.Packages[name] = name
+		}
+	}
+	return f
+}
+
+var planLine = regexp.MustCompile(`shard (\d+/\d+) of plan ([0-9a-f]{12})`)
+
+// TestShardMatrixAndBuild: the jobs of `ci matrix --shards 3` each run
+// `ci build --shard I/3`; together they build every output exactly once,
+// and every job computes the plan the matrix printed.
+func TestShardMatrixAndBuild(t *testing.T) {
+	testlib.OfflineNix(t)
+	dir := t.TempDir()
+	require.NoError(t, fixture.Write(dir, sharedDepsFlake(testlib.Nonce())))
+	cacheURI := "file://" + t.TempDir()
+	common := []string{"--engine", "host", "--flake", dir, "--cache", cacheURI, "--systems", "x86_64-linux"}
+
+	io, out, errb := testIO(map[string]string{})
+	require.Equal(t, clierr.ExitOK, Run(t.Context(), io, append([]string{"matrix", "--shards", "3"}, common...)), errb.String())
+	var m ShardMatrix
+	require.NoError(t, json.Unmarshal(out.Bytes(), &m), out.String())
+	require.Len(t, m.Include, 3)
+
+	var built []string
+	for _, e := range m.Include {
+		rep := filepath.Join(t.TempDir(), "r.json")
+		io, _, errb := testIO(map[string]string{})
+		code := Run(t.Context(), io, append([]string{"build", "--shard", e.Shard, "--report", rep}, common...))
+		require.Equal(t, clierr.ExitOK, code, errb.String())
+		got := planLine.FindStringSubmatch(errb.String())
+		require.NotNil(t, got, errb.String())
+		assert.Equal(t, []string{e.Shard, e.Plan}, got[1:], "the job computes the matrix's plan")
+		r, err := report.Read(rep)
+		require.NoError(t, err)
+		assert.Len(t, r.Outputs, e.Outputs)
+		for _, o := range r.Outputs {
+			assert.Equal(t, report.StatusBuilt, o.Status, o.Attr)
+			built = append(built, o.Attr)
+		}
+	}
+	slices.Sort(built)
+	var all []string
+	for name := range sharedDepsFlake("").Packages {
+		all = append(all, "packages.x86_64-linux."+name)
+	}
+	slices.Sort(all)
+	assert.Equal(t, all, built, "every output exactly once")
+}
+
+func TestShardUsageErrors(t *testing.T) {
+	testlib.OfflineNix(t)
+	good := t.TempDir()
+	require.NoError(t, fixture.Write(good, fixture.Generated(1, testlib.Nonce())))
+	tests := []struct {
+		name string
+		args []string
+		want string
+	}{
+		{"shard out of range", []string{"build", "--engine", "host", "--flake", good, "--shard", "4/3"}, "give I/N"},
+		{"shard without count", []string{"build", "--engine", "host", "--flake", good, "--shard", "2"}, "give I/N"},
+		{"no shards", []string{"matrix", "--shards", "0", "--engine", "host", "--flake", good}, "--shards 0"},
+		{"matrix without flake", []string{"matrix", "--shards", "2", "--engine", "host", "--flake", t.TempDir()}, "no flake.nix"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			io, out, errb := testIO(map[string]string{})
+			assert.Equal(t, clierr.ExitUsage, Run(t.Context(), io, tt.args), errb.String())
+			assert.Contains(t, errb.String(), tt.want)
+			assert.Empty(t, out.String())
+		})
+	}
+}

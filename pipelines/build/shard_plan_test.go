@@ -1,0 +1,68 @@
+package build
+
+import (
+	"fmt"
+	"slices"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+// TestPlanFromGraphEdges: edge cases of the plan, on a hand-written graph.
+func TestPlanFromGraphEdges(t *testing.T) {
+	drv := func(n string) string { return "/nix/store/" + n + ".drv" }
+	graph := map[string]drvNode{
+		drv("base"): {Outputs: []string{"/nix/store/base"}},
+		drv("a"):    {Inputs: []string{drv("base")}, Outputs: []string{"/nix/store/a"}},
+		drv("b"):    {Inputs: []string{drv("base")}, Outputs: []string{"/nix/store/b"}},
+		drv("all"):  {Inputs: []string{drv("a"), drv("b")}, Outputs: []string{"/nix/store/all"}},
+	}
+	out := func(attr, d string) Output { return Output{Attr: attr, OK: true, DrvPath: drv(d)} }
+	tests := []struct {
+		name      string
+		outs      []Output
+		done      map[string]bool
+		n         int
+		wantCosts []int
+	}{
+		{"more shards than outputs", []Output{out("a", "a"), out("b", "b")}, nil, 4, []int{2, 2, 0, 0}},
+		{"one output needs everything", []Output{out("a", "a"), out("b", "b"), out("all", "all")}, nil, 2, []int{4, 0}},
+		{"same derivation twice", []Output{out("x", "a"), out("y", "a"), out("b", "b")}, nil, 2, []int{2, 2}},
+		{"evaluation failures count once", []Output{out("a", "a"), {Attr: "broken1"}, {Attr: "broken2"}, {Attr: "broken3"}}, nil, 2, []int{2, 0}},
+		{"cached output costs nothing", []Output{out("a", "a"), out("b", "b")}, map[string]bool{drv("a"): true}, 2, []int{2, 0}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			plan := planFromGraph(tt.outs, graph, tt.done, tt.n)
+			require.Len(t, plan.Shards, tt.n)
+			var costs []int
+			var union []string
+			for i, s := range plan.Shards {
+				assert.Equal(t, Shard{i + 1, tt.n}, s.Shard)
+				costs = append(costs, s.Cost)
+				union = append(union, s.Attrs...)
+			}
+			slices.Sort(costs)
+			slices.Reverse(costs)
+			assert.Equal(t, tt.wantCosts, costs)
+			var want []string
+			for _, o := range tt.outs {
+				want = append(want, o.Attr)
+			}
+			slices.Sort(want)
+			slices.Sort(union)
+			assert.Equal(t, want, union, "every output exactly once")
+			if tt.name == "same derivation twice" {
+				for _, s := range plan.Shards {
+					assert.Equal(t, slices.Contains(s.Attrs, "x"), slices.Contains(s.Attrs, "y"), "x and y are one derivation")
+				}
+			}
+			if tt.name == "evaluation failures count once" {
+				for _, s := range plan.Shards {
+					assert.LessOrEqual(t, len(s.Attrs), 2, fmt.Sprint(s.Attrs))
+				}
+			}
+		})
+	}
+}
