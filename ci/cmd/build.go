@@ -43,6 +43,7 @@ type BuildOptions struct {
 	Builders  string
 	LocalJobs OptionalInt
 	Shard     string
+	ShardPlan string
 }
 
 func newBuildCmd(io *IO) *cobra.Command { return newBuildCmdWith(io, runBuild) }
@@ -194,7 +195,7 @@ func runBuild(ctx context.Context, io *IO, opts *BuildOptions) error {
 	rep, _, runErr := build.Run(ctx, build.Options{
 		Engine: eng, Flake: flakeRef, Systems: opts.Systems, Jobs: opts.Jobs,
 		Attrs: opts.Attrs, Cache: lookup, Progress: prog, Secrets: nixSecrets(io.Getenv),
-		Remote: rem, Shard: opts.shard(),
+		Remote: rem, Shard: opts.shard(), ShardPlan: opts.ShardPlan,
 	})
 	var evalErr *build.EvalError
 	switch {

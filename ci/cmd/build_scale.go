@@ -43,6 +43,7 @@ func (o *OptionalInt) Type() string { return "N" }
 
 // addScaleFlags registers --builders, --local-jobs and --shard.
 func addScaleFlags(f *pflag.FlagSet, o *BuildOptions) {
+	f.StringVar(&o.ShardPlan, "shard-plan", "", "with --shard: fail (exit 2) unless this job computes the plan `DIGEST` that ci matrix --shards printed (its \"plan\"), so no output is missed or built twice when the flake or the caches changed in between")
 	f.StringVar(&o.Shard, "shard", "", "build shard `I/N` of the outputs: N closure-aware shards balanced by derivations to build, every output in exactly one (ci matrix --shards N lists them)")
 	f.StringVar(&o.Builders, "builders", "", "send builds to Nix remote builders, nix's machine `SPEC` ('ssh-ng://host x86_64-linux /key 8 1 big-parallel', machines separated by ';') or @FILE (default: builders from nix.conf or NIX_CONFIG); ssh options such as the port come from NIX_SSHOPTS")
 	f.Var(&o.LocalJobs, "local-jobs", "build at most `N` derivations on this machine (nix --max-jobs, overrides --jobs for builds); 0 sends every build to the remote builders")
@@ -57,6 +58,9 @@ func (o *BuildOptions) validateScale() error {
 		if _, err := build.ParseShard(o.Shard); err != nil {
 			return err
 		}
+	}
+	if o.ShardPlan != "" && o.Shard == "" {
+		return clierr.Usagef("--shard-plan needs --shard I/N")
 	}
 	if o.LocalJobs.Given && o.LocalJobs.N < 0 {
 		return clierr.Usagef("--local-jobs %d: give 0 (every build on remote builders) or more", o.LocalJobs.N)

@@ -3,6 +3,7 @@ package cmd
 import (
 	"encoding/json"
 	"fmt"
+	"os/exec"
 	"path/filepath"
 	"regexp"
 	"slices"
@@ -59,11 +60,11 @@ func TestShardMatrixAndBuild(t *testing.T) {
 	require.NoError(t, json.Unmarshal(out.Bytes(), &m), out.String())
 	require.Len(t, m.Include, 3)
 
-	var built []string
+	var built, paths []string
 	for _, e := range m.Include {
 		rep := filepath.Join(t.TempDir(), "r.json")
 		io, _, errb := testIO(map[string]string{})
-		code := Run(t.Context(), io, append([]string{"build", "--shard", e.Shard, "--report", rep}, common...))
+		code := Run(t.Context(), io, append([]string{"build", "--shard", e.Shard, "--shard-plan", e.Plan, "--report", rep}, common...))
 		require.Equal(t, clierr.ExitOK, code, errb.String())
 		got := planLine.FindStringSubmatch(errb.String())
 		require.NotNil(t, got, errb.String())
@@ -74,6 +75,7 @@ func TestShardMatrixAndBuild(t *testing.T) {
 		for _, o := range r.Outputs {
 			assert.Equal(t, report.StatusBuilt, o.Status, o.Attr)
 			built = append(built, o.Attr)
+			paths = append(paths, o.OutPaths...)
 		}
 	}
 	slices.Sort(built)
@@ -83,6 +85,17 @@ func TestShardMatrixAndBuild(t *testing.T) {
 	}
 	slices.Sort(all)
 	assert.Equal(t, all, built, "every output exactly once")
+
+	// Once the cache holds a shard's outputs, the plan changes: a job
+	// given the matrix's plan refuses to build from another one.
+	io, out, errb = testIO(map[string]string{})
+	cp, err := exec.Command("nix", append([]string{"--extra-experimental-features", "nix-command", "copy", "--to", cacheURI}, paths[:3]...)...).CombinedOutput()
+	require.NoError(t, err, string(cp))
+	rep := filepath.Join(t.TempDir(), "r.json")
+	code := Run(t.Context(), io, append([]string{"build", "--shard", "1/3", "--shard-plan", m.Include[0].Plan, "--report", rep}, common...))
+	assert.Equal(t, clierr.ExitUsage, code, errb.String())
+	assert.Contains(t, errb.String(), "rerun ci matrix --shards")
+	assert.NoFileExists(t, rep)
 }
 
 func TestShardUsageErrors(t *testing.T) {
@@ -96,6 +109,7 @@ func TestShardUsageErrors(t *testing.T) {
 	}{
 		{"shard out of range", []string{"build", "--engine", "host", "--flake", good, "--shard", "4/3"}, "give I/N"},
 		{"shard without count", []string{"build", "--engine", "host", "--flake", good, "--shard", "2"}, "give I/N"},
+		{"plan without shard", []string{"build", "--engine", "host", "--flake", good, "--shard-plan", "0123456789ab"}, "needs --shard"},
 		{"no shards", []string{"matrix", "--shards", "0", "--engine", "host", "--flake", good}, "--shards 0"},
 		{"matrix without flake", []string{"matrix", "--shards", "2", "--engine", "host", "--flake", t.TempDir()}, "no flake.nix"},
 	}

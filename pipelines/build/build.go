@@ -58,7 +58,9 @@ type Options struct {
 	// Remote sends builds to Nix remote builders (builders.go).
 	Remote Remote
 	// Shard builds one shard of the outputs (shard.go); Count 0: all.
-	Shard Shard
+	// ShardPlan, when set, is the digest the shard's plan must have.
+	Shard     Shard
+	ShardPlan string
 }
 
 // secretEngine adds secret variables to every command it runs.

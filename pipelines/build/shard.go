@@ -65,8 +65,10 @@ type ShardPart struct {
 func (p *ShardPlan) Of(i int) ShardPart { return p.Shards[i-1] }
 
 // PlanShards plans n shards of the discovered outputs. The cost basis is
-// the derivation graph (`nix derivation show -r`) less what lookup has.
-func PlanShards(ctx context.Context, eng engine.Engine, v nixcli.Version, outs []Output, lookup cache.Lookup, n int) (*ShardPlan, error) {
+// the derivation graph (`nix derivation show -r`) less what the caches of
+// basis have (asked in order, from the outputs down: below a cached
+// derivation nothing needs building, and nothing is asked).
+func PlanShards(ctx context.Context, eng engine.Engine, v nixcli.Version, outs []Output, basis []cache.Lookup, n int) (*ShardPlan, error) {
 	if n < 1 {
 		return nil, clierr.Usagef("--shards %d: give 1 or more shards", n)
 	}
@@ -86,23 +88,116 @@ func PlanShards(ctx context.Context, eng engine.Engine, v nixcli.Version, outs [
 			return nil, err
 		}
 	}
-	done := map[string]bool{}
-	if lookup != nil && len(graph) > 0 {
-		var paths []string
-		for _, d := range sortedKeys(graph) {
-			paths = append(paths, graph[d].Outputs...)
-		}
-		has, err := lookup.Has(ctx, paths)
-		if err != nil {
-			// Another job may have had an answer: a plan from a partial
-			// view could disagree with theirs.
-			return nil, fmt.Errorf("planning shards: asking %s which outputs it has: %w", lookup.URI(), err)
-		}
-		for d, node := range graph {
-			done[d] = allIn(has, node.Outputs)
-		}
+	done, err := cachedDerivations(ctx, graph, drvs, basis)
+	if err != nil {
+		return nil, err
 	}
 	return planFromGraph(outs, graph, done, n), nil
+}
+
+// cachedDerivations asks the caches, level by level from roots down, which
+// derivations have all their outputs cached.
+func cachedDerivations(ctx context.Context, graph map[string]drvNode, roots []string, basis []cache.Lookup) (map[string]bool, error) {
+	done := map[string]bool{}
+	if len(basis) == 0 {
+		return done, nil
+	}
+	asked := map[string]bool{}
+	frontier := roots
+	for len(frontier) > 0 {
+		var paths []string
+		for _, d := range frontier {
+			paths = append(paths, graph[d].Outputs...)
+		}
+		has := map[string]bool{}
+		rest := paths
+		for _, l := range basis {
+			if len(rest) == 0 {
+				break
+			}
+			got, err := l.Has(ctx, rest)
+			if err != nil {
+				// Another job may have had an answer: a plan from a
+				// partial view could disagree with theirs.
+				return nil, fmt.Errorf("planning shards: asking %s which outputs it has: %w", l.URI(), err)
+			}
+			var missing []string
+			for _, p := range rest {
+				if got[p] {
+					has[p] = true
+				} else {
+					missing = append(missing, p)
+				}
+			}
+			rest = missing
+		}
+		var next []string
+		for _, d := range frontier {
+			if node := graph[d]; len(node.Outputs) > 0 && allIn(has, node.Outputs) {
+				done[d] = true
+				continue
+			}
+			for _, in := range graph[d].Inputs {
+				if !asked[in] {
+					asked[in] = true
+					next = append(next, in)
+				}
+			}
+		}
+		sort.Strings(next)
+		frontier = next
+	}
+	return done, nil
+}
+
+// substituterLookups are the binary caches of nix's `substituters` setting
+// that can be asked directly (file://, http(s)://); every job of one run
+// must be given the same.
+func substituterLookups(ctx context.Context, eng engine.Engine, v nixcli.Version, except string) ([]cache.Lookup, error) {
+	sub := []string{"show-config", "--json"}
+	if v.AtLeast(2, 20) {
+		sub = []string{"config", "show", "--json"}
+	}
+	var out, errb bytes.Buffer
+	res, err := eng.Run(ctx, engine.Cmd{Args: nixcli.Nix(sub...), Stdout: &out, Stderr: &errb})
+	if err != nil {
+		return nil, err
+	}
+	if res.ExitCode != 0 {
+		return nil, fmt.Errorf("nix %s: %s", strings.Join(sub, " "), CleanNixError(errb.String()))
+	}
+	var cfg map[string]json.RawMessage
+	if err := json.Unmarshal(out.Bytes(), &cfg); err != nil {
+		return nil, fmt.Errorf("reading nix configuration: %w", err)
+	}
+	var uris []string
+	setting(cfg["substituters"], &uris)
+	var ls []cache.Lookup
+	for _, u := range uris {
+		if u == except || !(strings.HasPrefix(u, "file://") || strings.HasPrefix(u, "http://") || strings.HasPrefix(u, "https://")) {
+			continue
+		}
+		if l, err := cache.New(u, nil); err == nil {
+			ls = append(ls, l)
+		}
+	}
+	return ls, nil
+}
+
+// costBasis is the caches a plan does not count as work: the build's
+// cache, then nix's substituters.
+func costBasis(ctx context.Context, opts Options, v nixcli.Version) ([]cache.Lookup, error) {
+	var basis []cache.Lookup
+	except := ""
+	if opts.Cache != nil {
+		basis = append(basis, opts.Cache)
+		except = opts.Cache.URI()
+	}
+	subs, err := substituterLookups(ctx, opts.Engine, v, except)
+	if err != nil {
+		return nil, fmt.Errorf("planning shards: %w", err)
+	}
+	return append(basis, subs...), nil
 }
 
 // drvNode is one derivation of the graph: its input derivations and its
@@ -177,7 +272,7 @@ func sortedKeys[V any](m map[string]V) []string {
 type bitset []uint64
 
 func newBitset(n int) bitset { return make(bitset, (n+63)/64) }
-func (b bitset) add(i int)    { b[i/64] |= 1 << (i % 64) }
+func (b bitset) add(i int)   { b[i/64] |= 1 << (i % 64) }
 func (b bitset) count() int {
 	c := 0
 	for _, w := range b {
@@ -409,9 +504,16 @@ func closure(drv string, graph map[string]drvNode, done map[string]bool, index m
 
 // selectShard keeps the outputs of opts.Shard, as planned over all outputs.
 func selectShard(ctx context.Context, opts Options, m *Machine, prog Progress, outs []Output) ([]Output, error) {
-	plan, err := PlanShards(ctx, opts.Engine, m.Version, outs, opts.Cache, opts.Shard.Count)
+	basis, err := costBasis(ctx, opts, m.Version)
 	if err != nil {
 		return nil, err
+	}
+	plan, err := PlanShards(ctx, opts.Engine, m.Version, outs, basis, opts.Shard.Count)
+	if err != nil {
+		return nil, err
+	}
+	if opts.ShardPlan != "" && opts.ShardPlan != plan.Digest {
+		return nil, clierr.Usagef("--shard-plan %s: the outputs or the caches changed since that plan was made (this job's plan is %s), so the shards could miss or repeat outputs: rerun ci matrix --shards and every shard job", opts.ShardPlan, plan.Digest)
 	}
 	part := plan.Of(opts.Shard.Index)
 	prog.Phase(fmt.Sprintf("shard %s of plan %s: %d of %d outputs, %d of %d derivations to build", opts.Shard, plan.Digest, len(part.Attrs), len(outs), part.Cost, plan.Derivations))
@@ -443,5 +545,9 @@ func PlanBuild(ctx context.Context, opts Options, n int) (*ShardPlan, error) {
 	if err != nil {
 		return nil, err
 	}
-	return PlanShards(ctx, eng, m.Version, disc.Outputs, opts.Cache, n)
+	basis, err := costBasis(ctx, opts, m.Version)
+	if err != nil {
+		return nil, err
+	}
+	return PlanShards(ctx, eng, m.Version, disc.Outputs, basis, n)
 }

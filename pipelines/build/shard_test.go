@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"fmt"
 	"math/rand/v2"
+	"os"
 	"os/exec"
 	"regexp"
 	"slices"
@@ -204,7 +205,7 @@ func TestPlanShardsGenerated(t *testing.T) {
 		nix(append([]string{"copy", "--to", "file://" + dir}, libOuts...)...)
 		lookup, err := cache.New("file://"+dir, nil)
 		require.NoError(t, err)
-		after, err := PlanShards(t.Context(), eng, m.Version, disc.Outputs, lookup, 3)
+		after, err := PlanShards(t.Context(), eng, m.Version, disc.Outputs, []cache.Lookup{lookup}, 3)
 		require.NoError(t, err)
 		// nix copy takes the closure: the libraries and base, which the
 		// first library's output refers to.
@@ -214,5 +215,17 @@ func TestPlanShardsGenerated(t *testing.T) {
 			union = append(union, s.Attrs...)
 		}
 		assert.Len(t, union, len(famOf))
+
+		// The same cache as one of nix's substituters counts the same, and
+		// so does the build's own --cache (it is not asked twice).
+		t.Setenv("NIX_CONFIG", os.Getenv("NIX_CONFIG")+"\nsubstituters = file://"+dir)
+		for _, c := range []cache.Lookup{nil, lookup} {
+			basis, err := costBasis(t.Context(), Options{Engine: eng, Cache: c}, m.Version)
+			require.NoError(t, err)
+			assert.Len(t, basis, 1)
+			viaNix, err := PlanShards(t.Context(), eng, m.Version, disc.Outputs, basis, 3)
+			require.NoError(t, err)
+			assert.Equal(t, after, viaNix)
+		}
 	})
 }
