@@ -166,3 +166,37 @@ func TestNoteBuilder(t *testing.T) {
 		})
 	}
 }
+
+// TestRemoteBuilderByFeature: a builder whose mandatory feature is
+// big-parallel (as upstream's torch requires) gets exactly the derivations
+// that require it; the rest build on this machine.
+func TestRemoteBuilderByFeature(t *testing.T) {
+	srv := testsshd.Start(t)
+	f := fixture.Flake{
+		Nonce: testlib.Nonce(),
+		Drvs: map[string]fixture.Drv{
+			"heavy": {Script: "echo heavy > $out", Features: []string{"big-parallel"}},
+			"light": {Script: "echo light > $out"},
+			"app":   {Script: "echo app $dep_heavy > $out", Deps: []string{"heavy"}},
+		},
+		Packages: map[string]string{"heavy": "heavy", "light": "light", "app": "app"},
+	}
+	_, eng := setup(t, f)
+	host, err := srv.Machine("x86_64-linux", 2, "")
+	require.NoError(t, err)
+	// Fields: URI systems key jobs speed supported mandatory hostkey.
+	fields := strings.Fields(host)
+	fields[5], fields[6] = "big-parallel", "big-parallel"
+	remote := Remote{Builders: strings.Join(fields, " "), Env: map[string]string{"NIX_SSHOPTS": srv.SSHOpts()}}
+	rep, _, err := Run(t.Context(), Options{Engine: eng, Flake: eng.SourcePath(), Systems: []string{"x86_64-linux"}, Remote: remote})
+	require.NoError(t, err)
+	want := map[string]string{"heavy": srv.URI(), "light": BuilderLocal, "app": BuilderLocal}
+	for name, builder := range want {
+		o := byAttr(rep)["packages.x86_64-linux."+name]
+		require.Equal(t, report.StatusBuilt, o.Status, "%s: %s", name, o.Reason)
+		assert.Equal(t, builder, o.Builder, name)
+		for _, p := range o.OutPaths {
+			assert.Equal(t, builder != BuilderLocal, inStore(t, srv.Store, p), "%s in the builder's store", name)
+		}
+	}
+}
