@@ -128,6 +128,14 @@ func TestRemoteBuilderKilled(t *testing.T) {
 		assert.Contains(t, o.Reason, "unexpected end-of-file")
 	}
 
+	// While the builder is down, the outputs fail saying why.
+	rep, _, err = Run(t.Context(), Options{Engine: eng, Flake: eng.SourcePath(), Systems: []string{"x86_64-linux"}, Remote: remote})
+	require.NoError(t, err)
+	for _, o := range rep.Outputs {
+		assert.Equal(t, report.StatusFailed, o.Status, o.Attr)
+		assert.Contains(t, o.Reason, "cannot build on '"+srv.URI()+"'", o.Attr)
+	}
+
 	require.NoError(t, os.WriteFile(release, nil, 0o644))
 	require.NoError(t, srv.Start())
 	rep, _, err = Run(t.Context(), Options{Engine: eng, Flake: eng.SourcePath(), Systems: []string{"x86_64-linux"}, Remote: remote})
