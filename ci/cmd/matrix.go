@@ -59,7 +59,7 @@ With --shards N it prints the matrix of build jobs instead: the flake's
 outputs split into N shards (see ci build --shard), one entry per shard
 that has outputs:
 
-  {"include":[{"shard":"1/3","outputs":12,"cost":40,"plan":"3f2a…"},…]}
+  {"include":[{"shard":"1/3","index":1,"outputs":12,"cost":40,"plan":"3f2a…"},…]}
 
   run: go run ./ci build --shard ${{ matrix.shard }}`,
 		Args: cobra.NoArgs,

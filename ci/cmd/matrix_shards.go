@@ -11,7 +11,6 @@ import (
 
 	"github.com/ipex-flake/ipex-flake/internal/clierr"
 	"github.com/ipex-flake/ipex-flake/pipelines/build"
-	"github.com/ipex-flake/ipex-flake/pipelines/cache"
 	"github.com/ipex-flake/ipex-flake/pipelines/engine"
 	"github.com/ipex-flake/ipex-flake/pipelines/engine/daggerengine"
 	"github.com/ipex-flake/ipex-flake/pipelines/engines"
@@ -19,8 +18,10 @@ import (
 
 // ShardEntry is one build job of the matrix `ci matrix --shards N` prints.
 type ShardEntry struct {
-	// Shard is the value for `ci build --shard`.
+	// Shard is the value for `ci build --shard`; Index is its I, for
+	// names of artifacts.
 	Shard string `json:"shard"`
+	Index int    `json:"index"`
 	// Outputs and Cost (derivations to build) size the job.
 	Outputs int `json:"outputs"`
 	Cost    int `json:"cost"`
@@ -41,16 +42,14 @@ type shardFlags struct {
 	shardsGiven bool
 	Flake       string
 	Engine      string
-	Cache       string
 	Attrs       []string
 	Image       string
 }
 
 func addShardMatrixFlags(f *pflag.FlagSet, o *shardFlags) {
-	f.IntVar(&o.Shards, "shards", 0, "print the build matrix of `N` shards instead (one entry per shard with outputs: shard, outputs, cost, plan); give the same --flake, --systems, --attr and --cache as ci build --shard")
+	f.IntVar(&o.Shards, "shards", 0, "print the build matrix of `N` shards instead (one entry per shard with outputs: shard, index, outputs, cost, plan); give the same --flake, --systems and --attr as ci build --shard")
 	f.StringVar(&o.Flake, "flake", ".", "with --shards: the flake to plan, as for ci build")
 	f.StringVar(&o.Engine, "engine", engine.KindAuto, "with --shards: where nix runs, auto|dagger|host")
-	f.StringVar(&o.Cache, "cache", "", "with --shards: binary cache whose outputs are not counted as work (default "+cache.DefaultURI()+")")
 	f.StringArrayVar(&o.Attrs, "attr", nil, "with --shards: select outputs whose attribute path matches `GLOB`, repeatable")
 	f.StringVar(&o.Image, "image", daggerengine.DefaultImage, "with --shards: Dagger base image, as for ci build")
 }
@@ -59,7 +58,7 @@ func addShardMatrixFlags(f *pflag.FlagSet, o *shardFlags) {
 // prints one matrix entry per shard that has outputs.
 func runShardMatrix(ctx context.Context, o *MatrixOptions) error {
 	io := o.IO
-	bo := &BuildOptions{Flake: o.Flake, Engine: o.Engine, Systems: o.Systems, Cache: o.Cache, Attrs: o.Attrs, Image: o.Image}
+	bo := &BuildOptions{Flake: o.Flake, Engine: o.Engine, Systems: o.Systems, Attrs: o.Attrs, Image: o.Image}
 	if o.Shards < 1 {
 		return clierr.Usagef("--shards %d: give 1 or more shards", o.Shards)
 	}
@@ -83,13 +82,9 @@ func runShardMatrix(ctx context.Context, o *MatrixOptions) error {
 	if !remote {
 		flakeRef = eng.SourcePath()
 	}
-	lookup, err := cache.New(bo.Cache, nixPathInfoLookup(eng))
-	if err != nil {
-		return err
-	}
-	fmt.Fprintf(io.Err, "ci matrix: planning %d shards of %s for %s (cache %s)\n", o.Shards, bo.Flake, strings.Join(bo.Systems, ","), bo.Cache)
+	fmt.Fprintf(io.Err, "ci matrix: planning %d shards of %s for %s\n", o.Shards, bo.Flake, strings.Join(bo.Systems, ","))
 	plan, err := build.PlanBuild(ctx, build.Options{Engine: eng, Flake: flakeRef, Systems: bo.Systems, Attrs: bo.Attrs,
-		Cache: lookup, Secrets: nixSecrets(io.Getenv)}, o.Shards)
+		Secrets: nixSecrets(io.Getenv)}, o.Shards)
 	var evalErr *build.EvalError
 	if errors.As(err, &evalErr) {
 		return clierr.Usagef("%v\n%s", err, evalErr.Hint())
@@ -100,10 +95,11 @@ func runShardMatrix(ctx context.Context, o *MatrixOptions) error {
 	m := ShardMatrix{Include: []ShardEntry{}}
 	for _, s := range plan.Shards {
 		fmt.Fprintf(io.Err, "shard %s: %d outputs, %d derivations to build\n", s.Shard, len(s.Attrs), s.Cost)
-		if len(s.Attrs) == 0 {
+		// A shard with no outputs needs no job; a matrix needs one entry.
+		if len(s.Attrs) == 0 && (len(m.Include) > 0 || s.Shard.Index < len(plan.Shards)) {
 			continue
 		}
-		m.Include = append(m.Include, ShardEntry{Shard: s.Shard.String(), Outputs: len(s.Attrs), Cost: s.Cost, Plan: plan.Digest})
+		m.Include = append(m.Include, ShardEntry{Shard: s.Shard.String(), Index: s.Shard.Index, Outputs: len(s.Attrs), Cost: s.Cost, Plan: plan.Digest})
 	}
 	data, err := json.Marshal(m)
 	if err != nil {

@@ -52,13 +52,18 @@ func TestShardMatrixAndBuild(t *testing.T) {
 	dir := t.TempDir()
 	require.NoError(t, fixture.Write(dir, sharedDepsFlake(testlib.Nonce())))
 	cacheURI := "file://" + t.TempDir()
-	common := []string{"--engine", "host", "--flake", dir, "--cache", cacheURI, "--systems", "x86_64-linux"}
+	common := []string{"--engine", "host", "--flake", dir, "--systems", "x86_64-linux"}
 
 	io, out, errb := testIO(map[string]string{})
 	require.Equal(t, clierr.ExitOK, Run(t.Context(), io, append([]string{"matrix", "--shards", "3"}, common...)), errb.String())
+	common = append(common, "--cache", cacheURI)
 	var m ShardMatrix
 	require.NoError(t, json.Unmarshal(out.Bytes(), &m), out.String())
 	require.Len(t, m.Include, 3)
+	for i, e := range m.Include {
+		assert.Equal(t, i+1, e.Index)
+		assert.Equal(t, fmt.Sprintf("%d/3", i+1), e.Shard)
+	}
 
 	var built, paths []string
 	for _, e := range m.Include {
@@ -86,13 +91,24 @@ func TestShardMatrixAndBuild(t *testing.T) {
 	slices.Sort(all)
 	assert.Equal(t, all, built, "every output exactly once")
 
-	// Once the cache holds a shard's outputs, the plan changes: a job
-	// given the matrix's plan refuses to build from another one.
-	io, out, errb = testIO(map[string]string{})
-	cp, err := exec.Command("nix", append([]string{"--extra-experimental-features", "nix-command", "copy", "--to", cacheURI}, paths[:3]...)...).CombinedOutput()
+	// The cache gains a shard's outputs (as the staging cache does while
+	// shards run): a job started later still computes the matrix's plan,
+	// and reports those outputs cached.
+	cp, err := exec.Command("nix", append([]string{"--extra-experimental-features", "nix-command", "copy", "--to", cacheURI}, paths...)...).CombinedOutput()
 	require.NoError(t, err, string(cp))
+	io, _, errb = testIO(map[string]string{})
 	rep := filepath.Join(t.TempDir(), "r.json")
-	code := Run(t.Context(), io, append([]string{"build", "--shard", "1/3", "--shard-plan", m.Include[0].Plan, "--report", rep}, common...))
+	code := Run(t.Context(), io, append([]string{"build", "--shard", m.Include[0].Shard, "--shard-plan", m.Include[0].Plan, "--report", rep}, common...))
+	require.Equal(t, clierr.ExitOK, code, errb.String())
+	r, err := report.Read(rep)
+	require.NoError(t, err)
+	assert.Equal(t, map[string]int{report.StatusCached: m.Include[0].Outputs}, r.Counts())
+
+	// A job that evaluates other outputs than the plan job (here: another
+	// --attr) refuses to build from its own plan.
+	io, _, errb = testIO(map[string]string{})
+	rep = filepath.Join(t.TempDir(), "r.json")
+	code = Run(t.Context(), io, append([]string{"build", "--shard", "1/3", "--shard-plan", m.Include[0].Plan, "--report", rep, "--attr", "packages.*.g0-*"}, common...))
 	assert.Equal(t, clierr.ExitUsage, code, errb.String())
 	assert.Contains(t, errb.String(), "rerun ci matrix --shards")
 	assert.NoFileExists(t, rep)
@@ -119,6 +135,42 @@ func TestShardUsageErrors(t *testing.T) {
 			assert.Equal(t, clierr.ExitUsage, Run(t.Context(), io, tt.args), errb.String())
 			assert.Contains(t, errb.String(), tt.want)
 			assert.Empty(t, out.String())
+		})
+	}
+}
+
+// TestShardMatrixSkipsEmptyShards: more shards than outputs gives one job
+// per shard that has outputs, never an empty matrix.
+func TestShardMatrixSkipsEmptyShards(t *testing.T) {
+	testlib.OfflineNix(t)
+	tests := []struct {
+		name     string
+		packages int
+		shards   int
+		want     int
+	}{
+		{"more shards than outputs", 2, 5, 2},
+		{"no outputs", 0, 3, 1},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			dir := t.TempDir()
+			f := fixture.Generated(tt.packages, testlib.Nonce())
+			if tt.packages == 0 {
+				f = fixture.Flake{Nonce: testlib.Nonce()}
+			}
+			require.NoError(t, fixture.Write(dir, f))
+			io, out, errb := testIO(map[string]string{})
+			code := Run(t.Context(), io, []string{"matrix", "--shards", fmt.Sprint(tt.shards), "--engine", "host", "--flake", dir})
+			require.Equal(t, clierr.ExitOK, code, errb.String())
+			var m ShardMatrix
+			require.NoError(t, json.Unmarshal(out.Bytes(), &m))
+			require.Len(t, m.Include, tt.want)
+			total := 0
+			for _, e := range m.Include {
+				total += e.Outputs
+			}
+			assert.Equal(t, tt.packages, total)
 		})
 	}
 }

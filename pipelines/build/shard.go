@@ -13,7 +13,6 @@ import (
 	"strings"
 
 	"github.com/ipex-flake/ipex-flake/internal/clierr"
-	"github.com/ipex-flake/ipex-flake/pipelines/cache"
 	"github.com/ipex-flake/ipex-flake/pipelines/engine"
 	"github.com/ipex-flake/ipex-flake/pipelines/nixcli"
 )
@@ -40,9 +39,10 @@ func ParseShard(s string) (Shard, error) {
 // ShardPlan splits the outputs into shards. Outputs that share most of
 // their closure are kept together, so shared dependencies are built in one
 // shard; shards are balanced by cost, the number of derivations each has
-// to build. The plan depends only on the evaluation and on what the binary
-// cache has, never on the local store, so every job that computes it for
-// the same flake and cache gets the same plan.
+// to build from scratch. The plan depends only on the evaluation — no store
+// and no cache is asked — so every job that computes it for the same flake,
+// systems and --attr gets the same plan, whatever its runner holds and
+// whatever the caches gained while other shards ran.
 type ShardPlan struct {
 	Shards []ShardPart `json:"shards"`
 	// Digest identifies the assignment; jobs that agree print the same.
@@ -64,11 +64,9 @@ type ShardPart struct {
 // Of returns the part for shard i (1-based).
 func (p *ShardPlan) Of(i int) ShardPart { return p.Shards[i-1] }
 
-// PlanShards plans n shards of the discovered outputs. The cost basis is
-// the derivation graph (`nix derivation show -r`) less what the caches of
-// basis have (asked in order, from the outputs down: below a cached
-// derivation nothing needs building, and nothing is asked).
-func PlanShards(ctx context.Context, eng engine.Engine, v nixcli.Version, outs []Output, basis []cache.Lookup, n int) (*ShardPlan, error) {
+// PlanShards plans n shards of the discovered outputs from their
+// derivation graph (`nix derivation show -r`).
+func PlanShards(ctx context.Context, eng engine.Engine, v nixcli.Version, outs []Output, n int) (*ShardPlan, error) {
 	if n < 1 {
 		return nil, clierr.Usagef("--shards %d: give 1 or more shards", n)
 	}
@@ -88,123 +86,16 @@ func PlanShards(ctx context.Context, eng engine.Engine, v nixcli.Version, outs [
 			return nil, err
 		}
 	}
-	done, err := cachedDerivations(ctx, graph, drvs, basis)
-	if err != nil {
-		return nil, err
-	}
-	return planFromGraph(outs, graph, done, n), nil
+	return planFromGraph(outs, graph, n), nil
 }
 
-// cachedDerivations asks the caches, level by level from roots down, which
-// derivations have all their outputs cached.
-func cachedDerivations(ctx context.Context, graph map[string]drvNode, roots []string, basis []cache.Lookup) (map[string]bool, error) {
-	done := map[string]bool{}
-	if len(basis) == 0 {
-		return done, nil
-	}
-	asked := map[string]bool{}
-	frontier := roots
-	for len(frontier) > 0 {
-		var paths []string
-		for _, d := range frontier {
-			paths = append(paths, graph[d].Outputs...)
-		}
-		has := map[string]bool{}
-		rest := paths
-		for _, l := range basis {
-			if len(rest) == 0 {
-				break
-			}
-			got, err := l.Has(ctx, rest)
-			if err != nil {
-				// Another job may have had an answer: a plan from a
-				// partial view could disagree with theirs.
-				return nil, fmt.Errorf("planning shards: asking %s which outputs it has: %w", l.URI(), err)
-			}
-			var missing []string
-			for _, p := range rest {
-				if got[p] {
-					has[p] = true
-				} else {
-					missing = append(missing, p)
-				}
-			}
-			rest = missing
-		}
-		var next []string
-		for _, d := range frontier {
-			if node := graph[d]; len(node.Outputs) > 0 && allIn(has, node.Outputs) {
-				done[d] = true
-				continue
-			}
-			for _, in := range graph[d].Inputs {
-				if !asked[in] {
-					asked[in] = true
-					next = append(next, in)
-				}
-			}
-		}
-		sort.Strings(next)
-		frontier = next
-	}
-	return done, nil
-}
-
-// substituterLookups are the binary caches of nix's `substituters` setting
-// that can be asked directly (file://, http(s)://); every job of one run
-// must be given the same.
-func substituterLookups(ctx context.Context, eng engine.Engine, v nixcli.Version, except string) ([]cache.Lookup, error) {
-	sub := []string{"show-config", "--json"}
-	if v.AtLeast(2, 20) {
-		sub = []string{"config", "show", "--json"}
-	}
-	var out, errb bytes.Buffer
-	res, err := eng.Run(ctx, engine.Cmd{Args: nixcli.Nix(sub...), Stdout: &out, Stderr: &errb})
-	if err != nil {
-		return nil, err
-	}
-	if res.ExitCode != 0 {
-		return nil, fmt.Errorf("nix %s: %s", strings.Join(sub, " "), CleanNixError(errb.String()))
-	}
-	var cfg map[string]json.RawMessage
-	if err := json.Unmarshal(out.Bytes(), &cfg); err != nil {
-		return nil, fmt.Errorf("reading nix configuration: %w", err)
-	}
-	var uris []string
-	setting(cfg["substituters"], &uris)
-	var ls []cache.Lookup
-	for _, u := range uris {
-		if u == except || !(strings.HasPrefix(u, "file://") || strings.HasPrefix(u, "http://") || strings.HasPrefix(u, "https://")) {
-			continue
-		}
-		if l, err := cache.New(u, nil); err == nil {
-			ls = append(ls, l)
-		}
-	}
-	return ls, nil
-}
-
-// costBasis is the caches a plan does not count as work: the build's
-// cache, then nix's substituters.
-func costBasis(ctx context.Context, opts Options, v nixcli.Version) ([]cache.Lookup, error) {
-	var basis []cache.Lookup
-	except := ""
-	if opts.Cache != nil {
-		basis = append(basis, opts.Cache)
-		except = opts.Cache.URI()
-	}
-	subs, err := substituterLookups(ctx, opts.Engine, v, except)
-	if err != nil {
-		return nil, fmt.Errorf("planning shards: %w", err)
-	}
-	return append(basis, subs...), nil
-}
-
-// drvNode is one derivation of the graph: its input derivations and its
-// output paths.
+// drvNode is one derivation of the graph: its input derivations, its
+// output paths, and whether it is fixed-output (a download: sources are
+// fetched, not built, and usually come from a substituter).
 type drvNode struct {
 	Inputs  []string
 	Outputs []string
+	Fixed   bool
 }
 
 func showDerivations(ctx context.Context, eng engine.Engine, v nixcli.Version, drvs []string) (map[string]drvNode, error) {
@@ -229,7 +120,9 @@ func parseDrvNodes(data []byte) (map[string]drvNode, error) {
 	var raw map[string]struct {
 		InputDrvs map[string]json.RawMessage `json:"inputDrvs"`
 		Outputs   map[string]struct {
-			Path string `json:"path"`
+			Path     string `json:"path"`
+			Hash     string `json:"hash"`
+			HashAlgo string `json:"hashAlgo"`
 		} `json:"outputs"`
 	}
 	if err := json.Unmarshal(data, &raw); err != nil {
@@ -252,6 +145,7 @@ func parseDrvNodes(data []byte) (map[string]drvNode, error) {
 			if p := full(o.Path); p != "" {
 				n.Outputs = append(n.Outputs, p)
 			}
+			n.Fixed = n.Fixed || o.Hash != "" || o.HashAlgo != ""
 		}
 		sort.Strings(n.Outputs)
 		g[full(d)] = n
@@ -294,6 +188,20 @@ func (b bitset) andCount(o bitset) int {
 	}
 	return c
 }
+func (b bitset) intersect(o bitset) bitset {
+	r := make(bitset, len(b))
+	for i := range b {
+		r[i] = b[i] & o[i]
+	}
+	return r
+}
+func (b bitset) minus(o bitset) bitset {
+	r := make(bitset, len(b))
+	for i := range b {
+		r[i] = b[i] &^ o[i]
+	}
+	return r
+}
 func (b bitset) orCount(o bitset) int {
 	c := 0
 	for i := range b {
@@ -306,13 +214,21 @@ func (b bitset) orCount(o bitset) int {
 type group struct {
 	key   string // the smallest attribute, for stable ordering
 	attrs []string
-	set   bitset
+	set   bitset // what it builds, less what every output needs
+	full  bitset // what it builds
 	cost  int
 }
 
 // planFromGraph is the deterministic part of the plan: every decision is
-// ordered by cost, then by attribute path.
-func planFromGraph(outs []Output, graph map[string]drvNode, done map[string]bool, n int) *ShardPlan {
+// ordered by cost, then by attribute path. Derivations every output needs
+// (the toolchain's bootstrap, say) are built by every shard anyway: they
+// say nothing about which outputs belong together and are left out of the
+// grouping and balancing, and counted in each shard's cost.
+func planFromGraph(outs []Output, graph map[string]drvNode, n int) *ShardPlan {
+	done := map[string]bool{}
+	for d, node := range graph {
+		done[d] = node.Fixed
+	}
 	index := map[string]int{}
 	for i, d := range sortedKeys(graph) {
 		index[d] = i
@@ -342,14 +258,32 @@ func planFromGraph(outs []Output, graph map[string]drvNode, done map[string]bool
 	}
 	groups := make([]*group, 0, len(units))
 	all := newBitset(width)
-	for _, u := range units {
+	var common bitset
+	working := 0
+	for _, key := range sortedKeys(units) {
+		u := units[key]
 		sort.Strings(u.attrs)
-		u.cost = u.set.count()
+		u.full = u.set
 		all = all.union(u.set)
+		if u.set.count() > 0 {
+			working++
+			if common == nil {
+				common = u.set
+			} else {
+				common = common.intersect(u.set)
+			}
+		}
 		groups = append(groups, u)
 	}
+	if working < 2 {
+		common = newBitset(width)
+	}
+	for _, u := range groups {
+		u.set = u.set.minus(common)
+		u.cost = u.set.count()
+	}
 	sortGroups(groups)
-	total := all.count()
+	total := all.minus(common).count()
 
 	// Merge groups that share most of their closure while the merged group
 	// stays within a shard's fair share (or the largest unit, which no
@@ -381,6 +315,7 @@ func planFromGraph(outs []Output, graph map[string]drvNode, done map[string]bool
 		a.attrs = append(a.attrs, b.attrs...)
 		sort.Strings(a.attrs)
 		a.set = a.set.union(b.set)
+		a.full = a.full.union(b.full)
 		a.cost = a.set.count()
 		a.key = min(a.key, b.key)
 		groups = append(groups[:bj], groups[bj+1:]...)
@@ -460,14 +395,18 @@ func planFromGraph(outs []Output, graph map[string]drvNode, done map[string]bool
 		}
 	}
 
-	plan := &ShardPlan{Derivations: total}
+	plan := &ShardPlan{Derivations: all.count()}
 	h := sha256.New()
 	for i, s := range shards {
 		sort.Strings(s.attrs)
 		if s.attrs == nil {
 			s.attrs = []string{}
 		}
-		plan.Shards = append(plan.Shards, ShardPart{Shard: Shard{Index: i + 1, Count: n}, Attrs: s.attrs, Cost: s.cost})
+		full := newBitset(width)
+		for _, g := range member[i] {
+			full = full.union(g.full)
+		}
+		plan.Shards = append(plan.Shards, ShardPart{Shard: Shard{Index: i + 1, Count: n}, Attrs: s.attrs, Cost: full.count()})
 		fmt.Fprintf(h, "%d:%s\n", i+1, strings.Join(s.attrs, ","))
 	}
 	plan.Digest = hex.EncodeToString(h.Sum(nil))[:12]
@@ -484,7 +423,7 @@ func sortGroups(gs []*group) {
 }
 
 // closure adds drv and the input derivations it needs built to set; a
-// derivation whose outputs the cache has needs nothing below it.
+// fixed-output derivation (a download) and what it needs are left out.
 func closure(drv string, graph map[string]drvNode, done map[string]bool, index map[string]int, set bitset) {
 	seen := map[string]bool{}
 	stack := []string{drv}
@@ -504,16 +443,12 @@ func closure(drv string, graph map[string]drvNode, done map[string]bool, index m
 
 // selectShard keeps the outputs of opts.Shard, as planned over all outputs.
 func selectShard(ctx context.Context, opts Options, m *Machine, prog Progress, outs []Output) ([]Output, error) {
-	basis, err := costBasis(ctx, opts, m.Version)
-	if err != nil {
-		return nil, err
-	}
-	plan, err := PlanShards(ctx, opts.Engine, m.Version, outs, basis, opts.Shard.Count)
+	plan, err := PlanShards(ctx, opts.Engine, m.Version, outs, opts.Shard.Count)
 	if err != nil {
 		return nil, err
 	}
 	if opts.ShardPlan != "" && opts.ShardPlan != plan.Digest {
-		return nil, clierr.Usagef("--shard-plan %s: the outputs or the caches changed since that plan was made (this job's plan is %s), so the shards could miss or repeat outputs: rerun ci matrix --shards and every shard job", opts.ShardPlan, plan.Digest)
+		return nil, clierr.Usagef("--shard-plan %s: this job's plan is %s: it evaluated other outputs (another commit, --systems or --attr) than the plan job, so the shards could miss or repeat outputs: give every job the same flake and flags, and rerun ci matrix --shards and every shard job", opts.ShardPlan, plan.Digest)
 	}
 	part := plan.Of(opts.Shard.Index)
 	prog.Phase(fmt.Sprintf("shard %s of plan %s: %d of %d outputs, %d of %d derivations to build", opts.Shard, plan.Digest, len(part.Attrs), len(outs), part.Cost, plan.Derivations))
@@ -545,9 +480,5 @@ func PlanBuild(ctx context.Context, opts Options, n int) (*ShardPlan, error) {
 	if err != nil {
 		return nil, err
 	}
-	basis, err := costBasis(ctx, opts, m.Version)
-	if err != nil {
-		return nil, err
-	}
-	return PlanShards(ctx, eng, m.Version, disc.Outputs, basis, n)
+	return PlanShards(ctx, eng, m.Version, disc.Outputs, n)
 }

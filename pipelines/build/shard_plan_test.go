@@ -17,24 +17,27 @@ func TestPlanFromGraphEdges(t *testing.T) {
 		drv("a"):    {Inputs: []string{drv("base")}, Outputs: []string{"/nix/store/a"}},
 		drv("b"):    {Inputs: []string{drv("base")}, Outputs: []string{"/nix/store/b"}},
 		drv("all"):  {Inputs: []string{drv("a"), drv("b")}, Outputs: []string{"/nix/store/all"}},
+		drv("src"):  {Inputs: []string{drv("base")}, Outputs: []string{"/nix/store/src"}, Fixed: true},
+		drv("c"):    {Inputs: []string{drv("src"), drv("base")}, Outputs: []string{"/nix/store/c"}},
 	}
 	out := func(attr, d string) Output { return Output{Attr: attr, OK: true, DrvPath: drv(d)} }
 	tests := []struct {
 		name      string
 		outs      []Output
-		done      map[string]bool
 		n         int
 		wantCosts []int
+		wantTotal int
 	}{
-		{"more shards than outputs", []Output{out("a", "a"), out("b", "b")}, nil, 4, []int{2, 2, 0, 0}},
-		{"one output needs everything", []Output{out("a", "a"), out("b", "b"), out("all", "all")}, nil, 2, []int{4, 0}},
-		{"same derivation twice", []Output{out("x", "a"), out("y", "a"), out("b", "b")}, nil, 2, []int{2, 2}},
-		{"evaluation failures count once", []Output{out("a", "a"), {Attr: "broken1"}, {Attr: "broken2"}, {Attr: "broken3"}}, nil, 2, []int{2, 0}},
-		{"cached output costs nothing", []Output{out("a", "a"), out("b", "b")}, map[string]bool{drv("a"): true}, 2, []int{2, 0}},
+		{"more shards than outputs", []Output{out("a", "a"), out("b", "b")}, 4, []int{2, 2, 0, 0}, 3},
+		{"one output needs everything", []Output{out("a", "a"), out("b", "b"), out("all", "all")}, 2, []int{4, 0}, 4},
+		{"same derivation twice", []Output{out("x", "a"), out("y", "a"), out("b", "b")}, 2, []int{2, 2}, 3},
+		{"evaluation failures count once", []Output{out("a", "a"), {Attr: "broken1"}, {Attr: "broken2"}, {Attr: "broken3"}}, 2, []int{2, 0}, 2},
+		{"downloads are not builds", []Output{out("a", "a"), out("c", "c")}, 2, []int{2, 2}, 3},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			plan := planFromGraph(tt.outs, graph, tt.done, tt.n)
+			plan := planFromGraph(tt.outs, graph, tt.n)
+			assert.Equal(t, tt.wantTotal, plan.Derivations)
 			require.Len(t, plan.Shards, tt.n)
 			var costs []int
 			var union []string

@@ -17,7 +17,6 @@ import (
 
 	"github.com/ipex-flake/ipex-flake/internal/fixture"
 	"github.com/ipex-flake/ipex-flake/internal/testlib"
-	"github.com/ipex-flake/ipex-flake/pipelines/cache"
 	"github.com/ipex-flake/ipex-flake/pipelines/engine"
 )
 
@@ -122,7 +121,7 @@ func TestPlanShardsGenerated(t *testing.T) {
 
 	for _, n := range []int{1, 2, 3, 4} {
 		t.Run(fmt.Sprintf("%d shards", n), func(t *testing.T) {
-			plan, err := PlanShards(t.Context(), eng, m.Version, disc.Outputs, nil, n)
+			plan, err := PlanShards(t.Context(), eng, m.Version, disc.Outputs, n)
 			require.NoError(t, err)
 			require.Len(t, plan.Shards, n)
 			var union []string
@@ -174,17 +173,17 @@ func TestPlanShardsGenerated(t *testing.T) {
 			// Another job, outputs in another order: the same plan.
 			shuffled := slices.Clone(disc.Outputs)
 			rand.Shuffle(len(shuffled), func(i, j int) { shuffled[i], shuffled[j] = shuffled[j], shuffled[i] })
-			again, err := PlanShards(t.Context(), eng, m.Version, shuffled, nil, n)
+			again, err := PlanShards(t.Context(), eng, m.Version, shuffled, n)
 			require.NoError(t, err)
 			assert.Equal(t, plan, again)
 		})
 	}
 
-	// What the cache has is not built: with the largest family's libraries
-	// (and what they refer to) in a file:// cache, the plan counts that many
-	// fewer derivations.
-	t.Run("cache", func(t *testing.T) {
-		before, err := PlanShards(t.Context(), eng, m.Version, disc.Outputs, nil, 3)
+	// Another runner may hold some outputs already, and the caches may
+	// have gained some (other shards push as they finish): the plan is the
+	// same, so every job agrees.
+	t.Run("store and caches", func(t *testing.T) {
+		before, err := PlanShards(t.Context(), eng, m.Version, disc.Outputs, 3)
 		require.NoError(t, err)
 		graph, err := showDerivations(t.Context(), eng, m.Version, []string{drvOf["packages.x86_64-linux.f0-app0"]})
 		require.NoError(t, err)
@@ -203,29 +202,9 @@ func TestPlanShardsGenerated(t *testing.T) {
 		}
 		nix(append([]string{"build", "--no-link"}, libDrvs...)...)
 		nix(append([]string{"copy", "--to", "file://" + dir}, libOuts...)...)
-		lookup, err := cache.New("file://"+dir, nil)
-		require.NoError(t, err)
-		after, err := PlanShards(t.Context(), eng, m.Version, disc.Outputs, []cache.Lookup{lookup}, 3)
-		require.NoError(t, err)
-		// nix copy takes the closure: the libraries and base, which the
-		// first library's output refers to.
-		assert.Equal(t, before.Derivations-fams[0].libs-1, after.Derivations)
-		var union []string
-		for _, s := range after.Shards {
-			union = append(union, s.Attrs...)
-		}
-		assert.Len(t, union, len(famOf))
-
-		// The same cache as one of nix's substituters counts the same, and
-		// so does the build's own --cache (it is not asked twice).
 		t.Setenv("NIX_CONFIG", os.Getenv("NIX_CONFIG")+"\nsubstituters = file://"+dir)
-		for _, c := range []cache.Lookup{nil, lookup} {
-			basis, err := costBasis(t.Context(), Options{Engine: eng, Cache: c}, m.Version)
-			require.NoError(t, err)
-			assert.Len(t, basis, 1)
-			viaNix, err := PlanShards(t.Context(), eng, m.Version, disc.Outputs, basis, 3)
-			require.NoError(t, err)
-			assert.Equal(t, after, viaNix)
-		}
+		after, err := PlanShards(t.Context(), eng, m.Version, disc.Outputs, 3)
+		require.NoError(t, err)
+		assert.Equal(t, before, after)
 	})
 }
