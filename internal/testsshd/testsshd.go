@@ -48,6 +48,12 @@ func Available() string {
 	if os.Geteuid() != 0 {
 		return "sshd with a generated host key must run as root here"
 	}
+	// Nix builds into a store under another root (the builder's second
+	// store directory) only in its sandbox: mount, PID, network, IPC and
+	// UTS namespaces.
+	if out, err := exec.Command("unshare", "--mount", "--pid", "--fork", "--net", "--ipc", "--uts", "true").CombinedOutput(); err != nil {
+		return fmt.Sprintf("this machine cannot create the namespaces of nix's sandbox (unshare: %v: %s), which builds in the builder's second store directory need: run as root with CAP_SYS_ADMIN, e.g. in a container started with --privileged", err, strings.TrimSpace(string(out)))
+	}
 	return ""
 }
 
