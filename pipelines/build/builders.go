@@ -115,3 +115,13 @@ func (p *eventParser) explainRemote() {
 		p.Failed[drv] = "lost remote builder " + machine + " during the build (" + cause + "): " + msg + "; rerun when the builder is reachable"
 	}
 }
+
+// noBuilderReason says why an output is skipped when nothing builds on this
+// machine and no remote builder takes it.
+func noBuilderReason(system string, features []string) string {
+	want := system
+	if len(features) > 0 {
+		want += " with system features " + strings.Join(features, ", ")
+	}
+	return "no remote builder takes " + want + ", and --local-jobs 0 builds nothing on this machine: add a builder for it (--builders) or allow local builds"
+}

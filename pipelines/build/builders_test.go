@@ -208,3 +208,32 @@ func TestRemoteBuilderByFeature(t *testing.T) {
 		}
 	}
 }
+
+// TestCanBuildWithoutLocalSlots: with --local-jobs 0 only the builders
+// count, and an output none of them takes is skipped saying so.
+func TestCanBuildWithoutLocalSlots(t *testing.T) {
+	m := &Machine{System: "x86_64-linux", Features: []string{"big-parallel", "kvm"}, NoLocal: true,
+		Builders: ParseBuilders("ssh-ng://big x86_64-linux /key 8 1 big-parallel")}
+	tests := []struct {
+		name     string
+		system   string
+		features []string
+		ok       bool
+		reason   string
+	}{
+		{"builder takes it", "x86_64-linux", []string{"big-parallel"}, true, ""},
+		{"no builder has the feature", "x86_64-linux", []string{"kvm"}, false, "no remote builder takes x86_64-linux with system features kvm, and --local-jobs 0"},
+		{"no builder for the system", "aarch64-linux", nil, false, "no remote builder takes aarch64-linux, and --local-jobs 0"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			ok, why := m.CanBuild(tt.system, tt.features)
+			assert.Equal(t, tt.ok, ok)
+			if tt.reason == "" {
+				assert.Empty(t, why)
+			} else {
+				assert.Contains(t, why, tt.reason)
+			}
+		})
+	}
+}

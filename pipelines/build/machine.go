@@ -174,6 +174,9 @@ func (m *Machine) CanBuild(system string, features []string) (bool, string) {
 			return true, ""
 		}
 	}
+	if m.NoLocal {
+		return false, noBuilderReason(system, features)
+	}
 	if !local && !m.anyBuilderFor(system) {
 		return false, fmt.Sprintf("system %s cannot be built on this machine (%s); add a remote builder for it (nix --builders) or build on a %s machine", system, m.platforms(), system)
 	}
