@@ -120,9 +120,8 @@ func parseDrvNodes(data []byte) (map[string]drvNode, error) {
 	var raw map[string]struct {
 		InputDrvs map[string]json.RawMessage `json:"inputDrvs"`
 		Outputs   map[string]struct {
-			Path     string `json:"path"`
-			Hash     string `json:"hash"`
-			HashAlgo string `json:"hashAlgo"`
+			Path string `json:"path"`
+			Hash string `json:"hash"`
 		} `json:"outputs"`
 	}
 	if err := json.Unmarshal(data, &raw); err != nil {
@@ -145,7 +144,9 @@ func parseDrvNodes(data []byte) (map[string]drvNode, error) {
 			if p := full(o.Path); p != "" {
 				n.Outputs = append(n.Outputs, p)
 			}
-			n.Fixed = n.Fixed || o.Hash != "" || o.HashAlgo != ""
+			// A fixed output names its hash; a floating content-addressed
+			// one only its algorithm, and is built.
+			n.Fixed = n.Fixed || o.Hash != ""
 		}
 		sort.Strings(n.Outputs)
 		g[full(d)] = n

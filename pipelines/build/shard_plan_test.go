@@ -69,3 +69,35 @@ func TestPlanFromGraphEdges(t *testing.T) {
 		})
 	}
 }
+
+// TestParseDrvNodes reads the derivation graph as Nix 2.8 and Nix 2.20+
+// print it: full or base-name paths, fixed and floating outputs.
+func TestParseDrvNodes(t *testing.T) {
+	tests := []struct {
+		name string
+		json string
+		want map[string]drvNode
+	}{
+		{"nix 2.8", `{
+		  "/nix/store/aaaa-app.drv": {"outputs": {"out": {"path": "/nix/store/bbbb-app"}}, "inputDrvs": {"/nix/store/cccc-src.drv": ["out"]}},
+		  "/nix/store/cccc-src.drv": {"outputs": {"out": {"path": "/nix/store/dddd-src.tar.gz", "hashAlgo": "sha256", "hash": "0a1b"}}, "inputDrvs": {}}
+		}`, map[string]drvNode{
+			"/nix/store/aaaa-app.drv": {Inputs: []string{"/nix/store/cccc-src.drv"}, Outputs: []string{"/nix/store/bbbb-app"}},
+			"/nix/store/cccc-src.drv": {Outputs: []string{"/nix/store/dddd-src.tar.gz"}, Fixed: true},
+		}},
+		{"nix 2.20 base names, floating content-addressed", `{
+		  "aaaa-app.drv": {"outputs": {"out": {"hashAlgo": "sha256", "method": "nar"}}, "inputDrvs": {"cccc-src.drv": {"outputs": ["out"], "dynamicOutputs": {}}}},
+		  "cccc-src.drv": {"outputs": {"out": {"path": "dddd-src.tar.gz", "hashAlgo": "sha256", "method": "flat", "hash": "0a1b"}}, "inputDrvs": {}}
+		}`, map[string]drvNode{
+			"/nix/store/aaaa-app.drv": {Inputs: []string{"/nix/store/cccc-src.drv"}},
+			"/nix/store/cccc-src.drv": {Outputs: []string{"/nix/store/dddd-src.tar.gz"}, Fixed: true},
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := parseDrvNodes([]byte(tt.json))
+			require.NoError(t, err)
+			assert.Equal(t, tt.want, got)
+		})
+	}
+}
