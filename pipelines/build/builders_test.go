@@ -146,6 +146,58 @@ func TestRemoteBuilderKilled(t *testing.T) {
 	}
 }
 
+// TestRemoteBuilderKilledOthersBuild: only the outputs that needed the
+// builder fail when it goes away; what builds on this machine is built.
+func TestRemoteBuilderKilledOthersBuild(t *testing.T) {
+	gate := t.TempDir()
+	srv := testsshd.Start(t, gate)
+	release := filepath.Join(gate, "release")
+	f := fixture.Flake{
+		Nonce: testlib.Nonce(),
+		Drvs: map[string]fixture.Drv{
+			"heavy": {Script: "echo started; while [ ! -e " + release + " ]; do :; done; echo heavy > $out", Features: []string{"big-parallel"}},
+			"app":   {Script: "echo app $dep_heavy > $out", Deps: []string{"heavy"}},
+			"light": {Script: "echo light > $out"},
+		},
+		Packages: map[string]string{"heavy": "heavy", "app": "app", "light": "light"},
+	}
+	_, eng := setup(t, f)
+	machine, err := srv.Machine("x86_64-linux", 1, "big-parallel")
+	require.NoError(t, err)
+	fields := strings.Fields(machine)
+	fields[6] = "big-parallel" // mandatory: the builder takes only heavy
+	remote := Remote{Builders: strings.Join(fields, " "), Env: map[string]string{"NIX_SSHOPTS": srv.SSHOpts()}}
+
+	var once sync.Once
+	rec := &recorder{onEv: func(e Event) {
+		if e.Kind == BuildLog && e.Line == "started" {
+			once.Do(srv.Kill)
+		}
+	}}
+	rep, _, err := Run(t.Context(), Options{Engine: eng, Flake: eng.SourcePath(), Systems: []string{"x86_64-linux"}, Remote: remote, Progress: rec})
+	require.NoError(t, err)
+	got := byAttr(rep)
+	for _, name := range []string{"heavy", "app"} {
+		o := got["packages.x86_64-linux."+name]
+		assert.Equal(t, report.StatusFailed, o.Status, name)
+		assert.Contains(t, o.Reason, "lost remote builder "+srv.URI(), name)
+	}
+	light := got["packages.x86_64-linux.light"]
+	assert.Equal(t, report.StatusBuilt, light.Status, light.Reason)
+	assert.Equal(t, BuilderLocal, light.Builder)
+
+	require.NoError(t, os.WriteFile(release, nil, 0o644))
+	require.NoError(t, srv.Start())
+	rep, _, err = Run(t.Context(), Options{Engine: eng, Flake: eng.SourcePath(), Systems: []string{"x86_64-linux"}, Remote: remote})
+	require.NoError(t, err)
+	got = byAttr(rep)
+	for _, o := range rep.Outputs {
+		assert.Equal(t, report.StatusBuilt, o.Status, "%s: %s", o.Attr, o.Reason)
+	}
+	assert.Equal(t, srv.URI(), got["packages.x86_64-linux.heavy"].Builder)
+	assert.Equal(t, BuilderLocal, got["packages.x86_64-linux.app"].Builder)
+}
+
 // TestNoteBuilder reads the machine from nix's build activities, as Nix
 // 2.8 prints them for a remote build (the outer activity names the machine,
 // the remote daemon's own activity has an empty one) and a local build.
