@@ -5,6 +5,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
@@ -101,6 +102,16 @@ func TestBuildRemoteEndToEnd(t *testing.T) {
 	code := Run(t.Context(), io, []string{"build", "--engine", "host", "--flake", dir, "--cache", "file://" + t.TempDir(),
 		"--report", rep, "--builders", "@" + machines, "--local-jobs", "0"})
 	require.Equal(t, clierr.ExitOK, code, errb.String())
+	// The builder's private key is read by ssh alone: it is in no report
+	// and no log line.
+	key, err := os.ReadFile(filepath.Join(srv.Dir, "client_key"))
+	require.NoError(t, err)
+	body := strings.Split(strings.TrimSpace(string(key)), "\n")[1]
+	data, err := os.ReadFile(rep)
+	require.NoError(t, err)
+	assert.NotContains(t, string(data), body)
+	assert.NotContains(t, errb.String(), body)
+
 	r, err := report.Read(rep)
 	require.NoError(t, err)
 	require.Len(t, r.Outputs, 3)
