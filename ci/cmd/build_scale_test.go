@@ -106,7 +106,7 @@ func TestBuildRemoteEndToEnd(t *testing.T) {
 	// and no log line.
 	key, err := os.ReadFile(filepath.Join(srv.Dir, "client_key"))
 	require.NoError(t, err)
-	body := strings.Split(strings.TrimSpace(string(key)), "\n")[1]
+	body := strings.Split(strings.TrimSpace(string(key)), "\n")[2] // key material, not the format header
 	data, err := os.ReadFile(rep)
 	require.NoError(t, err)
 	assert.NotContains(t, string(data), body)
