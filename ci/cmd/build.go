@@ -175,7 +175,7 @@ func runBuild(ctx context.Context, io *IO, opts *BuildOptions) error {
 		flakeRef = eng.SourcePath()
 	}
 
-	rem, err := opts.remote(eng, io.Getenv)
+	rem, err := opts.remote(eng, io)
 	if err != nil {
 		return err
 	}

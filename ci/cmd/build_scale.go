@@ -87,7 +87,7 @@ func (o *BuildOptions) validateScale() error {
 
 // remote turns the flags into the build's remote options. NIX_SSHOPTS is
 // handed to nix explicitly: it carries the builders' ssh port and options.
-func (o *BuildOptions) remote(eng engine.Engine, getenv func(string) string) (build.Remote, error) {
+func (o *BuildOptions) remote(eng engine.Engine, io *IO) (build.Remote, error) {
 	r := build.Remote{Builders: strings.TrimSpace(o.Builders)}
 	if o.LocalJobs.Given {
 		n := o.LocalJobs.N
@@ -96,8 +96,24 @@ func (o *BuildOptions) remote(eng engine.Engine, getenv func(string) string) (bu
 	if r.Builders != "" && eng.Name() == engine.KindDagger {
 		return r, errBuildersInContainer
 	}
-	if v := getenv("NIX_SSHOPTS"); v != "" {
+	if v := io.Getenv("NIX_SSHOPTS"); v != "" {
 		r.Env = map[string]string{"NIX_SSHOPTS": v}
+	}
+	// Name where builds go, never the machines themselves (the list may
+	// come from a secret).
+	if r.Builders != "" || r.LocalJobs != nil {
+		where := "nix's configured builders"
+		switch {
+		case strings.HasPrefix(r.Builders, "@"):
+			where = "the machines file " + strings.TrimPrefix(r.Builders, "@")
+		case r.Builders != "":
+			where = fmt.Sprintf("%d machines of --builders", len(build.ParseBuilders(r.Builders)))
+		}
+		local := "up to nix's max-jobs"
+		if r.LocalJobs != nil {
+			local = strconv.Itoa(*r.LocalJobs)
+		}
+		fmt.Fprintf(io.Err, "ci build: remote builders: %s; builds on this machine: %s\n", where, local)
 	}
 	return r, nil
 }

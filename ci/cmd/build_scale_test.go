@@ -102,6 +102,8 @@ func TestBuildRemoteEndToEnd(t *testing.T) {
 	code := Run(t.Context(), io, []string{"build", "--engine", "host", "--flake", dir, "--cache", "file://" + t.TempDir(),
 		"--report", rep, "--builders", "@" + machines, "--local-jobs", "0"})
 	require.Equal(t, clierr.ExitOK, code, errb.String())
+	assert.Contains(t, errb.String(), "ci build: remote builders: the machines file "+machines+"; builds on this machine: 0")
+	assert.NotContains(t, errb.String(), strings.Fields(machine)[7], "the machine list is not printed")
 	// The builder's private key is read by ssh alone: it is in no report
 	// and no log line.
 	key, err := os.ReadFile(filepath.Join(srv.Dir, "client_key"))
