@@ -94,7 +94,7 @@ func runShardMatrix(ctx context.Context, o *MatrixOptions) error {
 	}
 	m := ShardMatrix{Include: []ShardEntry{}}
 	for _, s := range plan.Shards {
-		fmt.Fprintf(io.Err, "shard %s: %d outputs, %d derivations to build\n", s.Shard, len(s.Attrs), s.Cost)
+		fmt.Fprintf(io.Err, "shard %s: %s, %s to build\n", s.Shard, plural(len(s.Attrs), "output"), plural(s.Cost, "derivation"))
 		// A shard with no outputs needs no job; a matrix needs one entry.
 		if len(s.Attrs) == 0 && (len(m.Include) > 0 || s.Shard.Index < len(plan.Shards)) {
 			continue
@@ -107,4 +107,11 @@ func runShardMatrix(ctx context.Context, o *MatrixOptions) error {
 	}
 	_, err = fmt.Fprintln(io.Out, string(data))
 	return err
+}
+
+func plural(n int, word string) string {
+	if n == 1 {
+		return "1 " + word
+	}
+	return fmt.Sprintf("%d %ss", n, word)
 }
