@@ -61,6 +61,15 @@ func TestRemoteBuildersOnly(t *testing.T) {
 			require.NoError(t, os.WriteFile(file, []byte("# the loopback builder\n"+machine+"\n"), 0o644))
 			return Remote{Builders: "@" + file}
 		}},
+		{"machines file named in nix.conf", func(t *testing.T) Remote {
+			dir := t.TempDir()
+			file := filepath.Join(dir, "machines")
+			require.NoError(t, os.WriteFile(file, []byte(machine+"\n"), 0o644))
+			conf := filepath.Join(dir, "nix.conf")
+			require.NoError(t, os.WriteFile(conf, []byte("builders = @"+file+"\n"), 0o644))
+			t.Setenv("NIX_USER_CONF_FILES", conf)
+			return Remote{}
+		}},
 		{"builders from NIX_CONFIG", func(t *testing.T) Remote {
 			t.Setenv("NIX_CONFIG", os.Getenv("NIX_CONFIG")+"\nbuilders = "+machine)
 			return Remote{}
