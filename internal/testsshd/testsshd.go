@@ -98,9 +98,12 @@ func New(dir string, sandboxPaths ...string) (*Server, error) {
 	// The builder's nix: no substituters, /bin/sh (dash) and its libraries
 	// in the sandbox, which a chroot store always uses.
 	paths := append([]string{"/bin/sh=/usr/bin/dash", "/lib", "/lib64", "/usr/lib"}, sandboxPaths...)
-	prog := fmt.Sprintf("#!/bin/sh\nexport NIX_CONFIG='substituters =\nsandbox-paths = %s'\nexec nix-daemon \"$@\"\n", strings.Join(paths, " "))
-	if err := os.WriteFile(filepath.Join(dir, "remote-daemon"), []byte(prog), 0o755); err != nil {
-		return nil, err
+	// ssh-ng:// runs `nix-daemon --stdio`, ssh:// `nix-store --serve`.
+	for name, program := range map[string]string{"remote-daemon": "nix-daemon", "remote-nix-store": "nix-store"} {
+		prog := fmt.Sprintf("#!/bin/sh\nexport NIX_CONFIG='substituters =\nsandbox-paths = %s'\nexec %s \"$@\"\n", strings.Join(paths, " "), program)
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(prog), 0o755); err != nil {
+			return nil, err
+		}
 	}
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -166,9 +169,20 @@ func (s *Server) URI() string {
 	return fmt.Sprintf("ssh-ng://root@127.0.0.1?remote-store=local?root=%s&remote-program=%s", s.Store, filepath.Join(s.Dir, "remote-daemon"))
 }
 
+// LegacyURI is the builder's ssh:// store URI (nix-store --serve), with
+// the same store under Store.
+func (s *Server) LegacyURI() string {
+	return fmt.Sprintf("ssh://root@127.0.0.1?remote-store=local?root=%s&remote-program=%s", s.Store, filepath.Join(s.Dir, "remote-nix-store"))
+}
+
 // Machine is the builder's line in nix's machine syntax: URI, systems, key,
 // max-jobs, speed, supported and mandatory features, host public key.
 func (s *Server) Machine(systems string, jobs int, features string) (string, error) {
+	return s.MachineFor(s.URI(), systems, jobs, features)
+}
+
+// MachineFor is Machine with another store URI of this builder (LegacyURI).
+func (s *Server) MachineFor(uri, systems string, jobs int, features string) (string, error) {
 	host, err := os.ReadFile(filepath.Join(s.Dir, "host_key.pub"))
 	if err != nil {
 		return "", err
@@ -176,7 +190,7 @@ func (s *Server) Machine(systems string, jobs int, features string) (string, err
 	if features == "" {
 		features = "-"
 	}
-	return fmt.Sprintf("%s %s %s %d 1 %s - %s", s.URI(), systems, filepath.Join(s.Dir, "client_key"), jobs, features,
+	return fmt.Sprintf("%s %s %s %d 1 %s - %s", uri, systems, filepath.Join(s.Dir, "client_key"), jobs, features,
 		base64.StdEncoding.EncodeToString(host)), nil
 }
 

@@ -52,15 +52,18 @@ func TestRemoteBuildersOnly(t *testing.T) {
 	machine, err := srv.Machine("x86_64-linux", 2, "")
 	require.NoError(t, err)
 
+	legacy, err := srv.MachineFor(srv.LegacyURI(), "x86_64-linux", 2, "")
+	require.NoError(t, err)
 	tests := []struct {
 		name   string
 		remote func(t *testing.T) Remote
+		uri    string
 	}{
 		{"machines file", func(t *testing.T) Remote {
 			file := filepath.Join(t.TempDir(), "machines")
 			require.NoError(t, os.WriteFile(file, []byte("# the loopback builder\n"+machine+"\n"), 0o644))
 			return Remote{Builders: "@" + file}
-		}},
+		}, srv.URI()},
 		{"machines file named in nix.conf", func(t *testing.T) Remote {
 			dir := t.TempDir()
 			file := filepath.Join(dir, "machines")
@@ -69,11 +72,14 @@ func TestRemoteBuildersOnly(t *testing.T) {
 			require.NoError(t, os.WriteFile(conf, []byte("builders = @"+file+"\n"), 0o644))
 			t.Setenv("NIX_USER_CONF_FILES", conf)
 			return Remote{}
-		}},
+		}, srv.URI()},
 		{"builders from NIX_CONFIG", func(t *testing.T) Remote {
 			t.Setenv("NIX_CONFIG", os.Getenv("NIX_CONFIG")+"\nbuilders = "+machine)
 			return Remote{}
-		}},
+		}, srv.URI()},
+		{"ssh:// store (nix-store --serve)", func(t *testing.T) Remote {
+			return Remote{Builders: legacy}
+		}, srv.LegacyURI()},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -89,14 +95,14 @@ func TestRemoteBuildersOnly(t *testing.T) {
 			for _, name := range []string{"a", "b"} {
 				o := got["packages.x86_64-linux."+name]
 				require.Equal(t, report.StatusBuilt, o.Status, "%s: %s", name, o.Reason)
-				assert.Equal(t, srv.URI(), o.Builder, name)
+				assert.Equal(t, tt.uri, o.Builder, name)
 				for _, p := range o.OutPaths {
 					assert.True(t, inStore(t, srv.Store, p), "%s was not built in the builder's store", p)
 				}
 			}
 			bad := got["packages.x86_64-linux.bad"]
 			assert.Equal(t, report.StatusFailed, bad.Status)
-			assert.Equal(t, srv.URI(), bad.Builder)
+			assert.Equal(t, tt.uri, bad.Builder)
 			assert.Contains(t, bad.Reason, "bad.drv")
 			assert.Contains(t, bad.Log, "the compiler says no")
 		})
