@@ -15,8 +15,8 @@ import (
 	"github.com/ipex-flake/ipex-flake/release/forge"
 	"github.com/ipex-flake/ipex-flake/release/github"
 	"github.com/ipex-flake/ipex-flake/release/gitrepo"
-	"github.com/ipex-flake/ipex-flake/release/promote"
 	"github.com/ipex-flake/ipex-flake/release/notify"
+	"github.com/ipex-flake/ipex-flake/release/promote"
 	"github.com/ipex-flake/ipex-flake/release/slack"
 	"github.com/ipex-flake/ipex-flake/release/version"
 )
