@@ -14,6 +14,7 @@ import (
 
 	"github.com/ipex-flake/ipex-flake/internal/fixture"
 	"github.com/ipex-flake/ipex-flake/internal/testlib"
+	"github.com/ipex-flake/ipex-flake/pipelines/cache"
 	"github.com/ipex-flake/ipex-flake/pipelines/engine"
 	"github.com/ipex-flake/ipex-flake/pipelines/engine/host"
 	"github.com/ipex-flake/ipex-flake/pipelines/push/signing"
@@ -100,12 +101,11 @@ func narinfos(t *testing.T, dir string) []string {
 func requireNARsPresent(t *testing.T, dir string) {
 	t.Helper()
 	for _, ni := range narinfos(t, dir) {
-		f, err := os.Open(ni)
+		data, err := os.ReadFile(ni)
 		require.NoError(t, err)
-		u, err := NARURL(f)
-		f.Close()
+		info, err := cache.ParseNarInfo(data)
 		require.NoError(t, err)
-		_, err = os.Stat(filepath.Join(dir, u))
+		_, err = os.Stat(filepath.Join(dir, info.URL))
 		require.NoError(t, err, "narinfo %s names a missing NAR", filepath.Base(ni))
 	}
 }

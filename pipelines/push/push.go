@@ -18,6 +18,7 @@ import (
 	"github.com/ipex-flake/ipex-flake/pipelines/cache"
 	"github.com/ipex-flake/ipex-flake/pipelines/engine"
 	"github.com/ipex-flake/ipex-flake/pipelines/nixcli"
+	"github.com/ipex-flake/ipex-flake/pipelines/push/signing"
 	"github.com/ipex-flake/ipex-flake/pipelines/report"
 	"github.com/ipex-flake/ipex-flake/pipelines/results"
 	"github.com/ipex-flake/ipex-flake/release/version"
@@ -33,6 +34,10 @@ type Target struct {
 	URI string
 	// Lookup finds the paths the cache has; nil treats every path as missing.
 	Lookup cache.Lookup
+	// Files reads and writes the cache's files directly (file://,
+	// http(s)://): then the push decides from the narinfos and NARs on the
+	// server, repairs, re-signs and verifies them; nil = Lookup only.
+	Files cache.Files
 	// Uploader puts the missing paths there.
 	Uploader Uploader
 	// Verifier checks the closure after the upload; nil fails the push
@@ -65,25 +70,56 @@ type Options struct {
 	PublicKey string
 	// Targets are the caches to push to.
 	Targets []Target
+	// WriteChecked says CheckTargets already ran for Targets.
+	WriteChecked bool
+	// Sources are caches the outputs the local store lacks are substituted
+	// from (the staging cache, the cache the build consulted), never built.
+	Sources []string
+	// Key signs narinfos that --resign gives the key's signature; nil
+	// leaves paths signed by another key as an error that names the fix.
+	Key *signing.Key
+	// Resign adds Key's signature to paths in the cache signed only by
+	// other keys (their narinfos are uploaded again, their NARs are not).
+	Resign bool
 	// Out receives the summary; Log receives progress, nix's output and warnings.
 	Out, Log io.Writer
 }
 
 // Summary is what a push did to one target.
 type Summary struct {
-	Target   string
-	Closure  int
-	Present  int
-	Pushed   int
-	Duration time.Duration
+	Target  string
+	Closure int
+	Present int
+	Pushed  int
+	// Repaired counts paths whose narinfo was there but whose NAR was
+	// missing or damaged, uploaded again; Resigned those given the key's
+	// signature by --resign.
+	Repaired, Resigned int
+	Duration           time.Duration
 }
 
-// BuiltPaths returns the output paths of the report's built outputs.
-func BuiltPaths(r *report.Report) []string {
+// StatusPresent is the report status of an output that was already in
+// the local store ("present").
+const StatusPresent = "present"
+
+// pushable reports whether outputs of status st are pushed: everything
+// that has out paths and did not fail or get skipped.
+func pushable(st string) bool {
+	return st == report.StatusBuilt || st == report.StatusCached || st == StatusPresent
+}
+
+// BuiltPaths returns the out paths a push uploads the closures of: those
+// of the report's built, cached and present outputs (PushablePaths).
+func BuiltPaths(r *report.Report) []string { return PushablePaths(r) }
+
+// PushablePaths returns the out paths of the report's built, cached and
+// present outputs. Whether the target has them is decided against the
+// target itself, whichever cache the build consulted.
+func PushablePaths(r *report.Report) []string {
 	seen := map[string]bool{}
 	var out []string
 	for _, o := range r.Outputs {
-		if o.Status != report.StatusBuilt {
+		if !pushable(o.Status) {
 			continue
 		}
 		for _, p := range o.OutPaths {
@@ -136,7 +172,21 @@ func short(rev string) string {
 
 // Closure returns the runtime closure of paths (`nix path-info -r`).
 func Closure(ctx context.Context, eng engine.Engine, paths []string) ([]string, error) {
-	var all []string
+	infos, err := closureInfos(ctx, eng, paths)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]string, len(infos))
+	for i, pi := range infos {
+		out[i] = pi.Path
+	}
+	return out, nil
+}
+
+// closureInfos returns the local store's path info of every path in the
+// runtime closure of paths, sorted by path.
+func closureInfos(ctx context.Context, eng engine.Engine, paths []string) ([]nixcli.PathInfo, error) {
+	var all []nixcli.PathInfo
 	seen := map[string]bool{}
 	for _, c := range chunks(paths) {
 		var out, errb bytes.Buffer
@@ -146,7 +196,7 @@ func Closure(ctx context.Context, eng engine.Engine, paths []string) ([]string, 
 			return nil, err
 		}
 		if res.ExitCode != 0 {
-			return nil, clierr.Failedf("the built outputs are not in the %s engine's store (%s): run `ci build` first", eng.Name(), lastLines(errb.String(), 3))
+			return nil, clierr.Failedf("the outputs to push are not in the %s engine's store (%s): run `ci build` first", eng.Name(), lastLines(errb.String(), 3))
 		}
 		infos, err := nixcli.ParsePathInfo(out.Bytes())
 		if err != nil {
@@ -155,15 +205,15 @@ func Closure(ctx context.Context, eng engine.Engine, paths []string) ([]string, 
 		for _, pi := range infos {
 			if !seen[pi.Path] {
 				seen[pi.Path] = true
-				all = append(all, pi.Path)
+				all = append(all, pi)
 			}
 		}
 	}
-	sort.Strings(all)
+	sort.Slice(all, func(i, j int) bool { return all[i].Path < all[j].Path })
 	return all, nil
 }
 
-// Run pushes the report's built outputs to every target.
+// Run pushes the closures of the report's outputs to every target.
 func Run(ctx context.Context, o Options) ([]Summary, error) {
 	out, log := o.Out, o.Log
 	if out == nil {
@@ -172,6 +222,7 @@ func Run(ctx context.Context, o Options) ([]Summary, error) {
 	if log == nil {
 		log = io.Discard
 	}
+	o.Out, o.Log = out, log
 	stages := o.Stages
 	if stages == nil {
 		stages = DevStages
@@ -179,23 +230,31 @@ func Run(ctx context.Context, o Options) ([]Summary, error) {
 	if len(o.Targets) == 0 {
 		return nil, clierr.Usagef("no cache to push to: pass --cache STORE_URI or --cachix NAME")
 	}
-	outPaths := BuiltPaths(o.Report)
+	outPaths := PushablePaths(o.Report)
 	if len(outPaths) == 0 {
-		fmt.Fprintf(out, "nothing to push: no output of the build report was built (%s)\n", countsLine(o.Report))
+		fmt.Fprintf(out, "nothing to push: no output of the build report has out paths to push (%s)\n", countsLine(o.Report))
 		return nil, nil
+	}
+	if !o.WriteChecked {
+		if err := CheckTargets(ctx, o.Targets); err != nil {
+			return nil, err
+		}
 	}
 	if o.Force {
 		fmt.Fprintf(log, "\n!!! --force: pushing %s WITHOUT checking that %s passed for it !!!\n\n", orUnknown(o.Rev), strings.Join(stages, ", "))
 	} else if err := CheckGate(ctx, o.Results, o.Rev, stages); err != nil {
 		return nil, err
 	}
-	closure, err := Closure(ctx, o.Engine, outPaths)
+	if err := Realise(ctx, o.Engine, outPaths, o.Sources, log); err != nil {
+		return nil, err
+	}
+	infos, err := closureInfos(ctx, o.Engine, outPaths)
 	if err != nil {
 		return nil, err
 	}
 	var sums []Summary
 	for _, t := range o.Targets {
-		s, err := pushOne(ctx, o, t, closure, len(outPaths), out, log)
+		s, err := pushOne(ctx, o, t, infos, len(outPaths))
 		if err != nil {
 			return sums, err
 		}
@@ -204,57 +263,18 @@ func Run(ctx context.Context, o Options) ([]Summary, error) {
 	return sums, nil
 }
 
-func pushOne(ctx context.Context, o Options, t Target, closure []string, nOut int, out, log io.Writer) (Summary, error) {
-	start := time.Now()
-	s := Summary{Target: t.URI, Closure: len(closure)}
-	missing := closure
-	if t.Lookup != nil {
-		has, err := t.Lookup.Has(ctx, closure)
-		if err != nil {
-			return s, clierr.Failedf("cannot read cache %s: %v; check the URI and that the cache is up", t.URI, err)
+// CheckTargets proves that every target takes writes (cache.CheckWritable)
+// before anything is signed.
+func CheckTargets(ctx context.Context, targets []Target) error {
+	for _, t := range targets {
+		if t.Files == nil {
+			continue
 		}
-		missing = nil
-		for _, p := range closure {
-			if !has[p] {
-				missing = append(missing, p)
-			}
+		if err := cache.CheckWritable(ctx, t.Files.URI()); err != nil {
+			return err
 		}
 	}
-	s.Present = len(closure) - len(missing)
-	if len(missing) == 0 {
-		fmt.Fprintf(out, "nothing to push: %d paths already in %s\n", len(closure), t.URI)
-	} else {
-		fmt.Fprintf(log, "pushing %d of %d paths (closure of %d built outputs) to %s\n", len(missing), len(closure), nOut, t.URI)
-		if o.Signer != nil {
-			if err := o.Signer.Sign(ctx, missing); err != nil {
-				return s, err
-			}
-		}
-		if err := t.Uploader.Upload(ctx, missing); err != nil {
-			return s, clierr.Failedf("push to %s failed: %v (paths already uploaded are complete; run ci push again to finish)", t.URI, err)
-		}
-		s.Pushed = len(missing)
-	}
-	pub := t.PublicKey
-	if pub == "" {
-		pub = o.PublicKey
-	}
-	switch {
-	case t.Verifier != nil:
-		if err := t.Verifier.Verify(ctx, closure, pub); err != nil {
-			return s, err
-		}
-		fmt.Fprintf(log, "verified %d paths in %s against %s\n", len(closure), t.URI, pub)
-	case t.SkipVerifyReason != "":
-		fmt.Fprintf(log, "warning: %s not verified: %s\n", t.URI, t.SkipVerifyReason)
-	default:
-		return s, clierr.Failedf("%s cannot be verified: no verifier", t.URI)
-	}
-	s.Duration = time.Since(start)
-	if s.Pushed > 0 {
-		fmt.Fprintf(out, "pushed %d paths to %s (%d were already there), signed by %s, verified\n", s.Pushed, t.URI, s.Present, keyName(pub))
-	}
-	return s, nil
+	return nil
 }
 
 func keyName(pub string) string {
@@ -272,7 +292,7 @@ func orUnknown(rev string) string {
 func countsLine(r *report.Report) string {
 	c := r.Counts()
 	var parts []string
-	for _, st := range []string{report.StatusBuilt, report.StatusCached, report.StatusFailed, report.StatusSkipped} {
+	for _, st := range []string{report.StatusBuilt, report.StatusCached, StatusPresent, report.StatusFailed, report.StatusSkipped} {
 		if c[st] > 0 {
 			parts = append(parts, fmt.Sprintf("%d %s", c[st], st))
 		}

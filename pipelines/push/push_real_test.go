@@ -97,7 +97,7 @@ func TestPushRealCaches(t *testing.T) {
 
 			// A wrong public key fails verification and substitution.
 			wrong := testKey(t)
-			v := &NixVerifier{Engine: b.Engine, URI: uri, NARs: NewNARCheck(uri)}
+			v := &NixVerifier{Engine: b.Engine, URI: uri}
 			err = v.Verify(t.Context(), b.Paths, wrong.Public())
 			require.Error(t, err)
 			assert.Equal(t, clierr.ExitFailed, clierr.Code(err))

@@ -47,6 +47,9 @@ const (
 
 func closureEngine() *recordingEngine {
 	return &recordingEngine{answer: func(c engine.Cmd) (string, int) {
+		if c.Args[0] == "nix-store" {
+			return "", 0 // every path is valid
+		}
 		return `[{"path":"` + pA + `","narHash":"x","narSize":1,"references":["` + pD + `"]},{"path":"` + pD + `","narHash":"x","narSize":1,"references":[]}]`, 0
 	}}
 }
@@ -59,8 +62,15 @@ func (f *fakeSigner) Sign(_ context.Context, p []string) error {
 }
 
 func TestBuiltPaths(t *testing.T) {
-	assert.Equal(t, []string{pA}, BuiltPaths(reportWith(pA, pA)))
-	assert.Empty(t, BuiltPaths(&report.Report{}))
+	rep := reportWith(pA, pA)
+	rep.Outputs = append(rep.Outputs,
+		report.Output{Attr: "packages.x86_64-linux.p", OutPaths: []string{pD}, Status: StatusPresent},
+		report.Output{Attr: "packages.x86_64-linux.s", OutPaths: []string{"/nix/store/ssssssssssssssssssssssssssssssss-s"}, Status: report.StatusSkipped},
+		report.Output{Attr: "packages.x86_64-linux.f", OutPaths: []string{"/nix/store/ffffffffffffffffffffffffffffffff-f"}, Status: report.StatusFailed})
+	assert.Equal(t, []string{pA, "/nix/store/bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb-cached", pD}, PushablePaths(rep),
+		"built, cached and present outputs are pushed; failed and skipped ones are not")
+	assert.Equal(t, PushablePaths(rep), BuiltPaths(rep))
+	assert.Empty(t, PushablePaths(&report.Report{}))
 }
 
 func TestCheckGate(t *testing.T) {
@@ -245,6 +255,10 @@ func TestStoreURIPassesThrough(t *testing.T) {
 // global flags.
 func nixSubcommand(args []string) int {
 	for i := 1; i < len(args); i++ {
+		if args[i] == "--option" {
+			i += 2 // name and value
+			continue
+		}
 		if strings.HasPrefix(args[i], "--") {
 			i++ // the flag's value
 			continue

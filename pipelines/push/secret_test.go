@@ -129,13 +129,13 @@ func TestNoCommandCarriesKeyOutsideSecrets(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "cache")
 	targets, err := Targets(TargetConfig{Cache: "file://" + dir, Engine: eng})
 	require.NoError(t, err)
-	targets[0].Verifier.(*NixVerifier).NARs = nil
+	targets[0].Files = nil // nothing is really uploaded: decide by Lookup
 	_, err = Run(t.Context(), Options{
 		Engine: eng, Report: reportWith("/nix/store/aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa-x"), Force: true,
 		Signer: &NixSigner{Engine: eng, Key: key}, PublicKey: key.Public(), Targets: targets,
 	})
 	require.NoError(t, err)
-	require.Len(t, eng.cmds, 4, "path-info, sign, copy, verify")
+	require.Len(t, eng.cmds, 5, "check-validity, path-info, sign, copy, verify")
 	secret := key.Secret()[len(key.Name())+1:]
 	for _, c := range eng.cmds {
 		assert.NotContains(t, strings.Join(c.Args, " "), secret)
@@ -143,7 +143,7 @@ func TestNoCommandCarriesKeyOutsideSecrets(t *testing.T) {
 			assert.NotContains(t, v, secret)
 		}
 	}
-	assert.Equal(t, key.Secret(), eng.cmds[1].Secrets[secretEnv])
+	assert.Equal(t, key.Secret(), eng.cmds[2].Secrets[secretEnv])
 }
 
 // TestSignKeepsKeyOutOfNixEnvironment runs the signing command on the host

@@ -77,8 +77,9 @@ func storeTarget(c TargetConfig, uri string, getenv func(string) string) (Target
 	return Target{
 		URI:      uri,
 		Lookup:   lookup,
+		Files:    cache.NewFiles(uri),
 		Uploader: &NixCopy{Engine: c.Engine, URI: uri, Log: c.Log},
-		Verifier: &NixVerifier{Engine: c.Engine, URI: uri, Log: c.Log, NARs: NewNARCheck(uri)},
+		Verifier: &NixVerifier{Engine: c.Engine, URI: uri, Log: c.Log},
 	}, nil
 }
 
@@ -107,7 +108,7 @@ func cachixTarget(c TargetConfig, getenv func(string) string) (Target, error) {
 		URI:       "cachix:" + name,
 		Lookup:    &cache.HTTP{Base: base, Client: &http.Client{Timeout: 30 * time.Second}},
 		Uploader:  &Cachix{Engine: c.Engine, Cache: name, Secrets: secrets, Log: c.Log},
-		Verifier:  &NixVerifier{Engine: c.Engine, URI: base, Log: c.Log, NARs: NewNARCheck(base)},
+		Verifier:  &NixVerifier{Engine: c.Engine, URI: base, Log: c.Log},
 		PublicKey: pub,
 	}, nil
 }
@@ -140,7 +141,7 @@ func atticTarget(c TargetConfig, uri string, getenv func(string) string) (Target
 		URI:       uri,
 		Lookup:    lookup,
 		Uploader:  &Attic{Engine: c.Engine, Cache: u.Host + ":" + cacheName, Log: c.Log},
-		Verifier:  &NixVerifier{Engine: c.Engine, URI: sub, Log: c.Log, NARs: NewNARCheck(sub)},
+		Verifier:  &NixVerifier{Engine: c.Engine, URI: sub, Log: c.Log},
 		PublicKey: pub,
 	}, nil
 }
@@ -152,7 +153,7 @@ func PathInfoLookup(eng engine.Engine) cache.FallbackFunc {
 		has := make(map[string]bool, len(paths))
 		for _, c := range chunks(paths) {
 			var out, errb bytes.Buffer
-			args := nixcli.Nix(append([]string{"path-info", "--store", uri, "--json"}, c...)...)
+			args := nixFresh(append([]string{"path-info", "--store", uri, "--json"}, c...)...)
 			res, err := eng.Run(ctx, engine.Cmd{Args: args, Stdout: &out, Stderr: &errb})
 			if err != nil {
 				return nil, err

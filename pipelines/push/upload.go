@@ -9,7 +9,6 @@ import (
 
 	"github.com/ipex-flake/ipex-flake/internal/clierr"
 	"github.com/ipex-flake/ipex-flake/pipelines/engine"
-	"github.com/ipex-flake/ipex-flake/pipelines/nixcli"
 )
 
 // Uploader puts store paths (already signed in the local store) into one
@@ -94,7 +93,7 @@ func (n *NixCopy) Name() string { return n.URI }
 // Upload implements Uploader.
 func (n *NixCopy) Upload(ctx context.Context, paths []string) error {
 	for _, c := range chunks(paths) {
-		args := nixcli.Nix(append([]string{"copy", "--to", n.URI}, c...)...)
+		args := nixFresh(append([]string{"copy", "--to", n.URI}, c...)...)
 		if err := run(ctx, n.Engine, n.Log, engine.Cmd{Args: args}, "nix copy --to "+n.URI); err != nil {
 			return err
 		}

@@ -50,6 +50,12 @@ func (k *Key) Public() string {
 	return k.name + ":" + base64.StdEncoding.EncodeToString(pub)
 }
 
+// Sign signs a narinfo fingerprint and returns the signature as a narinfo
+// Sig value (name:base64), as `nix store sign` would.
+func (k *Key) Sign(fingerprint string) string {
+	return k.name + ":" + base64.StdEncoding.EncodeToString(ed25519.Sign(k.secret, []byte(fingerprint)))
+}
+
 // String implements fmt.Stringer without the secret.
 func (k *Key) String() string { return "signing key " + k.name + " (" + k.Source + ")" }
 

@@ -1,0 +1,288 @@
+package cache
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"net/http"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/ipex-flake/ipex-flake/internal/clierr"
+)
+
+// Files reads and writes the files of a binary cache (narinfos, NARs,
+// nix-cache-info) on the server itself, with no cache in between: what it
+// answers is what a client that substitutes would get.
+type Files interface {
+	// URI is the store URI of the cache.
+	URI() string
+	// Get returns the file's content, or an error wrapping fs.ErrNotExist.
+	Get(ctx context.Context, name string) ([]byte, error)
+	// Open streams the file's content; the caller closes it. A missing
+	// file is an error wrapping fs.ErrNotExist.
+	Open(ctx context.Context, name string) (io.ReadCloser, error)
+	// Put writes the file (atomically for file://).
+	Put(ctx context.Context, name string, data []byte) error
+	// Delete removes the file; a missing file is not an error.
+	Delete(ctx context.Context, name string) error
+}
+
+// NewFiles returns direct access to a file:// or http(s):// cache, or nil
+// for store types only nix can read (s3://, ssh://).
+func NewFiles(uri string) Files {
+	u, err := url.Parse(uri)
+	if err != nil {
+		return nil
+	}
+	switch u.Scheme {
+	case "file":
+		if u.Path == "" {
+			return nil
+		}
+		return &FileFiles{Dir: u.Path}
+	case "http", "https":
+		return &HTTPFiles{Base: strings.TrimRight(stripQuery(uri), "/"), Client: &http.Client{Timeout: 5 * time.Minute}}
+	}
+	return nil
+}
+
+// FileFiles is a file:// cache directory.
+type FileFiles struct{ Dir string }
+
+var _ Files = (*FileFiles)(nil)
+
+// URI implements Files.
+func (f *FileFiles) URI() string { return "file://" + f.Dir }
+
+func (f *FileFiles) path(name string) string { return filepath.Join(f.Dir, filepath.FromSlash(name)) }
+
+// Get implements Files.
+func (f *FileFiles) Get(_ context.Context, name string) ([]byte, error) {
+	return os.ReadFile(f.path(name))
+}
+
+// Open implements Files.
+func (f *FileFiles) Open(_ context.Context, name string) (io.ReadCloser, error) {
+	return os.Open(f.path(name))
+}
+
+// Put implements Files: a temporary file renamed into place, so a reader
+// never sees half a file.
+func (f *FileFiles) Put(_ context.Context, name string, data []byte) error {
+	p := f.path(name)
+	if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+		return err
+	}
+	tmp, err := os.CreateTemp(filepath.Dir(p), ".tmp-"+filepath.Base(p)+"-")
+	if err != nil {
+		return err
+	}
+	defer os.Remove(tmp.Name())
+	if _, err := tmp.Write(data); err != nil {
+		tmp.Close()
+		return err
+	}
+	if err := tmp.Chmod(0o644); err != nil {
+		tmp.Close()
+		return err
+	}
+	if err := tmp.Close(); err != nil {
+		return err
+	}
+	return os.Rename(tmp.Name(), p)
+}
+
+// Delete implements Files.
+func (f *FileFiles) Delete(_ context.Context, name string) error {
+	err := os.Remove(f.path(name))
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	return err
+}
+
+// HTTPFiles is an http(s):// cache that takes PUT and DELETE (WebDAV).
+type HTTPFiles struct {
+	Base   string
+	Client *http.Client
+}
+
+var _ Files = (*HTTPFiles)(nil)
+
+// URI implements Files.
+func (h *HTTPFiles) URI() string { return h.Base }
+
+// StatusError is an HTTP answer other than the one wanted.
+type StatusError struct {
+	Method, URL string
+	Code        int
+	Status      string
+}
+
+func (e *StatusError) Error() string { return e.Method + " " + e.URL + ": " + e.Status }
+
+// Is makes a 404 match fs.ErrNotExist.
+func (e *StatusError) Is(target error) bool {
+	return target == fs.ErrNotExist && e.Code == http.StatusNotFound
+}
+
+// do sends one request, retrying connection errors, 5xx and 429 with
+// backoff; a 2xx answer's body is returned open.
+func (h *HTTPFiles) do(ctx context.Context, method, name string, body []byte) (*http.Response, error) {
+	u := h.Base + "/" + name
+	var last error
+	for attempt := 0; attempt < 5; attempt++ {
+		if attempt > 0 {
+			select {
+			case <-ctx.Done():
+				return nil, ctx.Err()
+			case <-time.After(time.Duration(100<<attempt) * time.Millisecond):
+			}
+		}
+		var rd io.Reader
+		if body != nil {
+			rd = bytes.NewReader(body)
+		}
+		req, err := http.NewRequestWithContext(ctx, method, u, rd)
+		if err != nil {
+			return nil, err
+		}
+		if body != nil {
+			req.ContentLength = int64(len(body))
+		}
+		resp, err := h.Client.Do(req)
+		if err != nil {
+			last = err
+			continue
+		}
+		if resp.StatusCode >= 200 && resp.StatusCode < 300 {
+			return resp, nil
+		}
+		resp.Body.Close()
+		serr := &StatusError{Method: method, URL: u, Code: resp.StatusCode, Status: resp.Status}
+		if resp.StatusCode >= 500 || resp.StatusCode == http.StatusTooManyRequests {
+			last = serr
+			continue
+		}
+		return nil, serr
+	}
+	return nil, fmt.Errorf("cache %s unreachable: %w", h.Base, last)
+}
+
+// Get implements Files.
+func (h *HTTPFiles) Get(ctx context.Context, name string) ([]byte, error) {
+	rc, err := h.Open(ctx, name)
+	if err != nil {
+		return nil, err
+	}
+	defer rc.Close()
+	return io.ReadAll(rc)
+}
+
+// Open implements Files.
+func (h *HTTPFiles) Open(ctx context.Context, name string) (io.ReadCloser, error) {
+	resp, err := h.do(ctx, http.MethodGet, name, nil)
+	if err != nil {
+		return nil, err
+	}
+	return resp.Body, nil
+}
+
+// Put implements Files.
+func (h *HTTPFiles) Put(ctx context.Context, name string, data []byte) error {
+	if data == nil {
+		data = []byte{}
+	}
+	resp, err := h.do(ctx, http.MethodPut, name, data)
+	if err != nil {
+		return err
+	}
+	resp.Body.Close()
+	return nil
+}
+
+// Delete implements Files.
+func (h *HTTPFiles) Delete(ctx context.Context, name string) error {
+	resp, err := h.do(ctx, http.MethodDelete, name, nil)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	resp.Body.Close()
+	return nil
+}
+
+// cacheInfo is what nix writes into a new cache's nix-cache-info.
+const cacheInfo = "StoreDir: /nix/store\n"
+
+// CheckWritable proves that the cache at uri takes writes before anything
+// is signed or uploaded, changing nothing: a file:// directory is created
+// (as nix would) and a scratch file written and removed in it; an
+// http(s):// cache gets its own nix-cache-info written back unchanged (or,
+// when it has none, the one nix writes first). Other store types are left
+// to nix. Failures are usage errors (exit 2) that say why.
+func CheckWritable(ctx context.Context, uri string) error {
+	files := NewFiles(uri)
+	switch f := files.(type) {
+	case *FileFiles:
+		if err := os.MkdirAll(f.Dir, 0o755); err != nil {
+			return clierr.Usagef("cache %s cannot be written: %v; pass a directory you can create and write", uri, unwrapPath(err))
+		}
+		tmp, err := os.CreateTemp(f.Dir, ".ipex-write-check-")
+		if err != nil {
+			return clierr.Usagef("cache %s cannot be written: %v; pass a directory you can write", uri, unwrapPath(err))
+		}
+		tmp.Close()
+		os.Remove(tmp.Name())
+	case *HTTPFiles:
+		var se *StatusError
+		info, err := f.Get(ctx, "nix-cache-info")
+		switch {
+		case errors.Is(err, fs.ErrNotExist):
+			info = []byte(cacheInfo)
+		case errors.As(err, &se):
+			return clierr.Usagef("cache %s cannot be read: GET nix-cache-info was answered %s; check the URL and the credentials (netrc-file in nix.conf)", uri, se.Status)
+		case err != nil:
+			// Unreachable: perhaps for a moment, so not a usage error.
+			return clierr.Failedf("cannot read cache %s: %v; check the URI and that the cache is up", uri, err)
+		}
+		if err := f.Put(ctx, "nix-cache-info", info); err != nil {
+			if errors.As(err, &se) {
+				return clierr.Usagef("cache %s does not take uploads: a test PUT of nix-cache-info was answered %s; give the push credentials that may write (netrc-file in nix.conf) or allow PUT on the server", uri, se.Status)
+			}
+			return clierr.Failedf("cannot write cache %s: %v; check that the cache is up", uri, err)
+		}
+	}
+	return nil
+}
+
+func unwrapPath(err error) error {
+	var pe *fs.PathError
+	if errors.As(err, &pe) {
+		return fmt.Errorf("%s: %w", pe.Path, pe.Err)
+	}
+	return err
+}
+
+// MissingDirWarning returns a warning when uri is a file:// cache whose
+// directory does not exist ("" otherwise): nothing can be found there, so
+// everything is built.
+func MissingDirWarning(uri string) string {
+	f, ok := NewFiles(uri).(*FileFiles)
+	if !ok {
+		return ""
+	}
+	if _, err := os.Stat(f.Dir); errors.Is(err, fs.ErrNotExist) {
+		return fmt.Sprintf("cache directory %s does not exist: nothing can be found in it, so every output is built; check --cache (ci push creates the directory on first push)", f.Dir)
+	}
+	return ""
+}

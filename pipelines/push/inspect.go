@@ -1,0 +1,127 @@
+package push
+
+import (
+	"context"
+	"crypto/sha256"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"sort"
+	"sync"
+
+	"github.com/ipex-flake/ipex-flake/pipelines/cache"
+)
+
+// entry is what the server holds for one store path.
+type entry struct {
+	Path string
+	// Info is the narinfo; nil when the server has none.
+	Info *cache.NarInfo
+	// Raw is the narinfo as served.
+	Raw []byte
+	// Damage says why the path cannot be substituted although its narinfo
+	// is there: the NAR is missing, or its size or hash differ from the
+	// narinfo's ("" = complete).
+	Damage string
+}
+
+// inspectConcurrency bounds the requests in flight while inspecting.
+const inspectConcurrency = 16
+
+// inspect reads, for every path, its narinfo from the server and checks
+// that the NAR it names is there with the size and hash the narinfo gives
+// (the NAR is read in full). Nothing is cached in between: these are the
+// files a substituting client would get.
+func inspect(ctx context.Context, files cache.Files, paths []string) (map[string]*entry, error) {
+	var (
+		mu    sync.Mutex
+		out   = make(map[string]*entry, len(paths))
+		first error
+		wg    sync.WaitGroup
+		sem   = make(chan struct{}, inspectConcurrency)
+	)
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	for _, p := range paths {
+		wg.Add(1)
+		sem <- struct{}{}
+		go func(p string) {
+			defer func() { <-sem; wg.Done() }()
+			e, err := inspectOne(ctx, files, p)
+			mu.Lock()
+			defer mu.Unlock()
+			if err != nil {
+				if first == nil {
+					first = err
+					cancel()
+				}
+				return
+			}
+			out[p] = e
+		}(p)
+	}
+	wg.Wait()
+	if first != nil {
+		return nil, first
+	}
+	return out, nil
+}
+
+func inspectOne(ctx context.Context, files cache.Files, p string) (*entry, error) {
+	e := &entry{Path: p}
+	name := cache.NarInfoName(p)
+	raw, err := files.Get(ctx, name)
+	if errors.Is(err, fs.ErrNotExist) {
+		return e, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("reading %s: %w", name, err)
+	}
+	ni, err := cache.ParseNarInfo(raw)
+	if err != nil || ni.StorePath != p {
+		// Unreadable or for another path: as good as missing, uploaded again.
+		e.Raw = raw
+		e.Damage = fmt.Sprintf("%s is not a valid narinfo for %s", name, p)
+		if err == nil {
+			e.Info = ni
+		} else {
+			e.Info = &cache.NarInfo{StorePath: p}
+		}
+		return e, nil
+	}
+	e.Info, e.Raw = ni, raw
+	rc, err := files.Open(ctx, ni.URL)
+	if errors.Is(err, fs.ErrNotExist) {
+		e.Damage = fmt.Sprintf("its NAR %s is missing", ni.URL)
+		return e, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("reading %s: %w", ni.URL, err)
+	}
+	defer rc.Close()
+	h := sha256.New()
+	n, err := io.Copy(h, rc)
+	if err != nil {
+		return nil, fmt.Errorf("reading %s: %w", ni.URL, err)
+	}
+	var sum [sha256.Size]byte
+	copy(sum[:], h.Sum(nil))
+	switch {
+	case ni.FileSize > 0 && n != ni.FileSize:
+		e.Damage = fmt.Sprintf("its NAR %s has %d bytes, the narinfo says %d", ni.URL, n, ni.FileSize)
+	case ni.FileHash != "" && cache.SHA256Nix32(sum) != ni.FileHash:
+		e.Damage = fmt.Sprintf("its NAR %s has hash %s, the narinfo says %s", ni.URL, cache.SHA256Nix32(sum), ni.FileHash)
+	}
+	return e, nil
+}
+
+// sortedKeys returns the keys of m, sorted.
+func sortedKeys[V any](m map[string]V) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return out
+}
