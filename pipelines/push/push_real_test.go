@@ -51,7 +51,7 @@ func pushTo(t *testing.T, b *built, uri string, key *signing.Key) (string, strin
 func substitute(t *testing.T, cacheURI, pub string, paths []string) (string, error) {
 	t.Helper()
 	store := filepath.Join(t.TempDir(), "store")
-	args := append([]string{"copy", "--from", cacheURI, "--to", store, "--option", "trusted-public-keys", pub}, paths...)
+	args := append(append([]string{"copy", "--from", cacheURI, "--to", store, "--option", "trusted-public-keys", pub}, NoNarinfoCache...), paths...)
 	return nixRun(t, args...)
 }
 

@@ -154,9 +154,16 @@ func pushOne(ctx context.Context, o Options, t Target, infos []nixcli.PathInfo, 
 			resign = append(resign, e.Path)
 		}
 		for _, p := range damaged {
-			// nix uploads only paths whose narinfo is absent.
-			if err := t.Files.Delete(ctx, cache.NarInfoName(p)); err != nil {
-				return s, clierr.Failedf("cannot repair %s in %s: removing its narinfo failed: %v; allow DELETE for the push credentials, or delete %s on the server and run ci push again", p, t.URI, err, cache.NarInfoName(p))
+			// nix uploads only paths whose narinfo is absent, and writes a
+			// NAR only when no file has its name: both go.
+			names := []string{cache.NarInfoName(p)}
+			if u := ents[p].Info.URL; u != "" {
+				names = append(names, u)
+			}
+			for _, name := range names {
+				if err := t.Files.Delete(ctx, name); err != nil {
+					return s, clierr.Failedf("cannot repair %s in %s: removing %s failed: %v; allow DELETE for the push credentials, or delete %s on the server and run ci push again", p, t.URI, name, err, strings.Join(names, " and "))
+				}
 			}
 		}
 	case t.Lookup != nil:
