@@ -44,6 +44,8 @@ type BuildOptions struct {
 	LocalJobs OptionalInt
 	Shard     string
 	ShardPlan string
+	// PushTo is the staging cache (build_pushto.go).
+	PushTo string
 }
 
 func newBuildCmd(io *IO) *cobra.Command { return newBuildCmdWith(io, runBuild) }
@@ -82,6 +84,7 @@ output failed, 2 usage or configuration error (nothing was built).`,
 	f.StringVar(&opts.Report, "report", report.DefaultReportPath, "write the JSON report of every output to `FILE` (read by ci push and ci release)")
 	f.StringVar(&opts.JUnit, "junit", "", "also write JUnit XML with one testcase per output to `FILE`")
 	addScaleFlags(f, opts)
+	f.StringVar(&opts.PushTo, "push-to", "", pushToHelp)
 	f.StringVar(&opts.Image, "image", daggerengine.DefaultImage, "Dagger base image with nix: a registry reference or, for offline machines, a local OCI tarball (`REF_OR_OCI_TAR`)")
 	return c
 }
@@ -141,8 +144,16 @@ func (o *BuildOptions) validate() error {
 	default:
 		return clierr.Usagef("unknown engine %q: use --engine auto, dagger or host", o.Engine)
 	}
+	if o.PushTo != "" {
+		if err := cache.Validate(o.PushTo); err != nil {
+			return err
+		}
+	}
 	if o.Cache == "" {
 		o.Cache = cache.DefaultURI()
+		if o.PushTo != "" {
+			o.Cache = o.PushTo
+		}
 	}
 	if err := cache.Validate(o.Cache); err != nil {
 		return err
@@ -159,6 +170,9 @@ func runBuild(ctx context.Context, io *IO, opts *BuildOptions) error {
 	}
 	dir, remote, err := flakeSource(opts.Flake)
 	if err != nil {
+		return err
+	}
+	if err := checkBuildCaches(ctx, io, opts); err != nil {
 		return err
 	}
 	src := dir
@@ -207,6 +221,7 @@ func runBuild(ctx context.Context, io *IO, opts *BuildOptions) error {
 		}
 		return runErr
 	}
+	stageErr := stageBuilt(ctx, io, eng, opts, rep)
 	rep.Flake = opts.Flake
 	if !remote {
 		rep.Rev = gitOut(ctx, dir, "rev-parse", "HEAD")
@@ -234,6 +249,9 @@ func runBuild(ctx context.Context, io *IO, opts *BuildOptions) error {
 	}
 	if runErr != nil {
 		return runErr
+	}
+	if stageErr != nil {
+		return stageErr
 	}
 	if n := rep.Counts()[report.StatusFailed]; n > 0 {
 		return clierr.Failedf("%d of %d outputs failed", n, len(rep.Outputs))

@@ -29,6 +29,8 @@ type PushOptions struct {
 	Report         string
 	Force          bool
 	Cachix         string
+	Resign         bool
+	From           []string
 }
 
 func newPushCmd(io *IO) *cobra.Command { return newPushCmdWith(io, runPush) }
@@ -40,8 +42,20 @@ func newPushCmdWith(io *IO, runF func(context.Context, *IO, *PushOptions) error)
 		Short: "Push what passed to the binary cache, signed and verified",
 		Long: `push uploads the runtime closures of the outputs the build report marks built,
 once the stages the dev channel needs (unit) have passed for the commit.
-Only paths the cache lacks are signed and uploaded; afterwards every path must
-verify against the cache with the public key, or the push fails.
+What to push is decided against the cache itself: every path in the closures
+of the report's built, cached and present outputs that the cache lacks is
+signed and uploaded, whichever cache the build consulted. file:// and
+http(s):// caches are read directly (never through nix's narinfo disk cache):
+a narinfo whose NAR is missing or damaged is repaired by uploading the path
+again. Afterwards every path must verify against the cache with the public
+key, or the push fails.
+
+Outputs the local store lacks are substituted, never built, from --from, the
+report's staging cache (ci build --push-to) and the cache the build consulted.
+Paths already in the cache but signed only by another key are an error that
+names the key; --resign adds the current key's signature to them (their
+narinfos are uploaded again, their NARs are not). Only the current key's
+signature goes onto the paths this push uploads.
 
 The signing key comes from --signing-key-file, NIX_SIGNING_KEY_FILE or
 NIX_SIGNING_KEY; without any, a local key is generated on first use.
@@ -60,6 +74,8 @@ cache directory. --cachix needs CACHIX_AUTH_TOKEN and CACHIX_PUBLIC_KEY;
 	f.StringVar(&opts.Report, "report", report.DefaultReportPath, "build report to read")
 	f.BoolVar(&opts.Force, "force", false, "push even when the stages the dev channel needs have not passed for this commit (prints a warning)")
 	f.StringVar(&opts.Cachix, "cachix", "", "also push to this Cachix cache (needs CACHIX_AUTH_TOKEN and CACHIX_PUBLIC_KEY)")
+	f.BoolVar(&opts.Resign, "resign", false, "add the current key's signature to paths in the cache signed only by other keys (re-uploads their narinfos only)")
+	f.StringArrayVar(&opts.From, "from", nil, "substitute outputs the local store lacks from this cache `STORE_URI` (repeatable; the report's staging cache and build cache are tried after it); nothing is built")
 	return c
 }
 
@@ -110,6 +126,9 @@ func runPush(ctx context.Context, io *IO, opts *PushOptions) error {
 			return err
 		}
 	}
+	if err := push.CheckTargets(ctx, targets); err != nil {
+		return err
+	}
 	if key == nil {
 		var generated bool
 		if key, generated, err = signing.Resolve(keySrc); err != nil {
@@ -130,6 +149,11 @@ func runPush(ctx context.Context, io *IO, opts *PushOptions) error {
 		Targets:   targets,
 		Out:       io.Out,
 		Log:       io.Err,
+
+		WriteChecked: true,
+		Sources:      append(append([]string{}, opts.From...), rep.Staging, rep.Cache),
+		Key:          key,
+		Resign:       opts.Resign,
 	})
 	if err == nil && !configuredKey {
 		printTrust(io, key, targets)

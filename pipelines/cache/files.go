@@ -225,8 +225,9 @@ func (h *HTTPFiles) Delete(ctx context.Context, name string) error {
 const cacheInfo = "StoreDir: /nix/store\n"
 
 // CheckWritable proves that the cache at uri takes writes before anything
-// is signed or uploaded, changing nothing: a file:// directory is created
-// (as nix would) and a scratch file written and removed in it; an
+// is signed or uploaded, changing nothing: a scratch file is written to
+// and removed from a file:// directory (or the ancestor nix would create
+// it in); an
 // http(s):// cache gets its own nix-cache-info written back unchanged (or,
 // when it has none, the one nix writes first). Other store types are left
 // to nix. Failures are usage errors (exit 2) that say why.
@@ -234,12 +235,29 @@ func CheckWritable(ctx context.Context, uri string) error {
 	files := NewFiles(uri)
 	switch f := files.(type) {
 	case *FileFiles:
-		if err := os.MkdirAll(f.Dir, 0o755); err != nil {
-			return clierr.Usagef("cache %s cannot be written: %v; pass a directory you can create and write", uri, unwrapPath(err))
+		// The directory, or the nearest ancestor nix would create it in,
+		// must take a new file; nothing is left behind.
+		dir := f.Dir
+		for {
+			st, err := os.Stat(dir)
+			if err == nil && !st.IsDir() {
+				return clierr.Usagef("cache %s cannot be written: %s is not a directory; pass a directory", uri, dir)
+			}
+			if err == nil {
+				break
+			}
+			if !errors.Is(err, fs.ErrNotExist) || filepath.Dir(dir) == dir {
+				return clierr.Usagef("cache %s cannot be written: %v; pass a directory you can create and write", uri, unwrapPath(err))
+			}
+			dir = filepath.Dir(dir)
 		}
-		tmp, err := os.CreateTemp(f.Dir, ".ipex-write-check-")
+		tmp, err := os.CreateTemp(dir, ".ipex-write-check-")
 		if err != nil {
-			return clierr.Usagef("cache %s cannot be written: %v; pass a directory you can write", uri, unwrapPath(err))
+			what := "write"
+			if dir != f.Dir {
+				what = "create"
+			}
+			return clierr.Usagef("cache %s cannot be written: %v; pass a directory you can %s", uri, unwrapPath(err), what)
 		}
 		tmp.Close()
 		os.Remove(tmp.Name())

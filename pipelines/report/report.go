@@ -41,6 +41,9 @@ type Report struct {
 	Rev     string   `json:"rev,omitempty"`
 	Cache   string   `json:"cache,omitempty"`
 	Outputs []Output `json:"outputs"`
+
+	// Staging is the cache `ci build --push-to` uploaded the built outputs to.
+	Staging string `json:"staging,omitempty"`
 }
 
 // Counts returns the number of outputs per status.
