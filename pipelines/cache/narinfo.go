@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"encoding/base64"
 	"fmt"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -96,12 +97,14 @@ func (n *NarInfo) Fingerprint() string {
 	return "1;" + n.StorePath + ";" + n.NarHash + ";" + strconv.FormatInt(n.NarSize, 10) + ";" + strings.Join(refs, ",")
 }
 
-// SigKeys returns the names of the keys that signed the narinfo.
+// SigKeys returns the names of the keys that signed the narinfo, each once.
 func (n *NarInfo) SigKeys() []string {
 	var out []string
 	for _, s := range n.Sigs {
 		name, _, _ := strings.Cut(s, ":")
-		out = append(out, name)
+		if !slices.Contains(out, name) {
+			out = append(out, name)
+		}
 	}
 	return out
 }
@@ -109,31 +112,37 @@ func (n *NarInfo) SigKeys() []string {
 // SignedBy reports whether the narinfo carries a valid signature by the
 // public key pub (nix's text form, name:base64).
 func (n *NarInfo) SignedBy(pub string) bool {
-	name, b64, ok := strings.Cut(pub, ":")
-	key, err := base64.StdEncoding.DecodeString(b64)
-	if !ok || err != nil || len(key) != ed25519.PublicKeySize {
-		return false
-	}
 	fp := []byte(n.Fingerprint())
 	for _, s := range n.Sigs {
-		sname, sb64, ok := strings.Cut(s, ":")
-		if !ok || sname != name {
-			continue
-		}
-		sig, err := base64.StdEncoding.DecodeString(sb64)
-		if err == nil && ed25519.Verify(ed25519.PublicKey(key), fp, sig) {
+		if validSig(pub, s, fp) {
 			return true
 		}
 	}
 	return false
 }
 
-// KeepSigsOf drops every signature not made by the key named name and
-// reports whether any was dropped.
-func (n *NarInfo) KeepSigsOf(name string) bool {
+// validSig reports whether sig (name:base64) is pub's signature of fp.
+func validSig(pub, sig string, fp []byte) bool {
+	name, b64, ok := strings.Cut(pub, ":")
+	key, err := base64.StdEncoding.DecodeString(b64)
+	if !ok || err != nil || len(key) != ed25519.PublicKeySize {
+		return false
+	}
+	sname, sb64, ok := strings.Cut(sig, ":")
+	if !ok || sname != name {
+		return false
+	}
+	raw, err := base64.StdEncoding.DecodeString(sb64)
+	return err == nil && ed25519.Verify(ed25519.PublicKey(key), fp, raw)
+}
+
+// KeepSigsOf drops every signature that is not pub's valid signature of
+// the path and reports whether any was dropped.
+func (n *NarInfo) KeepSigsOf(pub string) bool {
+	fp := []byte(n.Fingerprint())
 	kept := n.Sigs[:0:0]
 	for _, s := range n.Sigs {
-		if sname, _, _ := strings.Cut(s, ":"); sname == name {
+		if validSig(pub, s, fp) {
 			kept = append(kept, s)
 		}
 	}

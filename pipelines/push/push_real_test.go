@@ -36,14 +36,24 @@ func passedStore(t *testing.T, rev string) results.Store {
 // pushTo pushes b to uri with key; it returns stdout, stderr and the error.
 func pushTo(t *testing.T, b *built, uri string, key *signing.Key) (string, string, []Summary, error) {
 	t.Helper()
+	return pushWith(t, b, uri, key, nil)
+}
+
+// pushWith is pushTo with the options changed by edit.
+func pushWith(t *testing.T, b *built, uri string, key *signing.Key, edit func(*Options)) (string, string, []Summary, error) {
+	t.Helper()
 	var out, log bytes.Buffer
 	targets, err := Targets(TargetConfig{Cache: uri, Engine: b.Engine, Log: &log})
 	require.NoError(t, err)
-	sums, err := Run(t.Context(), Options{
+	o := Options{
 		Engine: b.Engine, Report: b.Report, Rev: b.Report.Rev, Results: passedStore(t, b.Report.Rev),
-		Signer: &NixSigner{Engine: b.Engine, Key: key, Log: &log}, PublicKey: key.Public(),
+		Signer: &NixSigner{Engine: b.Engine, Key: key, Log: &log}, PublicKey: key.Public(), Key: key,
 		Targets: targets, Out: &out, Log: &log,
-	})
+	}
+	if edit != nil {
+		edit(&o)
+	}
+	sums, err := Run(t.Context(), o)
 	return out.String(), log.String(), sums, err
 }
 

@@ -203,12 +203,11 @@ func pushOne(ctx context.Context, o Options, t Target, infos []nixcli.PathInfo, 
 		// Only the target's key signs what this push uploaded: signatures
 		// the local store holds from other keys (a local key, upstream)
 		// are dropped from the narinfos.
-		name := keyName(pub)
 		for _, p := range upload {
-			if !hasOtherSigs(local[p].Signatures, name) {
+			if !hasOtherSigs(local[p].Signatures, keyName(pub)) {
 				continue
 			}
-			if err := rewriteNarInfo(ctx, t.Files, p, func(ni *cache.NarInfo) bool { return ni.KeepSigsOf(name) }); err != nil {
+			if err := rewriteNarInfo(ctx, t.Files, p, func(ni *cache.NarInfo) bool { return ni.KeepSigsOf(pub) }); err != nil {
 				return s, clierr.Failedf("removing other keys' signatures from %s in %s: %v", p, t.URI, err)
 			}
 		}
@@ -327,14 +326,17 @@ func signedByOthers(uri, pub string, es []*entry) error {
 		len(es), uri, keyName(pub), strings.Join(parts, ", "), es[0].Path, keyName(pub))
 }
 
-// hasOtherSigs reports whether sigs holds a signature by a key not named name.
+// hasOtherSigs reports whether sigs holds a signature other than one by
+// the key named name (at most one of those can be the current key's).
 func hasOtherSigs(sigs []string, name string) bool {
+	own := 0
 	for _, s := range sigs {
 		if n, _, _ := strings.Cut(s, ":"); n != name {
 			return true
 		}
+		own++
 	}
-	return false
+	return own > 1
 }
 
 // localFingerprint is the signature fingerprint of a path as the local
