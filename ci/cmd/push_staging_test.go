@@ -13,8 +13,8 @@ import (
 	"github.com/ipex-flake/ipex-flake/internal/fixture"
 	"github.com/ipex-flake/ipex-flake/internal/testlib"
 	"github.com/ipex-flake/ipex-flake/internal/testnginx"
-	"github.com/ipex-flake/ipex-flake/pipelines/report"
 	"github.com/ipex-flake/ipex-flake/pipelines/push/signing"
+	"github.com/ipex-flake/ipex-flake/pipelines/report"
 )
 
 // TestStagingCacheBetweenJobs is the staging cache across two machines:
