@@ -1,8 +1,10 @@
 package push
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
@@ -67,6 +69,16 @@ func TestPushRepairsTheServer(t *testing.T) {
 			require.NoError(t, err)
 			require.NoError(t, os.Truncate(nar, st.Size()/2))
 		}, 1, "the narinfo says"},
+		{"narinfo altered", func(t *testing.T, dir string) {
+			name := filepath.Join(dir, cache.NarInfoName(victim))
+			data, err := os.ReadFile(name)
+			require.NoError(t, err)
+			ni, err := cache.ParseNarInfo(data)
+			require.NoError(t, err)
+			altered := strings.Replace(string(data), fmt.Sprintf("NarSize: %d", ni.NarSize), fmt.Sprintf("NarSize: %d", ni.NarSize+8), 1)
+			require.NotEqual(t, string(data), altered)
+			require.NoError(t, os.WriteFile(name, []byte(altered), 0o644))
+		}, 1, "its narinfo differs from the local store's path"},
 	}
 	for _, c := range realCaches {
 		for _, d := range damages {
