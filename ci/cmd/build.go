@@ -172,7 +172,8 @@ func runBuild(ctx context.Context, io *IO, opts *BuildOptions) error {
 	if err != nil {
 		return err
 	}
-	if err := checkBuildCaches(ctx, io, opts); err != nil {
+	staging, err := newStaging(ctx, io, opts)
+	if err != nil {
 		return err
 	}
 	src := dir
@@ -206,9 +207,11 @@ func runBuild(ctx context.Context, io *IO, opts *BuildOptions) error {
 	}
 	fmt.Fprintf(io.Err, "ci build: %s on the %s engine, systems %s, cache %s\n", shown, eng.Name(), strings.Join(opts.Systems, ","), opts.Cache)
 
+	bprog := staging.wrap(ctx, eng, prog)
+	defer staging.stop()
 	rep, _, runErr := build.Run(ctx, build.Options{
 		Engine: eng, Flake: flakeRef, Systems: opts.Systems, Jobs: opts.Jobs,
-		Attrs: opts.Attrs, Cache: lookup, Progress: prog, Secrets: nixSecrets(io.Getenv),
+		Attrs: opts.Attrs, Cache: lookup, Progress: bprog, Secrets: nixSecrets(io.Getenv),
 		Remote: rem, Shard: opts.shard(), ShardPlan: opts.ShardPlan,
 	})
 	var evalErr *build.EvalError
@@ -221,7 +224,7 @@ func runBuild(ctx context.Context, io *IO, opts *BuildOptions) error {
 		}
 		return runErr
 	}
-	stageErr := stageBuilt(ctx, io, eng, opts, rep)
+	stageErr := staging.finish(ctx, rep)
 	rep.Flake = opts.Flake
 	if !remote {
 		rep.Rev = gitOut(ctx, dir, "rev-parse", "HEAD")

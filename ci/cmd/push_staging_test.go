@@ -2,7 +2,9 @@ package cmd
 
 import (
 	"os"
+	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 
@@ -13,6 +15,7 @@ import (
 	"github.com/ipex-flake/ipex-flake/internal/fixture"
 	"github.com/ipex-flake/ipex-flake/internal/testlib"
 	"github.com/ipex-flake/ipex-flake/internal/testnginx"
+	"github.com/ipex-flake/ipex-flake/pipelines/cache"
 	"github.com/ipex-flake/ipex-flake/pipelines/push/signing"
 	"github.com/ipex-flake/ipex-flake/pipelines/report"
 )
@@ -32,10 +35,21 @@ func TestStagingCacheBetweenJobs(t *testing.T) {
 	require.NoError(t, fixture.Write(dir, fixture.Generated(3, testlib.Nonce())))
 	rep := filepath.Join(t.TempDir(), "r.json")
 
-	// The build job.
-	io, _, errb := testIO(nil)
+	// A staging key that is not a key: exit 2, nothing built.
+	io, _, errb := testIO(map[string]string{EnvStagingKey: "staging-1:bm90LWEta2V5"})
+	require.Equal(t, clierr.ExitUsage, Run(t.Context(), io, []string{"build", "--engine", "host", "--flake", dir, "--report", rep, "--push-to", staging.URL()}), errb.String())
+	assert.Contains(t, errb.String(), EnvStagingKey+" is not a Nix secret key")
+	assert.NotContains(t, errb.String(), "bm90LWEta2V5")
+	assert.NoFileExists(t, rep)
+
+	// The build job, signing with the staging cache's own key.
+	stagingKey, err := signing.Generate("staging.example.org-1")
+	require.NoError(t, err)
+	io, _, errb = testIO(map[string]string{EnvStagingKey: stagingKey.Secret()})
 	require.Equal(t, clierr.ExitOK, Run(t.Context(), io, []string{"build", "--engine", "host", "--flake", dir, "--report", rep, "--push-to", staging.URL()}), errb.String())
-	assert.Contains(t, errb.String(), "staging: uploaded 4 paths to "+staging.URL())
+	assert.NotContains(t, errb.String(), stagingKey.Secret()[len("staging.example.org-1:"):])
+	assert.Contains(t, errb.String(), "staging: uploaded ")
+	assert.Regexp(t, `staging: (4 paths already in|uploaded \d+ paths to) `+regexp.QuoteMeta(staging.URL()), errb.String(), "the upload after the build checks everything")
 	r, err := report.Read(rep)
 	require.NoError(t, err)
 	assert.Equal(t, staging.URL(), r.Staging)
@@ -45,6 +59,10 @@ func TestStagingCacheBetweenJobs(t *testing.T) {
 	ni, err := filepath.Glob(filepath.Join(staging.Root, "*.narinfo"))
 	require.NoError(t, err)
 	assert.Len(t, ni, 4)
+
+	// Stage jobs substitute from it trusting the staging key.
+	msg, err := substituteAll(t, staging.URL(), stagingKey.Public(), built)
+	require.NoError(t, err, msg)
 
 	// A second build finds everything in the staging cache.
 	io, _, errb = testIO(nil)
@@ -75,6 +93,42 @@ func TestStagingCacheBetweenJobs(t *testing.T) {
 	assert.Empty(t, logs, "nix wrote no build log in the fresh store")
 
 	t.Setenv("NIX_CONFIG", strings.TrimSuffix(os.Getenv("NIX_CONFIG"), "\nstore = "+root))
-	msg, err := substituteAll(t, release, pub, built)
+	msg, err = substituteAll(t, release, pub, built)
 	require.NoError(t, err, msg)
+}
+
+// TestStagingUploadsAsOutputsFinish: output "waiter" builds only once
+// output "first" is in the staging cache (its builder polls the nginx root,
+// bounded), so the build can only finish if "first" is uploaded while the
+// build is still running.
+func TestStagingUploadsAsOutputsFinish(t *testing.T) {
+	testlib.OfflineNix(t)
+	isolatedHome(t)
+	staging := testnginx.New(t)
+	dir := t.TempDir()
+	f := fixture.Flake{Nonce: testlib.Nonce(), Drvs: map[string]fixture.Drv{
+		"first":  {Script: "echo first > $out"},
+		"waiter": {Script: "echo placeholder > $out"},
+	}, Packages: map[string]string{"first": "first", "waiter": "waiter"}}
+	require.NoError(t, fixture.Write(dir, f))
+	out, err := exec.CommandContext(t.Context(), "nix", "--extra-experimental-features", "nix-command flakes",
+		"eval", "--raw", dir+"#packages.x86_64-linux.first.outPath").Output()
+	require.NoError(t, err)
+	first := strings.TrimSpace(string(out))
+	marker := filepath.Join(staging.Root, cache.NarInfoName(first))
+	// Builders run as nixbld users: let them look into the test's directories.
+	for d := staging.Root; d != filepath.Dir(d) && strings.HasPrefix(d, os.TempDir()+"/"); d = filepath.Dir(d) {
+		require.NoError(t, os.Chmod(d, 0o755))
+	}
+	// Up to a few million shell-builtin iterations: far longer than the
+	// upload takes, and bounded.
+	f.Drvs["waiter"] = fixture.Drv{Script: `i=0; while [ ! -e ` + marker + ` ]; do i=$((i+1)); if [ $i -gt 3000000 ]; then echo "first never reached the staging cache"; exit 1; fi; done; echo waited $i > $out`}
+	require.NoError(t, fixture.Write(dir, f))
+
+	rep := filepath.Join(t.TempDir(), "r.json")
+	io, _, errb := testIO(nil)
+	code := Run(t.Context(), io, []string{"build", "--engine", "host", "--flake", dir, "--report", rep, "--jobs", "2", "--push-to", staging.URL()})
+	require.Equal(t, clierr.ExitOK, code, errb.String())
+	assert.Contains(t, errb.String(), "staging: uploaded "+first+" to "+staging.URL())
+	assert.Len(t, outPaths(t, rep, report.StatusBuilt), 2)
 }

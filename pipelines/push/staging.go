@@ -22,6 +22,9 @@ type StageOptions struct {
 	// Report is the build's report: the closures of its built and present
 	// outputs are uploaded.
 	Report *report.Report
+	// Signer signs the paths before upload, with the staging cache's own
+	// key (nil: uploaded unsigned).
+	Signer Signer
 	// Log receives progress and nix's output.
 	Log io.Writer
 }
@@ -47,7 +50,7 @@ func StagePaths(r *report.Report) []string {
 	return out
 }
 
-// Stage uploads, unsigned, the closures of the report's built and present
+// Stage uploads (signed with the staging key when there is one) the closures of the report's built and present
 // outputs that the staging cache lacks, so that later jobs (stages, ci
 // push) substitute them instead of building; ci push signs them on the
 // way to the release cache. The staging cache is asked directly; a damaged
@@ -110,6 +113,11 @@ func Stage(ctx context.Context, o StageOptions) (pushed int, err error) {
 		return 0, nil
 	}
 	fmt.Fprintf(log, "staging: uploading %d of %d paths (closures of %d outputs) to %s\n", len(upload), len(closure), len(outPaths), o.URI)
+	if o.Signer != nil {
+		if err := o.Signer.Sign(ctx, upload); err != nil {
+			return 0, err
+		}
+	}
 	if err := (&NixCopy{Engine: o.Engine, URI: o.URI, Log: log}).Upload(ctx, upload); err != nil {
 		return 0, clierr.Failedf("upload to the staging cache %s failed: %v; the build's outputs are in the local store, run ci build --push-to again to finish", o.URI, err)
 	}
