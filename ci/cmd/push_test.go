@@ -33,8 +33,10 @@ func TestPushFlags(t *testing.T) {
 		want PushOptions
 	}{
 		{"defaults", nil, PushOptions{Report: report.DefaultReportPath}},
-		{"all", []string{"--cache", "s3://b?region=x", "--signing-key-file", "k", "--report", "r.json", "--force", "--cachix", "c"},
-			PushOptions{Cache: "s3://b?region=x", SigningKeyFile: "k", Report: "r.json", Force: true, Cachix: "c"}},
+		{"all", []string{"--cache", "s3://b?region=x", "--signing-key-file", "k", "--report", "r.json", "--force", "--cachix", "c",
+			"--resign", "--from", "http://staging", "--from", "file:///srv/c"},
+			PushOptions{Cache: "s3://b?region=x", SigningKeyFile: "k", Report: "r.json", Force: true, Cachix: "c",
+				Resign: true, From: []string{"http://staging", "file:///srv/c"}}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
