@@ -2,6 +2,10 @@ package push
 
 import (
 	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"net/http/httputil"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -10,6 +14,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/ipex-flake/ipex-flake/internal/clierr"
 	"github.com/ipex-flake/ipex-flake/internal/testnginx"
 	"github.com/ipex-flake/ipex-flake/pipelines/cache"
 )
@@ -110,4 +115,32 @@ func TestPushRepairsTheServer(t *testing.T) {
 			})
 		}
 	}
+}
+
+// TestPushRepairNeedsDelete: a server that refuses DELETE cannot be
+// repaired by the push; the error says so and names the files to remove.
+func TestPushRepairNeedsDelete(t *testing.T) {
+	b := buildFixture(t, 1, 100)
+	ng := testnginx.New(t)
+	u, err := url.Parse(ng.URL())
+	require.NoError(t, err)
+	rp := httputil.NewSingleHostReverseProxy(u)
+	proxy := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method == http.MethodDelete {
+			http.Error(w, "no", http.StatusMethodNotAllowed)
+			return
+		}
+		rp.ServeHTTP(w, r)
+	}))
+	t.Cleanup(proxy.Close)
+	key := testKey(t)
+	_, log, _, err := pushTo(t, b, proxy.URL, key)
+	require.NoError(t, err, log)
+	ni := narinfoOf(t, ng.Root, b.Paths[0])
+	require.NoError(t, os.Remove(filepath.Join(ng.Root, ni.URL)))
+
+	_, log, _, err = pushTo(t, b, proxy.URL, key)
+	require.Error(t, err, log)
+	assert.Equal(t, clierr.ExitFailed, clierr.Code(err))
+	assert.ErrorContains(t, err, "allow DELETE for the push credentials, or delete "+cache.NarInfoName(b.Paths[0])+" and "+ni.URL+" on the server")
 }
