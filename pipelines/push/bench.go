@@ -12,6 +12,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"sort"
+	"strings"
 	"time"
 
 	"github.com/ipex-flake/ipex-flake/internal/clierr"
@@ -140,16 +141,24 @@ func runPushBench(ctx context.Context, w io.Writer, o BenchOptions) (*BenchResul
 		return time.Since(start), nil
 	}
 	// ci push side: the same closure, key and kind of cache.
+	var phases []string
 	pushSide := func(i int) (time.Duration, error) {
-		targets, err := Targets(TargetConfig{Cache: fmt.Sprintf("%s/push-%d", ng.URL(), i), Engine: eng})
+		uri := fmt.Sprintf("%s/push-%d", ng.URL(), i)
+		targets, err := Targets(TargetConfig{Cache: uri, Engine: eng})
 		if err != nil {
 			return 0, err
 		}
+		var log bytes.Buffer
 		start := time.Now()
 		sums, err := Run(ctx, Options{Engine: eng, Report: rep, Force: true, Signer: &NixSigner{Engine: eng, Key: key},
-			PublicKey: key.Public(), Key: key, Targets: targets})
+			PublicKey: key.Public(), Key: key, Targets: targets, Log: &log})
 		if err != nil {
 			return 0, err
+		}
+		for _, l := range strings.Split(log.String(), "\n") {
+			if strings.HasPrefix(l, uri+": ") {
+				phases = append(phases, strings.TrimPrefix(l, uri+": "))
+			}
 		}
 		if len(sums) != 1 || sums[0].Pushed != len(closure) {
 			return 0, fmt.Errorf("ci push uploaded %v, not the %d paths of the closure", sums, len(closure))
@@ -180,6 +189,9 @@ func runPushBench(ctx context.Context, w io.Writer, o BenchOptions) (*BenchResul
 			first = "push first"
 		}
 		fmt.Fprintf(w, "%-5d %-12v %-12v %.3f (%s)\n", i+1, c.Round(time.Millisecond), p.Round(time.Millisecond), res.Ratios[i], first)
+		if len(phases) > i {
+			fmt.Fprintf(w, "      ci push: %s\n", phases[i])
+		}
 	}
 	res.Ratio, res.Spread = medianSpread(res.Ratios)
 

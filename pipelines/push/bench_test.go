@@ -43,6 +43,8 @@ func TestRunPushBench(t *testing.T) {
 			assert.Contains(t, s, "push ÷ copy:          median ")
 			assert.Contains(t, s, tt.wantVerdict)
 			assert.Equal(t, 3, strings.Count(s, "first)"))
+			assert.Equal(t, 3, strings.Count(s, "      ci push: "), "each repetition shows where the push spent its time")
+			assert.Contains(t, s, "server check ")
 		})
 	}
 }

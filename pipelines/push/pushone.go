@@ -122,6 +122,12 @@ func pushOne(ctx context.Context, o Options, t Target, infos []nixcli.PathInfo, 
 	// We sign for this target (hosted caches sign themselves).
 	ours := t.PublicKey == ""
 
+	var phases []string
+	mark := time.Now()
+	phase := func(name string) {
+		phases = append(phases, fmt.Sprintf("%s %v", name, time.Since(mark).Round(time.Millisecond)))
+		mark = time.Now()
+	}
 	var missing, damaged, resign []string
 	switch {
 	case t.Files != nil:
@@ -179,6 +185,7 @@ func pushOne(ctx context.Context, o Options, t Target, infos []nixcli.PathInfo, 
 	default:
 		missing = closure
 	}
+	phase("server check")
 	upload := append(append([]string{}, missing...), damaged...)
 	sort.Strings(upload)
 	s.Present = len(closure) - len(upload)
@@ -193,11 +200,13 @@ func pushOne(ctx context.Context, o Options, t Target, infos []nixcli.PathInfo, 
 			if err := o.Signer.Sign(ctx, upload); err != nil {
 				return s, err
 			}
+			phase("sign")
 		}
 		if err := t.Uploader.Upload(ctx, upload); err != nil {
 			return s, clierr.Failedf("push to %s failed: %v (paths already uploaded are complete; run ci push again to finish)", t.URI, err)
 		}
 		s.Pushed = len(upload)
+		phase("upload")
 	}
 	if t.Files != nil && ours {
 		// Only the target's key signs what this push uploaded: signatures
@@ -228,6 +237,9 @@ func pushOne(ctx context.Context, o Options, t Target, infos []nixcli.PathInfo, 
 		}
 	}
 
+	if s.Pushed > 0 || s.Resigned > 0 {
+		phase("signatures")
+	}
 	switch {
 	case t.Verifier != nil:
 		if err := t.Verifier.Verify(ctx, closure, pub); err != nil {
@@ -244,7 +256,9 @@ func pushOne(ctx context.Context, o Options, t Target, infos []nixcli.PathInfo, 
 	default:
 		return s, clierr.Failedf("%s cannot be verified: no verifier", t.URI)
 	}
+	phase("verify")
 	s.Duration = time.Since(start)
+	fmt.Fprintf(log, "%s: %v (%s)\n", t.URI, s.Duration.Round(time.Millisecond), strings.Join(phases, ", "))
 	if s.Pushed > 0 || s.Resigned > 0 {
 		var extra []string
 		if s.Repaired > 0 {
