@@ -146,3 +146,49 @@ func TestUnwritableCaches(t *testing.T) {
 	assert.Contains(t, errb.String(), "answered 405")
 	assert.NotContains(t, errb.String(), "building", "nothing is built when the staging cache cannot be written")
 }
+
+// TestPushKeysThroughTheCommand: after a push with the locally generated
+// key, a push with NIX_SIGNING_KEY_FILE to a shared cache leaves no
+// signature of the local key there; after the shared key rotates, ci push
+// names the old key and the fix, and --resign makes the cache verify with
+// the new key.
+func TestPushKeysThroughTheCommand(t *testing.T) {
+	testlib.OfflineNix(t)
+	isolatedHome(t)
+	ng := testnginx.New(t)
+	outPath := buildOne(t)
+	rep := filepath.Join(t.TempDir(), "r.json")
+	require.NoError(t, (&report.Report{Engine: "host", Outputs: []report.Output{
+		{Attr: "packages.x86_64-linux.a", OutPaths: []string{outPath}, Status: report.StatusBuilt}}}).Write(rep))
+	push := func(env map[string]string, args ...string) (int, string, string) {
+		io, stdout, errb := testIO(env)
+		code := Run(t.Context(), io, append([]string{"push", "--report", rep, "--force"}, args...))
+		return code, stdout.String(), errb.String()
+	}
+
+	code, _, errb := push(nil)
+	require.Equal(t, clierr.ExitOK, code, errb)
+	require.Contains(t, errb, "generated signing key "+signing.DefaultKeyName)
+
+	oldKey, oldPub := keyFile(t, "cache.example.org-1")
+	code, _, errb = push(map[string]string{signing.EnvKeyFile: oldKey}, "--cache", ng.URL())
+	require.Equal(t, clierr.ExitOK, code, errb)
+	narinfo, err := os.ReadFile(filepath.Join(ng.Root, strings.SplitN(filepath.Base(outPath), "-", 2)[0]+".narinfo"))
+	require.NoError(t, err)
+	assert.Contains(t, string(narinfo), "Sig: cache.example.org-1:")
+	assert.NotContains(t, string(narinfo), signing.DefaultKeyName, "the local key's signature stays off the shared cache")
+
+	newKey, newPub := keyFile(t, "cache.example.org-2")
+	code, _, errb = push(map[string]string{signing.EnvKeyFile: newKey}, "--cache", ng.URL())
+	assert.Equal(t, clierr.ExitFailed, code, errb)
+	assert.Contains(t, errb, "not signed by the current key cache.example.org-2: they were signed by cache.example.org-1 (1)")
+	assert.Contains(t, errb, "run `ci push --resign`")
+
+	code, stdout, errb := push(map[string]string{signing.EnvKeyFile: newKey}, "--cache", ng.URL(), "--resign")
+	require.Equal(t, clierr.ExitOK, code, errb)
+	assert.Contains(t, stdout, "1 re-signed")
+	for _, pub := range []string{newPub, oldPub} {
+		msg, err := substituteAll(t, ng.URL(), pub, []string{outPath})
+		require.NoError(t, err, msg)
+	}
+}
