@@ -31,6 +31,7 @@ type PushOptions struct {
 	Cachix         string
 	Resign         bool
 	From           []string
+	CheckContents  bool
 }
 
 func newPushCmd(io *IO) *cobra.Command { return newPushCmdWith(io, runPush) }
@@ -46,8 +47,8 @@ What to push is decided against the cache itself: every path in the closures
 of the report's built, cached and present outputs that the cache lacks is
 signed and uploaded, whichever cache the build consulted. file:// and
 http(s):// caches are read directly (never through nix's narinfo disk cache):
-a narinfo whose NAR is missing or damaged is repaired by uploading the path
-again. Afterwards every path must verify against the cache with the public
+a narinfo whose NAR is missing or has the wrong size (with --check-contents:
+the wrong hash) is repaired by uploading the path again. Afterwards every path must verify against the cache with the public
 key, or the push fails.
 
 Outputs the local store lacks are substituted, never built, from --from, the
@@ -75,6 +76,7 @@ cache directory. --cachix needs CACHIX_AUTH_TOKEN and CACHIX_PUBLIC_KEY;
 	f.BoolVar(&opts.Force, "force", false, "push even when the stages the dev channel needs have not passed for this commit (prints a warning)")
 	f.StringVar(&opts.Cachix, "cachix", "", "also push to this Cachix cache (needs CACHIX_AUTH_TOKEN and CACHIX_PUBLIC_KEY)")
 	f.BoolVar(&opts.Resign, "resign", false, "add the current key's signature to paths in the cache signed only by other keys (re-uploads their narinfos only)")
+	f.BoolVar(&opts.CheckContents, "check-contents", false, "read every NAR of the closure on the cache and check its hash, not only its size (what is uploaded is always read back in full)")
 	f.StringArrayVar(&opts.From, "from", nil, "substitute outputs the local store lacks from this cache `STORE_URI` (repeatable; the report's staging cache and build cache are tried after it); nothing is built")
 	return c
 }
@@ -154,6 +156,8 @@ func runPush(ctx context.Context, io *IO, opts *PushOptions) error {
 		Sources:      append(append([]string{}, opts.From...), rep.Staging, rep.Cache),
 		Key:          key,
 		Resign:       opts.Resign,
+
+		CheckContents: opts.CheckContents,
 	})
 	if err == nil && !configuredKey {
 		printTrust(io, key, targets)

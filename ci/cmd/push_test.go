@@ -34,9 +34,9 @@ func TestPushFlags(t *testing.T) {
 	}{
 		{"defaults", nil, PushOptions{Report: report.DefaultReportPath}},
 		{"all", []string{"--cache", "s3://b?region=x", "--signing-key-file", "k", "--report", "r.json", "--force", "--cachix", "c",
-			"--resign", "--from", "http://staging", "--from", "file:///srv/c"},
+			"--resign", "--from", "http://staging", "--from", "file:///srv/c", "--check-contents"},
 			PushOptions{Cache: "s3://b?region=x", SigningKeyFile: "k", Report: "r.json", Force: true, Cachix: "c",
-				Resign: true, From: []string{"http://staging", "file:///srv/c"}}},
+				Resign: true, From: []string{"http://staging", "file:///srv/c"}, CheckContents: true}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

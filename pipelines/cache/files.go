@@ -28,6 +28,9 @@ type Files interface {
 	// Open streams the file's content; the caller closes it. A missing
 	// file is an error wrapping fs.ErrNotExist.
 	Open(ctx context.Context, name string) (io.ReadCloser, error)
+	// Size returns the file's size without reading it (-1 when the server
+	// does not say), or an error wrapping fs.ErrNotExist.
+	Size(ctx context.Context, name string) (int64, error)
 	// Put writes the file (atomically for file://).
 	Put(ctx context.Context, name string, data []byte) error
 	// Delete removes the file; a missing file is not an error.
@@ -71,6 +74,15 @@ func (f *FileFiles) Get(_ context.Context, name string) ([]byte, error) {
 // Open implements Files.
 func (f *FileFiles) Open(_ context.Context, name string) (io.ReadCloser, error) {
 	return os.Open(f.path(name))
+}
+
+// Size implements Files.
+func (f *FileFiles) Size(_ context.Context, name string) (int64, error) {
+	st, err := os.Stat(f.path(name))
+	if err != nil {
+		return 0, err
+	}
+	return st.Size(), nil
 }
 
 // Put implements Files: a temporary file renamed into place, so a reader
@@ -193,6 +205,16 @@ func (h *HTTPFiles) Open(ctx context.Context, name string) (io.ReadCloser, error
 		return nil, err
 	}
 	return resp.Body, nil
+}
+
+// Size implements Files with a HEAD request.
+func (h *HTTPFiles) Size(ctx context.Context, name string) (int64, error) {
+	resp, err := h.do(ctx, http.MethodHead, name, nil)
+	if err != nil {
+		return 0, err
+	}
+	resp.Body.Close()
+	return resp.ContentLength, nil
 }
 
 // Put implements Files.

@@ -30,10 +30,10 @@ type entry struct {
 const inspectConcurrency = 16
 
 // inspect reads, for every path, its narinfo from the server and checks
-// that the NAR it names is there with the size and hash the narinfo gives
-// (the NAR is read in full). Nothing is cached in between: these are the
-// files a substituting client would get.
-func inspect(ctx context.Context, files cache.Files, paths []string) (map[string]*entry, error) {
+// that the NAR it names is there with the size the narinfo gives; deep
+// also reads the NAR in full and checks its hash. Nothing is cached in
+// between: these are the files a substituting client would get.
+func inspect(ctx context.Context, files cache.Files, paths []string, deep bool) (map[string]*entry, error) {
 	var (
 		mu    sync.Mutex
 		out   = make(map[string]*entry, len(paths))
@@ -48,7 +48,7 @@ func inspect(ctx context.Context, files cache.Files, paths []string) (map[string
 		sem <- struct{}{}
 		go func(p string) {
 			defer func() { <-sem; wg.Done() }()
-			e, err := inspectOne(ctx, files, p)
+			e, err := inspectOne(ctx, files, p, deep)
 			mu.Lock()
 			defer mu.Unlock()
 			if err != nil {
@@ -68,7 +68,7 @@ func inspect(ctx context.Context, files cache.Files, paths []string) (map[string
 	return out, nil
 }
 
-func inspectOne(ctx context.Context, files cache.Files, p string) (*entry, error) {
+func inspectOne(ctx context.Context, files cache.Files, p string, deep bool) (*entry, error) {
 	e := &entry{Path: p}
 	name := cache.NarInfoName(p)
 	raw, err := files.Get(ctx, name)
@@ -91,6 +91,22 @@ func inspectOne(ctx context.Context, files cache.Files, p string) (*entry, error
 		return e, nil
 	}
 	e.Info, e.Raw = ni, raw
+	if !deep {
+		size, err := files.Size(ctx, ni.URL)
+		switch {
+		case errors.Is(err, fs.ErrNotExist):
+			e.Damage = fmt.Sprintf("its NAR %s is missing", ni.URL)
+			return e, nil
+		case err != nil:
+			return nil, fmt.Errorf("reading %s: %w", ni.URL, err)
+		case size >= 0 && ni.FileSize > 0 && size != ni.FileSize:
+			e.Damage = fmt.Sprintf("its NAR %s has %d bytes, the narinfo says %d", ni.URL, size, ni.FileSize)
+			return e, nil
+		case size >= 0 || ni.FileSize == 0:
+			return e, nil
+		}
+		// The server does not tell the size: read the NAR.
+	}
 	rc, err := files.Open(ctx, ni.URL)
 	if errors.Is(err, fs.ErrNotExist) {
 		e.Damage = fmt.Sprintf("its NAR %s is missing", ni.URL)

@@ -78,6 +78,10 @@ type Options struct {
 	// Key signs narinfos that --resign gives the key's signature; nil
 	// leaves paths signed by another key as an error that names the fix.
 	Key *signing.Key
+	// CheckContents reads every NAR of the closure on the server and checks
+	// its hash, not only its size (what this push uploads is always read
+	// back in full).
+	CheckContents bool
 	// Resign adds Key's signature to paths in the cache signed only by
 	// other keys (their narinfos are uploaded again, their NARs are not).
 	Resign bool

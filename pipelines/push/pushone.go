@@ -131,7 +131,7 @@ func pushOne(ctx context.Context, o Options, t Target, infos []nixcli.PathInfo, 
 	var missing, damaged, resign []string
 	switch {
 	case t.Files != nil:
-		ents, err := inspect(ctx, t.Files, closure)
+		ents, err := inspect(ctx, t.Files, closure, o.CheckContents)
 		if err != nil {
 			return s, clierr.Failedf("cannot read cache %s: %v; check the URI and that the cache is up", t.URI, err)
 		}
@@ -283,7 +283,7 @@ func verifyFiles(ctx context.Context, t Target, paths []string, pub string, ours
 	if len(paths) == 0 {
 		return nil
 	}
-	ents, err := inspect(ctx, t.Files, paths)
+	ents, err := inspect(ctx, t.Files, paths, true)
 	if err != nil {
 		return clierr.Failedf("verifying %s: %v", t.URI, err)
 	}

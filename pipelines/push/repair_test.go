@@ -48,7 +48,8 @@ func narinfoOf(t *testing.T, dir, p string) *cache.NarInfo {
 // TestPushRepairsTheServer damages a pushed cache on the server (a narinfo
 // deleted, a NAR deleted, a NAR truncated) and pushes again: the push
 // repairs it, exits 0, and an empty store substitutes every path with
-// signatures checked. The first push fills nix's narinfo disk cache, which
+// signatures checked (a NAR damaged without a change of size is found with
+// CheckContents, which reads every NAR). The first push fills nix's narinfo disk cache, which
 // would answer "present" for the deleted narinfo if nix were asked through it.
 func TestPushRepairsTheServer(t *testing.T) {
 	b := buildFixture(t, 2, 100)
@@ -61,19 +62,20 @@ func TestPushRepairsTheServer(t *testing.T) {
 		damage       func(t *testing.T, dir string)
 		wantRepaired int
 		wantLog      string
+		deep         bool
 	}{
 		{"narinfo deleted", func(t *testing.T, dir string) {
 			require.NoError(t, os.Remove(filepath.Join(dir, cache.NarInfoName(victim))))
-		}, 0, ""},
+		}, 0, "", false},
 		{"NAR deleted", func(t *testing.T, dir string) {
 			require.NoError(t, os.Remove(filepath.Join(dir, narinfoOf(t, dir, victim).URL)))
-		}, 1, "is missing"},
+		}, 1, "is missing", false},
 		{"NAR truncated", func(t *testing.T, dir string) {
 			nar := filepath.Join(dir, narinfoOf(t, dir, victim).URL)
 			st, err := os.Stat(nar)
 			require.NoError(t, err)
 			require.NoError(t, os.Truncate(nar, st.Size()/2))
-		}, 1, "the narinfo says"},
+		}, 1, "the narinfo says", false},
 		{"narinfo altered", func(t *testing.T, dir string) {
 			name := filepath.Join(dir, cache.NarInfoName(victim))
 			data, err := os.ReadFile(name)
@@ -83,7 +85,14 @@ func TestPushRepairsTheServer(t *testing.T) {
 			altered := strings.Replace(string(data), fmt.Sprintf("NarSize: %d", ni.NarSize), fmt.Sprintf("NarSize: %d", ni.NarSize+8), 1)
 			require.NotEqual(t, string(data), altered)
 			require.NoError(t, os.WriteFile(name, []byte(altered), 0o644))
-		}, 1, "its narinfo differs from the local store's path"},
+		}, 1, "its narinfo differs from the local store's path", false},
+		{"NAR corrupted, same size", func(t *testing.T, dir string) {
+			nar := filepath.Join(dir, narinfoOf(t, dir, victim).URL)
+			data, err := os.ReadFile(nar)
+			require.NoError(t, err)
+			data[len(data)/2] ^= 0xff
+			require.NoError(t, os.WriteFile(nar, data, 0o644))
+		}, 1, "has hash sha256:", true},
 	}
 	for _, c := range realCaches {
 		for _, d := range damages {
@@ -97,7 +106,7 @@ func TestPushRepairsTheServer(t *testing.T) {
 				_, err = substitute(t, uri, key.Public(), b.Paths)
 				require.Error(t, err, "the damaged cache must not substitute")
 
-				out, log, sums, err := pushTo(t, b, uri, key)
+				out, log, sums, err := pushWith(t, b, uri, key, func(o *Options) { o.CheckContents = d.deep })
 				require.NoError(t, err, log)
 				require.Len(t, sums, 1)
 				assert.Equal(t, 1, sums[0].Pushed, "only the damaged path is uploaded")

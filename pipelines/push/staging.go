@@ -71,7 +71,7 @@ func Stage(ctx context.Context, o StageOptions) (pushed int, err error) {
 	files := cache.NewFiles(o.URI)
 	var upload []string
 	if files != nil {
-		ents, err := inspect(ctx, files, closure)
+		ents, err := inspect(ctx, files, closure, false)
 		if err != nil {
 			return 0, clierr.Failedf("cannot read staging cache %s: %v; check the URI and that the cache is up", o.URI, err)
 		}
