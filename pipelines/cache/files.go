@@ -138,6 +138,7 @@ type StatusError struct {
 	Status      string
 }
 
+// Error implements error.
 func (e *StatusError) Error() string { return e.Method + " " + e.URL + ": " + e.Status }
 
 // Is makes a 404 match fs.ErrNotExist.

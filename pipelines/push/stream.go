@@ -59,12 +59,14 @@ type stagingProgress struct {
 	next build.Progress
 }
 
+// Phase implements build.Progress.
 func (p *stagingProgress) Phase(msg string) {
 	if p.next != nil {
 		p.next.Phase(msg)
 	}
 }
 
+// Event implements build.Progress: the Stager sees it first.
 func (p *stagingProgress) Event(e build.Event) {
 	p.s.event(e)
 	if p.next != nil {
