@@ -28,11 +28,13 @@ type buildStaging struct {
 }
 
 // newStaging runs before anything is built: it warns once when the
-// file:// cache the build asks does not exist, and, with --push-to, proves
+// file:// cache given to the build does not exist, and, with --push-to, proves
 // the staging cache takes writes and reads the staging key (exit 2 when
 // either fails).
 func newStaging(ctx context.Context, io *IO, opts *BuildOptions) (*buildStaging, error) {
-	if w := cache.MissingDirWarning(opts.Cache); w != "" && opts.Cache != opts.PushTo {
+	// The default cache is made by the first ci push; a cache given on
+	// the command line that does not exist is probably a mistake.
+	if w := cache.MissingDirWarning(opts.Cache); w != "" && opts.Cache != opts.PushTo && opts.Cache != cache.DefaultURI() {
 		fmt.Fprintf(io.Err, "warning: %s\n", w)
 	}
 	if opts.PushTo == "" {

@@ -120,9 +120,9 @@ func TestStagingUploadsAsOutputsFinish(t *testing.T) {
 	for d := staging.Root; d != filepath.Dir(d) && strings.HasPrefix(d, os.TempDir()+"/"); d = filepath.Dir(d) {
 		require.NoError(t, os.Chmod(d, 0o755))
 	}
-	// Up to a few million shell-builtin iterations: far longer than the
+	// Up to ten million shell-builtin iterations: far longer than the
 	// upload takes, and bounded.
-	f.Drvs["waiter"] = fixture.Drv{Script: `i=0; while [ ! -e ` + marker + ` ]; do i=$((i+1)); if [ $i -gt 3000000 ]; then echo "first never reached the staging cache"; exit 1; fi; done; echo waited $i > $out`}
+	f.Drvs["waiter"] = fixture.Drv{Script: `i=0; while [ ! -e ` + marker + ` ]; do i=$((i+1)); if [ $i -gt 10000000 ]; then echo "first never reached the staging cache"; exit 1; fi; done; echo waited $i > $out`}
 	require.NoError(t, fixture.Write(dir, f))
 
 	rep := filepath.Join(t.TempDir(), "r.json")
