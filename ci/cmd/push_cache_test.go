@@ -16,6 +16,7 @@ import (
 	"github.com/ipex-flake/ipex-flake/internal/fixture"
 	"github.com/ipex-flake/ipex-flake/internal/testlib"
 	"github.com/ipex-flake/ipex-flake/internal/testnginx"
+	"github.com/ipex-flake/ipex-flake/pipelines/cache"
 	"github.com/ipex-flake/ipex-flake/pipelines/push"
 	"github.com/ipex-flake/ipex-flake/pipelines/push/signing"
 	"github.com/ipex-flake/ipex-flake/pipelines/report"
@@ -94,6 +95,16 @@ func TestPushDecidesAgainstTheTarget(t *testing.T) {
 	assert.Contains(t, stdout.String(), "pushed 4 paths to "+ng.URL(), "3 outputs and their shared dependency")
 	msg, err := substituteAll(t, ng.URL(), pub, cached)
 	require.NoError(t, err, msg)
+
+	// On a machine whose store lacks the outputs, they come from the cache
+	// the build consulted (the default cache here), and nothing is built.
+	t.Setenv("NIX_CONFIG", os.Getenv("NIX_CONFIG")+"\nstore = "+filepath.Join(t.TempDir(), "fresh"))
+	other := "file://" + filepath.Join(t.TempDir(), "other")
+	io, stdout, errb = testIO(map[string]string{signing.EnvKeyFile: key})
+	require.Equal(t, clierr.ExitOK, Run(t.Context(), io, []string{"push", "--report", rep, "--force", "--cache", other}), errb.String())
+	assert.Contains(t, errb.String(), "fetching 3 outputs this store lacks from "+cache.DefaultURI())
+	assert.NotContains(t, errb.String(), "building '")
+	assert.Contains(t, stdout.String(), "pushed 4 paths to "+other)
 }
 
 // TestUnwritableCaches: a cache that cannot be written fails ci push with
