@@ -42,14 +42,15 @@ func newPushCmdWith(io *IO, runF func(context.Context, *IO, *PushOptions) error)
 		Use:   "push",
 		Short: "Push what passed to the binary cache, signed and verified",
 		Long: `push uploads the runtime closures of the outputs the build report marks built,
-once the stages the dev channel needs (unit) have passed for the commit.
-What to push is decided against the cache itself: every path in the closures
-of the report's built, cached and present outputs that the cache lacks is
-signed and uploaded, whichever cache the build consulted. file:// and
-http(s):// caches are read directly (never through nix's narinfo disk cache):
-a narinfo whose NAR is missing or has the wrong size (with --check-contents:
-the wrong hash) is repaired by uploading the path again. Afterwards every path must verify against the cache with the public
-key, or the push fails.
+cached or present, once the stages the dev channel needs (unit) have passed
+for the commit. What to push is decided against the cache itself: every path
+of those closures that the cache lacks is signed and uploaded, whichever cache
+the build consulted. file:// and http(s):// caches are read directly (never
+through nix's narinfo disk cache): a narinfo whose NAR is missing or has the
+wrong size (with --check-contents: the wrong hash) is repaired by uploading
+the path again. Afterwards every path must verify against the cache with the
+public key, or the push fails. A cache that cannot be written fails the push
+before anything is signed (exit 2).
 
 Outputs the local store lacks are substituted, never built, from --from, the
 report's staging cache (ci build --push-to) and the cache the build consulted.
@@ -65,7 +66,9 @@ cache directory. --cachix needs CACHIX_AUTH_TOKEN and CACHIX_PUBLIC_KEY;
 --cache attic://SERVER/CACHE needs ATTIC_CACHE_URL and ATTIC_PUBLIC_KEY.`,
 		Example: `  ci push
   ci push --cache 'https://cache.example.org' --signing-key-file /run/secrets/cache.sec
-  ci push --cache 's3://bucket?region=eu-west-1' --report out/build-report.json`,
+  ci push --cache 's3://bucket?region=eu-west-1' --report out/build-report.json
+  ci push --from "$NIX_STAGING_CACHE" --cache 'https://cache.example.org'   # fresh runner: fetch, sign, copy
+  ci push --cache 'https://cache.example.org' --resign                      # after a key rotation`,
 		Args: cobra.NoArgs,
 		RunE: func(c *cobra.Command, _ []string) error { return runF(c.Context(), io, opts) },
 	}
