@@ -24,6 +24,9 @@ type entry struct {
 	// is there: the NAR is missing, or its size or hash differ from the
 	// narinfo's ("" = complete).
 	Damage string
+	// BadNAR says the damage is the NAR file itself (which a repair
+	// removes so that nix writes it again).
+	BadNAR bool
 }
 
 // inspectConcurrency bounds the requests in flight while inspecting.
@@ -81,13 +84,10 @@ func inspectOne(ctx context.Context, files cache.Files, p string, deep bool) (*e
 	ni, err := cache.ParseNarInfo(raw)
 	if err != nil || ni.StorePath != p {
 		// Unreadable or for another path: as good as missing, uploaded again.
+		// Its URL may name another path's NAR: only the narinfo goes.
 		e.Raw = raw
 		e.Damage = fmt.Sprintf("%s is not a valid narinfo for %s", name, p)
-		if err == nil {
-			e.Info = ni
-		} else {
-			e.Info = &cache.NarInfo{StorePath: p}
-		}
+		e.Info = &cache.NarInfo{StorePath: p}
 		return e, nil
 	}
 	e.Info, e.Raw = ni, raw
@@ -95,12 +95,12 @@ func inspectOne(ctx context.Context, files cache.Files, p string, deep bool) (*e
 		size, err := files.Size(ctx, ni.URL)
 		switch {
 		case errors.Is(err, fs.ErrNotExist):
-			e.Damage = fmt.Sprintf("its NAR %s is missing", ni.URL)
+			e.Damage, e.BadNAR = fmt.Sprintf("its NAR %s is missing", ni.URL), true
 			return e, nil
 		case err != nil:
 			return nil, fmt.Errorf("reading %s: %w", ni.URL, err)
 		case size >= 0 && ni.FileSize > 0 && size != ni.FileSize:
-			e.Damage = fmt.Sprintf("its NAR %s has %d bytes, the narinfo says %d", ni.URL, size, ni.FileSize)
+			e.Damage, e.BadNAR = fmt.Sprintf("its NAR %s has %d bytes, the narinfo says %d", ni.URL, size, ni.FileSize), true
 			return e, nil
 		case size >= 0 || ni.FileSize == 0:
 			return e, nil
@@ -109,7 +109,7 @@ func inspectOne(ctx context.Context, files cache.Files, p string, deep bool) (*e
 	}
 	rc, err := files.Open(ctx, ni.URL)
 	if errors.Is(err, fs.ErrNotExist) {
-		e.Damage = fmt.Sprintf("its NAR %s is missing", ni.URL)
+		e.Damage, e.BadNAR = fmt.Sprintf("its NAR %s is missing", ni.URL), true
 		return e, nil
 	}
 	if err != nil {
@@ -125,9 +125,9 @@ func inspectOne(ctx context.Context, files cache.Files, p string, deep bool) (*e
 	copy(sum[:], h.Sum(nil))
 	switch {
 	case ni.FileSize > 0 && n != ni.FileSize:
-		e.Damage = fmt.Sprintf("its NAR %s has %d bytes, the narinfo says %d", ni.URL, n, ni.FileSize)
+		e.Damage, e.BadNAR = fmt.Sprintf("its NAR %s has %d bytes, the narinfo says %d", ni.URL, n, ni.FileSize), true
 	case ni.FileHash != "" && cache.SHA256Nix32(sum) != ni.FileHash:
-		e.Damage = fmt.Sprintf("its NAR %s has hash %s, the narinfo says %s", ni.URL, cache.SHA256Nix32(sum), ni.FileHash)
+		e.Damage, e.BadNAR = fmt.Sprintf("its NAR %s has hash %s, the narinfo says %s", ni.URL, cache.SHA256Nix32(sum), ni.FileHash), true
 	}
 	return e, nil
 }

@@ -161,10 +161,10 @@ func pushOne(ctx context.Context, o Options, t Target, infos []nixcli.PathInfo, 
 		}
 		for _, p := range damaged {
 			// nix uploads only paths whose narinfo is absent, and writes a
-			// NAR only when no file has its name: both go.
+			// NAR only when no file has its name: a damaged NAR goes too.
 			names := []string{cache.NarInfoName(p)}
-			if u := ents[p].Info.URL; u != "" {
-				names = append(names, u)
+			if e := ents[p]; e.BadNAR && e.Info.URL != "" {
+				names = append(names, e.Info.URL)
 			}
 			for _, name := range names {
 				if err := t.Files.Delete(ctx, name); err != nil {

@@ -86,6 +86,12 @@ func TestPushRepairsTheServer(t *testing.T) {
 			require.NotEqual(t, string(data), altered)
 			require.NoError(t, os.WriteFile(name, []byte(altered), 0o644))
 		}, 1, "its narinfo differs from the local store's path", false},
+		{"narinfo of another path", func(t *testing.T, dir string) {
+			// The other path's NAR must survive the repair.
+			data, err := os.ReadFile(filepath.Join(dir, cache.NarInfoName(closure[1])))
+			require.NoError(t, err)
+			require.NoError(t, os.WriteFile(filepath.Join(dir, cache.NarInfoName(victim)), data, 0o644))
+		}, 1, "is not a valid narinfo for " + victim, false},
 		{"NAR corrupted, same size", func(t *testing.T, dir string) {
 			nar := filepath.Join(dir, narinfoOf(t, dir, victim).URL)
 			data, err := os.ReadFile(nar)

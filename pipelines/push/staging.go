@@ -82,10 +82,11 @@ func Stage(ctx context.Context, o StageOptions) (pushed int, err error) {
 				upload = append(upload, p)
 			case e.Damage != "":
 				fmt.Fprintf(log, "repairing %s in %s: %s\n", p, o.URI, e.Damage)
-				for _, name := range []string{cache.NarInfoName(p), e.Info.URL} {
-					if name == "" {
-						continue
-					}
+				names := []string{cache.NarInfoName(p)}
+				if e.BadNAR && e.Info.URL != "" {
+					names = append(names, e.Info.URL)
+				}
+				for _, name := range names {
 					if err := files.Delete(ctx, name); err != nil {
 						return 0, clierr.Failedf("cannot repair %s in %s: removing %s failed: %v", p, o.URI, name, err)
 					}
