@@ -23,19 +23,21 @@ import (
 // not yet uploaded are signed (with StageOptions.Signer) and copied.
 // Stage, after the build, is the complete and verified upload; what the
 // Stager misses or fails to upload it does then (failures here are
-// warnings).
+// warnings). Its messages reach the display through the build's own
+// progress calls (as phases), so that only one goroutine writes there.
 type Stager struct {
-	o      StageOptions
-	log    io.Writer
-	ctx    context.Context
-	kick   chan struct{}
-	done   chan struct{}
-	mu     sync.Mutex
-	seen   map[string]bool // derivations that started building
-	staged map[string]bool // derivations whose outputs are uploaded
-	outs   map[string][]string
-	last   int
-	closed bool
+	o       StageOptions
+	log     io.Writer
+	ctx     context.Context
+	kick    chan struct{}
+	done    chan struct{}
+	mu      sync.Mutex
+	seen    map[string]bool // derivations that started building
+	staged  map[string]bool // derivations whose outputs are uploaded
+	outs    map[string][]string
+	last    int
+	closed  bool
+	pending []string
 	// Uploaded lists the out paths uploaded while the build ran.
 	uploaded []string
 }
@@ -61,14 +63,25 @@ type stagingProgress struct {
 
 // Phase implements build.Progress.
 func (p *stagingProgress) Phase(msg string) {
+	p.flush()
 	if p.next != nil {
 		p.next.Phase(msg)
+	}
+}
+
+// flush shows the Stager's messages, on the build's goroutine.
+func (p *stagingProgress) flush() {
+	for _, l := range p.s.take() {
+		if p.next != nil {
+			p.next.Phase(l)
+		}
 	}
 }
 
 // Event implements build.Progress: the Stager sees it first.
 func (p *stagingProgress) Event(e build.Event) {
 	p.s.event(e)
+	p.flush()
 	if p.next != nil {
 		p.next.Event(e)
 	}
@@ -102,14 +115,34 @@ func (s *Stager) poke() {
 	}
 }
 
-// Close waits for the upload under way and stops; it returns the out
-// paths uploaded while the build ran.
+// logf queues a message for the display.
+func (s *Stager) logf(format string, args ...any) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.pending = append(s.pending, fmt.Sprintf(format, args...))
+}
+
+// take returns and forgets the queued messages.
+func (s *Stager) take() []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	p := s.pending
+	s.pending = nil
+	return p
+}
+
+// Close waits for the upload under way and stops; it writes the messages
+// not shown yet to the log (the build has ended: nothing else writes there)
+// and returns the out paths uploaded while the build ran.
 func (s *Stager) Close() []string {
 	s.mu.Lock()
 	s.closed = true
 	close(s.kick)
 	s.mu.Unlock()
 	<-s.done
+	for _, l := range s.take() {
+		fmt.Fprintln(s.log, l)
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	sort.Strings(s.uploaded)
@@ -123,7 +156,7 @@ func (s *Stager) loop() {
 			continue
 		}
 		if err := s.round(); err != nil {
-			fmt.Fprintf(s.log, "warning: staging while building: %v (the upload after the build retries)\n", err)
+			s.logf("warning: staging while building: %v (the upload after the build retries)", err)
 		}
 	}
 }
@@ -158,15 +191,21 @@ func (s *Stager) round() error {
 	if len(paths) == 0 {
 		return nil
 	}
-	if s.o.Signer != nil {
-		if err := s.o.Signer.Sign(s.ctx, paths); err != nil {
+	// nix's own output is kept out of the display; errors carry its tail.
+	if signer := s.o.Signer; signer != nil {
+		if ns, ok := signer.(*NixSigner); ok {
+			quiet := *ns
+			quiet.Log = nil
+			signer = &quiet
+		}
+		if err := signer.Sign(s.ctx, paths); err != nil {
 			return err
 		}
 	}
-	if err := (&NixCopy{Engine: s.o.Engine, URI: s.o.URI, Log: s.log}).Upload(s.ctx, paths); err != nil {
+	if err := (&NixCopy{Engine: s.o.Engine, URI: s.o.URI}).Upload(s.ctx, paths); err != nil {
 		return err
 	}
-	fmt.Fprintf(s.log, "staging: uploaded %s to %s\n", strings.Join(paths, " "), s.o.URI)
+	s.logf("staging: uploaded %s to %s", strings.Join(paths, " "), s.o.URI)
 	s.mu.Lock()
 	for _, d := range ready {
 		s.staged[d] = true
