@@ -76,7 +76,8 @@ func New(uri string, fallback FallbackFunc) (Lookup, error) {
 	case "file":
 		return &File{Dir: u.Path}, nil
 	case "http", "https":
-		return &HTTP{Base: strings.TrimRight(stripQuery(uri), "/"), Client: &http.Client{Timeout: 30 * time.Second}}, nil
+		return &HTTP{Base: strings.TrimRight(stripQuery(uri), "/"), Client: &http.Client{Timeout: 30 * time.Second},
+			Auth: netrcAuth(NetrcFile(nil), u.Hostname())}, nil
 	default:
 		if fallback == nil {
 			return nil, clierr.Usagef("cache %q: lookups for %s:// need nix", uri, u.Scheme)
@@ -128,6 +129,9 @@ type HTTP struct {
 	Client *http.Client
 	// Concurrency bounds the lookups in flight (default 32).
 	Concurrency int
+	// Auth adds credentials to each request (nil: none), as nix would from
+	// its netrc file.
+	Auth func(*http.Request)
 }
 
 // URI implements Lookup.
@@ -154,6 +158,9 @@ func (h *HTTP) Has(ctx context.Context, paths []string) (map[string]bool, error)
 			req, err := http.NewRequestWithContext(ctx, http.MethodHead, url, nil)
 			if err != nil {
 				return false, err
+			}
+			if h.Auth != nil {
+				h.Auth(req)
 			}
 			resp, err := h.Client.Do(req)
 			if err != nil {

@@ -51,7 +51,8 @@ func NewFiles(uri string) Files {
 		}
 		return &FileFiles{Dir: u.Path}
 	case "http", "https":
-		return &HTTPFiles{Base: strings.TrimRight(stripQuery(uri), "/"), Client: &http.Client{Timeout: 5 * time.Minute}}
+		return &HTTPFiles{Base: strings.TrimRight(stripQuery(uri), "/"), Client: &http.Client{Timeout: 5 * time.Minute},
+			Auth: netrcAuth(NetrcFile(nil), u.Hostname())}
 	}
 	return nil
 }
@@ -124,6 +125,9 @@ func (f *FileFiles) Delete(_ context.Context, name string) error {
 type HTTPFiles struct {
 	Base   string
 	Client *http.Client
+	// Auth adds credentials to each request (nil: none); NewFiles takes
+	// them from the netrc file nix uses (NetrcFile).
+	Auth func(*http.Request)
 }
 
 var _ Files = (*HTTPFiles)(nil)
@@ -169,6 +173,9 @@ func (h *HTTPFiles) do(ctx context.Context, method, name string, body []byte) (*
 		}
 		if body != nil {
 			req.ContentLength = int64(len(body))
+		}
+		if h.Auth != nil {
+			h.Auth(req)
 		}
 		resp, err := h.Client.Do(req)
 		if err != nil {
@@ -291,14 +298,14 @@ func CheckWritable(ctx context.Context, uri string) error {
 		case errors.Is(err, fs.ErrNotExist):
 			info = []byte(cacheInfo)
 		case errors.As(err, &se):
-			return clierr.Usagef("cache %s cannot be read: GET nix-cache-info was answered %s; check the URL and the credentials (netrc-file in nix.conf)", uri, se.Status)
+			return clierr.Usagef("cache %s cannot be read: GET nix-cache-info was answered %s; check the URL and the credentials (in the netrc file nix reads, %s)", uri, se.Status, NetrcFile(nil))
 		case err != nil:
 			// Unreachable: perhaps for a moment, so not a usage error.
 			return clierr.Failedf("cannot read cache %s: %v; check the URI and that the cache is up", uri, err)
 		}
 		if err := f.Put(ctx, "nix-cache-info", info); err != nil {
 			if errors.As(err, &se) {
-				return clierr.Usagef("cache %s does not take uploads: a test PUT of nix-cache-info was answered %s; give the push credentials that may write (netrc-file in nix.conf) or allow PUT on the server", uri, se.Status)
+				return clierr.Usagef("cache %s does not take uploads: a test PUT of nix-cache-info was answered %s; give the push credentials that may write (in the netrc file nix reads, %s) or allow PUT on the server", uri, se.Status, NetrcFile(nil))
 			}
 			return clierr.Failedf("cannot write cache %s: %v; check that the cache is up", uri, err)
 		}
