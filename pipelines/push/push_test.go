@@ -267,3 +267,10 @@ func nixSubcommand(args []string) int {
 	}
 	return 0
 }
+
+func TestStagePaths(t *testing.T) {
+	rep := reportWith(pA)
+	rep.Outputs = append(rep.Outputs, report.Output{Attr: "packages.x86_64-linux.p", OutPaths: []string{pD}, Status: StatusPresent})
+	assert.Equal(t, []string{pA, pD}, StagePaths(rep), "built and present outputs go to the staging cache; cached ones are in a cache already")
+	assert.Empty(t, StagePaths(&report.Report{}))
+}
