@@ -92,6 +92,16 @@ func TestStagingCacheBetweenJobs(t *testing.T) {
 	logs, _ := filepath.Glob(filepath.Join(root, "nix", "var", "log", "nix", "drvs", "*", "*"))
 	assert.Empty(t, logs, "nix wrote no build log in the fresh store")
 
+	releaseInfos, err := filepath.Glob(filepath.Join(strings.TrimPrefix(release, "file://"), "*.narinfo"))
+	require.NoError(t, err)
+	require.Len(t, releaseInfos, 4)
+	for _, f := range releaseInfos {
+		data, err := os.ReadFile(f)
+		require.NoError(t, err)
+		assert.Contains(t, string(data), "Sig: release.example.org-1:")
+		assert.NotContains(t, string(data), "staging.example.org-1", "the staging key's signature stays off the release cache")
+	}
+
 	t.Setenv("NIX_CONFIG", strings.TrimSuffix(os.Getenv("NIX_CONFIG"), "\nstore = "+root))
 	msg, err = substituteAll(t, release, pub, built)
 	require.NoError(t, err, msg)
