@@ -83,7 +83,8 @@ func (s *buildStaging) finish(ctx context.Context, rep *report.Report) error {
 		return nil
 	}
 	s.stop()
-	if rep == nil {
+	if rep == nil || ctx.Err() != nil {
+		// Interrupted: what was uploaded stays, a rerun uploads the rest.
 		return nil
 	}
 	rep.Staging = s.opts.URI
