@@ -198,7 +198,12 @@ func (s *Stager) round() error {
 			quiet.Log = nil
 			signer = &quiet
 		}
-		if err := signer.Sign(s.ctx, paths); err != nil {
+		// nix copy uploads the closure: all of it carries the signature.
+		closure, err := Closure(s.ctx, s.o.Engine, paths)
+		if err != nil {
+			return err
+		}
+		if err := signer.Sign(s.ctx, closure); err != nil {
 			return err
 		}
 	}
