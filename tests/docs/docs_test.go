@@ -1,0 +1,361 @@
+package docs
+
+import (
+	"bytes"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/spf13/cobra"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/ipex-flake/ipex-flake/ci/cmd"
+	"github.com/ipex-flake/ipex-flake/internal/cmdline"
+)
+
+// root is the repository, relative to this package.
+const root = "../.."
+
+// markdownFiles returns every Markdown file of the repository (not test
+// fixtures), relative to root.
+func markdownFiles(t *testing.T) []string {
+	t.Helper()
+	var out []string
+	err := filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if d.IsDir() && (d.Name() == ".git" || d.Name() == "testdata" || d.Name() == "node_modules" || d.Name() == ".ci-out") {
+			return filepath.SkipDir
+		}
+		if !d.IsDir() && strings.HasSuffix(p, ".md") {
+			out = append(out, relTo(root, p))
+		}
+		return nil
+	})
+	require.NoError(t, err)
+	return out
+}
+
+// docFiles are the documentation pages: README.md, CONTRIBUTING.md, docs/**.
+func docFiles(t *testing.T) []string {
+	var out []string
+	for _, f := range markdownFiles(t) {
+		if f == "README.md" || f == "CONTRIBUTING.md" || strings.HasPrefix(f, "docs"+string(filepath.Separator)) {
+			out = append(out, f)
+		}
+	}
+	require.Contains(t, out, "README.md")
+	return out
+}
+
+func read(t *testing.T, rel string) string {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join(root, rel))
+	require.NoError(t, err)
+	return string(b)
+}
+
+func TestLinksResolve(t *testing.T) {
+	var problems []string
+	n := 0
+	for _, f := range markdownFiles(t) {
+		for _, l := range Links(read(t, f)) {
+			n++
+			if err := CheckLink(root, filepath.Join(root, f), l.Target); err != nil {
+				problems = append(problems, fmt.Sprintf("%s:%d: %v", f, l.Line, err))
+			}
+		}
+	}
+	assert.Greater(t, n, 50, "links found: the scan reads the docs")
+	assert.Empty(t, problems, "fix the links (anchors follow GitHub's rules: lowercase, punctuation dropped, spaces to hyphens)")
+}
+
+func TestLinkChecker(t *testing.T) {
+	dir := t.TempDir()
+	page := "# Title\n\n## Exit codes: 0, 1 and 2\n\n## `ci build --shard I/N`\n\n## Repeat\n\n## Repeat\n\n<a id=\"custom\"></a>\n\n```sh\n# not a heading\n[not](a-link.md)\n```\n"
+	require.NoError(t, os.WriteFile(filepath.Join(dir, "page.md"), []byte(page), 0o644))
+	require.NoError(t, os.WriteFile(filepath.Join(dir, "code.go"), []byte("a\nb\nc\n"), 0o644))
+	from := filepath.Join(dir, "from.md")
+	tests := []struct {
+		target  string
+		wantErr bool
+	}{
+		{"page.md", false},
+		{"page.md#title", false},
+		{"page.md#exit-codes-0-1-and-2", false},
+		{"page.md#ci-build---shard-in", false},
+		{"page.md#repeat-1", false},
+		{"page.md#custom", false},
+		{"code.go#L2", false},
+		{"https://example.org/x.md#nowhere", false},
+		{"./", false},
+		{"page.md#repeat-2", true},
+		{"page.md#not-a-heading", true},
+		{"page.md#Title", true},
+		{"missing.md", true},
+		{"code.go#L9", true},
+		{"code.go#top", true},
+		{"../../../../../../etc/passwd", true},
+	}
+	for _, tt := range tests {
+		err := CheckLink(dir, from, tt.target)
+		if tt.wantErr {
+			assert.Error(t, err, tt.target)
+		} else {
+			assert.NoError(t, err, tt.target)
+		}
+	}
+	got := Links("[a](x.md) ![i](img.png) `[no](code.md)` [b](<y z.md> \"t\")\n[ref]: z.md#h\n```\n[no](fenced.md)\n```\n")
+	var targets []string
+	for _, l := range got {
+		targets = append(targets, l.Target)
+	}
+	assert.Equal(t, []string{"x.md", "img.png", "y z.md", "z.md#h"}, targets)
+}
+
+// pending are command names and flags agreed in the issues and being built
+// on other branches. Until they land, the command lines that use them are
+// checked with each added to the tree; once one exists this test fails and
+// asks for its entry to be removed, so every line is then checked against
+// the real definition.
+var pending = []pendingName{
+	{"build", "dry-run", true},
+	{"build", "shard", false},
+	{"build", "builders", false},
+	{"build", "local-jobs", false},
+	{"build", "push-to", false},
+	{"build", "dagger-connect-timeout", false},
+	{"matrix", "shards", false},
+	{"push", "from", false},
+	{"push", "resign", true},
+	{"release promote", "allow-external-services", true},
+	{"doctor", "", false},
+	{"verify reproducible", "", false},
+	{"verify release", "", false},
+}
+
+// pendingName is a command (flag "") or a flag not yet on main.
+type pendingName struct {
+	path string // command path below ci
+	flag string // flag name, "" for the command itself
+	bool bool   // the flag takes no value
+}
+
+// sub returns c's direct subcommand called name, or nil.
+func sub(c *cobra.Command, name string) *cobra.Command {
+	for _, s := range c.Commands() {
+		if s.Name() == name {
+			return s
+		}
+	}
+	return nil
+}
+
+// commandTree returns the real command tree with the pending names added,
+// and the pending entries that already exist there.
+func commandTree(pending []pendingName) (*cobra.Command, []string) {
+	var o bytes.Buffer
+	root := cmd.NewRootCmd(&cmd.IO{In: strings.NewReader(""), Out: &o, Err: &o, Getenv: func(string) string { return "" }})
+	var landed []string
+	for _, p := range pending {
+		c, existed := root, true
+		for _, name := range strings.Fields(p.path) {
+			next := sub(c, name)
+			if next == nil {
+				existed = false
+				next = &cobra.Command{Use: name, RunE: func(*cobra.Command, []string) error { return nil }}
+				c.AddCommand(next)
+			}
+			c = next
+		}
+		switch {
+		case p.flag == "" && existed:
+			landed = append(landed, "ci "+p.path)
+		case p.flag == "":
+		case c.Flags().Lookup(p.flag) != nil || c.InheritedFlags().Lookup(p.flag) != nil:
+			landed = append(landed, "ci "+p.path+" --"+p.flag)
+		case p.bool:
+			c.Flags().Bool(p.flag, false, "pending")
+		default:
+			c.Flags().String(p.flag, "", "pending")
+		}
+	}
+	return root, landed
+}
+
+func TestCommandLinesParse(t *testing.T) {
+	root, landed := commandTree(pending)
+	assert.Empty(t, landed, "these now exist: remove them from `pending` in tests/docs/docs_test.go")
+	var problems []string
+	n := 0
+	for _, f := range docFiles(t) {
+		for _, args := range cmdline.Find(read(t, f)) {
+			n++
+			if _, err := cmdline.Check(root, args); err != nil {
+				problems = append(problems, fmt.Sprintf("%s: %v", f, err))
+			}
+		}
+	}
+	assert.Greater(t, n, 20, "command lines found: the scan reads the docs")
+	assert.Empty(t, problems, "every `go run ./ci …` line in the docs must name a real command and its real flags (go run ./ci <command> --help)")
+}
+
+func TestCommandLineCheckerFails(t *testing.T) {
+	_, landed := commandTree([]pendingName{{"build", "report", false}, {"release promote", "", false}, {"build", "not-yet", true}})
+	assert.Equal(t, []string{"ci build --report", "ci release promote"}, landed, "pending names that exist are reported")
+	root, _ := commandTree(pending)
+	for _, line := range []string{"go run ./ci build --no-such-flag", "go run ./ci biuld", "go run ./ci release promot --to dev", "go run ./ci test --stage"} {
+		args := cmdline.Find(line)
+		require.Len(t, args, 1, line)
+		_, err := cmdline.Check(root, args[0])
+		assert.Error(t, err, line)
+	}
+	for _, line := range []string{"go run ./ci build --report r.json", "go run ./ci release promote --to beta", "go run ./ci test --stage unit", "go run ./ci build --dry-run --shard 1/2"} {
+		_, err := cmdline.Check(root, cmdline.Find(line)[0])
+		assert.NoError(t, err, line)
+	}
+}
+
+// upstream are option namespaces that nixpkgs or Home Manager declare, not
+// modules/: the docs may name options below them (checked by hand in
+// nixpkgs' source, nixos/modules/services/…).
+var upstream = map[string]string{
+	"services.nginx":          "nixpkgs services/web-servers/nginx",
+	"services.prometheus":     "nixpkgs services/monitoring/prometheus",
+	"services.grafana":        "nixpkgs services/monitoring/grafana.nix",
+	"services.github-runners": "nixpkgs services/continuous-integration/github-runners",
+	"services.ollama":         "nixpkgs services/misc/ollama.nix",
+	"services.openssh":        "nixpkgs services/networking/ssh/sshd.nix",
+	"services.fstrim":         "nixpkgs services/hardware/fstrim.nix",
+	"programs.ssh":            "nixpkgs programs/ssh.nix",
+}
+
+// notOptions are names the docs mention as names that do not exist here
+// (the seed's names and what replaced them).
+var notOptions = map[string]string{
+	"programs.ollama":  "docs/modules.md: the seed's name for programs.ipex.ollama",
+	"programs.comfyui": "docs/modules.md: the seed's name for programs.ipex.comfyui",
+}
+
+var optionName = regexp.MustCompile(`(?:^|[^\w.$/-])((?:services|programs)\.[A-Za-z_][\w-]*(?:\.[A-Za-z_][\w-]*)*)`)
+var nixBlock = regexp.MustCompile("(?ms)^\\s*```nix\\s*\n(.*?)^\\s*```")
+
+// OptionNames returns the services.*/programs.* names a Markdown page
+// mentions: in its text and, inside ```nix blocks, with nested attribute
+// sets resolved to full paths.
+func OptionNames(text string) []string {
+	var out []string
+	for _, m := range optionName.FindAllStringSubmatch(text, -1) {
+		out = append(out, m[1])
+	}
+	for _, m := range nixBlock.FindAllStringSubmatch(text, -1) {
+		out = append(out, ConfigPaths(m[1])...)
+	}
+	slices.Sort(out)
+	return slices.Compact(out)
+}
+
+// checkOption reports why name is not an option of modules/ (or of an
+// upstream namespace), or nil.
+func checkOption(opts map[string]Option, name string) error {
+	if _, ok := notOptions[name]; ok {
+		return nil
+	}
+	seg := strings.Split(name, ".")
+	if len(seg) >= 2 {
+		if _, ok := upstream[seg[0]+"."+seg[1]]; ok {
+			return nil
+		}
+	}
+	if _, ok := opts[name]; ok {
+		return nil
+	}
+	for p, o := range opts {
+		if strings.HasPrefix(p, name+".") {
+			return nil // a namespace: services.ipex.monitoring
+		}
+		if o.Open && strings.HasPrefix(name, p+".") {
+			return nil // a key of an attribute-set option: environmentVariables.X
+		}
+	}
+	return fmt.Errorf("%s is not declared in modules/ (and %s.%s is not a known nixpkgs namespace)", name, seg[0], seg[min(1, len(seg)-1)])
+}
+
+func TestOptionsDeclared(t *testing.T) {
+	opts, err := ModuleOptions(root, "modules")
+	require.NoError(t, err)
+	for _, want := range []string{"services.ollama-ipex.port", "services.ipex.gpu.driver", "services.ipex.monitoring.health.enable", "programs.ipex.comfyui.port", "services.ipex.proxy.basicAuthFile"} {
+		require.Contains(t, opts, want, "the module scan reads nested attribute sets")
+	}
+	var problems []string
+	n := 0
+	for _, f := range docFiles(t) {
+		for _, name := range OptionNames(read(t, f)) {
+			n++
+			if err := checkOption(opts, name); err != nil {
+				problems = append(problems, fmt.Sprintf("%s: %v", f, err))
+			}
+		}
+	}
+	assert.Greater(t, n, 20, "option names found: the scan reads the docs")
+	assert.Empty(t, problems, "name only options a module in modules/ declares (or add a nixpkgs namespace to `upstream` after checking nixpkgs' source)")
+}
+
+func TestOptionScan(t *testing.T) {
+	src := `{ config, lib, pkgs, ... }:
+let
+  cfg = config.services.demo;
+  s = "options.services.fake = lib.mkOption { };"; # options.services.comment = lib.mkOption {};
+in
+{
+  options.services.demo = {
+    enable = lib.mkEnableOption "demo";
+    nested = {
+      port = lib.mkOption { type = lib.types.port; default = 1; description = ''a } b''; };
+      deep.flag = lib.mkOption { type = lib.types.bool; };
+    };
+    env = lib.mkOption { type = lib.types.attrsOf lib.types.str; };
+  };
+  options = {
+    programs.demo.package = lib.mkPackageOption pkgs "hello" { };
+  };
+  config = lib.mkIf cfg.enable {
+    environment.etc.x.source = (pkgs.formats.json { }).generate "x" { options.path = "y"; };
+  };
+}
+`
+	opts, err := ScanOptions("demo.nix", src)
+	require.NoError(t, err)
+	var got []string
+	for _, o := range opts {
+		got = append(got, o.Path)
+	}
+	assert.ElementsMatch(t, []string{"services.demo.enable", "services.demo.nested.port", "services.demo.nested.deep.flag", "services.demo.env", "programs.demo.package"}, got)
+	byPath := map[string]Option{}
+	for _, o := range opts {
+		byPath[o.Path] = o
+	}
+	assert.True(t, byPath["services.demo.env"].Open)
+	assert.False(t, byPath["services.demo.nested.port"].Open)
+
+	for _, name := range []string{"services.demo.enable", "services.demo.nested", "services.demo.env.FOO", "services.nginx.virtualHosts"} {
+		assert.NoError(t, checkOption(byPath, name), name)
+	}
+	for _, name := range []string{"services.demo.enabled", "services.demo.nested.port.x", "services.demoo", "programs.other.enable"} {
+		assert.Error(t, checkOption(byPath, name), name)
+	}
+
+	_, err = ScanOptions("bad.nix", "{ options.services.demo = { port = 8080; }; }")
+	assert.ErrorContains(t, err, "bad.nix:1: cannot read the declaration of services.demo.port")
+
+	assert.ElementsMatch(t,
+		[]string{"services.demo", "services.demo.enable", "services.demo.nested.port", "programs.demo.enable"},
+		ConfigPaths("{\n  services.demo = {\n    enable = true;\n    nested.port = 1; # services.no\n  };\n  programs.demo.enable = true;\n  systemd.services.x.enable = true;\n}"))
+}
