@@ -58,6 +58,7 @@ and in GitHub Actions:
   ci push       push what passed to the binary cache, signed and verified
   ci release    promote a commit through the dev, beta and stable channels
   ci bench      measure the pipeline against plain nix
+  ci docs       write the command-line reference (docs/cli)
 
 Exit codes: 0 success, 1 something failed, 2 usage or configuration error
 (nothing was started or changed).`,
