@@ -285,7 +285,13 @@ func checkOption(opts map[string]Option, name string) error {
 			return nil // a key of an attribute-set option: environmentVariables.X
 		}
 	}
-	return fmt.Errorf("%s is not declared in modules/ (and %s.%s is not a known nixpkgs namespace)", name, seg[0], seg[min(1, len(seg)-1)])
+	ns := strings.Join(seg[:min(2, len(seg))], ".")
+	for p := range opts {
+		if strings.HasPrefix(p, ns+".") {
+			return fmt.Errorf("%s is declared by no module in modules/ (%s is ours: declare the option, or fix the name)", name, ns)
+		}
+	}
+	return fmt.Errorf("%s is not declared in modules/, and %s is not in `upstream` (a nixpkgs namespace checked in nixpkgs' source)", name, ns)
 }
 
 func TestOptionsDeclared(t *testing.T) {
@@ -358,4 +364,38 @@ in
 	assert.ElementsMatch(t,
 		[]string{"services.demo", "services.demo.enable", "services.demo.nested.port", "programs.demo.enable"},
 		ConfigPaths("{\n  services.demo = {\n    enable = true;\n    nested.port = 1; # services.no\n  };\n  programs.demo.enable = true;\n  systemd.services.x.enable = true;\n}"))
+}
+
+// TestArchitectureNamesEveryPackage keeps docs/architecture.md's table of
+// where each Go package sits complete: every package of the pipeline
+// (ci/, pipelines/, release/, internal/) is named there.
+func TestArchitectureNamesEveryPackage(t *testing.T) {
+	page := read(t, filepath.Join("docs", "architecture.md"))
+	var missing []string
+	n := 0
+	for _, top := range []string{"ci", "pipelines", "release", "internal"} {
+		err := filepath.WalkDir(filepath.Join(root, top), func(p string, d fs.DirEntry, err error) error {
+			if err != nil || !d.IsDir() || d.Name() == "testdata" {
+				if d != nil && d.IsDir() && d.Name() == "testdata" {
+					return filepath.SkipDir
+				}
+				return err
+			}
+			gofiles, _ := filepath.Glob(filepath.Join(p, "*.go"))
+			for _, f := range gofiles {
+				if !strings.HasSuffix(f, "_test.go") {
+					n++
+					pkg := filepath.ToSlash(relTo(root, p))
+					if !strings.Contains(page, "`"+pkg+"`") {
+						missing = append(missing, pkg)
+					}
+					break
+				}
+			}
+			return nil
+		})
+		require.NoError(t, err)
+	}
+	assert.Greater(t, n, 20, "packages found")
+	assert.Empty(t, missing, "name these packages in docs/architecture.md (table \"Where each Go package sits\")")
 }
