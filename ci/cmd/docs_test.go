@@ -3,6 +3,7 @@ package cmd
 import (
 	"maps"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -12,6 +13,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/ipex-flake/ipex-flake/internal/clierr"
+	"github.com/ipex-flake/ipex-flake/internal/testlib"
 )
 
 // committedCLIDocs is the committed reference, relative to this package.
@@ -101,4 +103,18 @@ func TestDocsCmdBadOut(t *testing.T) {
 	b, err := os.ReadFile(file)
 	require.NoError(t, err)
 	assert.Equal(t, "x", string(b), "nothing changed")
+}
+
+// TestDocsGeneratorBringsNoTestCode: `ci docs` links cobra's doc generator
+// into the binary; it must not bring the testing package with it.
+func TestDocsGeneratorBringsNoTestCode(t *testing.T) {
+	testlib.CheckPath(t, "go")
+	out, err := exec.CommandContext(t.Context(), "go", "list", "-deps", "github.com/spf13/cobra/doc").CombinedOutput()
+	require.NoError(t, err, string(out))
+	deps := strings.Fields(string(out))
+	require.Contains(t, deps, "github.com/cpuguy83/go-md2man/v2/md2man")
+	for _, d := range deps {
+		assert.NotEqual(t, "testing", d)
+		assert.NotContains(t, d, "testify")
+	}
 }
