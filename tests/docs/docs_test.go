@@ -127,12 +127,8 @@ func TestLinkChecker(t *testing.T) {
 // the real definition.
 var pending = []pendingName{
 	{"build", "dry-run", true},
-	{"build", "shard", false},
-	{"build", "builders", false},
-	{"build", "local-jobs", false},
 	{"build", "push-to", false},
 	{"build", "dagger-connect-timeout", false},
-	{"matrix", "shards", false},
 	{"push", "from", false},
 	{"push", "resign", true},
 	{"release promote", "allow-external-services", true},
