@@ -186,13 +186,16 @@ func commandTree(pending []pendingName) (*cobra.Command, []string) {
 	return root, landed
 }
 
+// wrappedGoRun is `go run` at the end of a prose line with `./ci` on the next.
+var wrappedGoRun = regexp.MustCompile(`go run[ \t]*\n[ \t]*\./ci`)
+
 func TestCommandLinesParse(t *testing.T) {
 	root, landed := commandTree(pending)
 	assert.Empty(t, landed, "these now exist: remove them from `pending` in tests/docs/docs_test.go")
 	var problems []string
 	n := 0
 	for _, f := range docFiles(t) {
-		for _, args := range cmdline.Find(read(t, f)) {
+		for _, args := range cmdline.Find(wrappedGoRun.ReplaceAllString(read(t, f), "go run ./ci")) {
 			n++
 			if _, err := cmdline.Check(root, args); err != nil {
 				problems = append(problems, fmt.Sprintf("%s: %v", f, err))
@@ -207,6 +210,7 @@ func TestCommandLineCheckerFails(t *testing.T) {
 	_, landed := commandTree([]pendingName{{"build", "report", false}, {"release promote", "", false}, {"build", "not-yet", true}})
 	assert.Equal(t, []string{"ci build --report", "ci release promote"}, landed, "pending names that exist are reported")
 	root, _ := commandTree(pending)
+	assert.Equal(t, [][]string{{"doctor"}}, cmdline.Find(wrappedGoRun.ReplaceAllString("checks (set them; `go run\n./ci doctor` checks", "go run ./ci")))
 	for _, line := range []string{"go run ./ci build --no-such-flag", "go run ./ci biuld", "go run ./ci release promot --to dev", "go run ./ci test --stage"} {
 		args := cmdline.Find(line)
 		require.Len(t, args, 1, line)
