@@ -399,3 +399,44 @@ func TestArchitectureNamesEveryPackage(t *testing.T) {
 	assert.Greater(t, n, 20, "packages found")
 	assert.Empty(t, missing, "name these packages in docs/architecture.md (table \"Where each Go package sits\")")
 }
+
+// TestModuleReferencesDeclared cross-checks the option scan against the
+// modules' own code: every option a module reads (`cfg.gpu.driver` with
+// `cfg = config.services.ipex;`, `config.services.ipex.enable`) under a
+// namespace of modules/ is one the scan found. A reference the scan misses
+// is either a declaration the scan cannot read or a typo that only
+// evaluation (which cannot run here) would catch.
+func TestModuleReferencesDeclared(t *testing.T) {
+	opts, err := ModuleOptions(root, "modules")
+	require.NoError(t, err)
+	refs, err := ModuleReferences(root, "modules")
+	require.NoError(t, err)
+	ours := map[string]bool{}
+	for p := range opts {
+		seg := strings.Split(p, ".")
+		ours[seg[0]+"."+seg[1]] = true
+	}
+	var problems []string
+	n := 0
+	for _, r := range refs {
+		seg := strings.Split(r.Path, ".")
+		if !ours[seg[0]+"."+seg[1]] {
+			continue // nixpkgs' (services.prometheus.enable)
+		}
+		n++
+		if err := checkOption(opts, r.Path); err != nil {
+			problems = append(problems, fmt.Sprintf("%s:%d: %v", r.File, r.Line, err))
+		}
+	}
+	assert.Greater(t, n, 50, "references found: the scan reads the modules")
+	assert.Empty(t, problems)
+}
+
+func TestReferences(t *testing.T) {
+	src := "let\n  cfg = config.services.demo;\n  other = config.services.x or { enable = false; };\nin {\n  # cfg.commented.out\n  a = cfg.port;\n  b = \"${toString cfg.nested.port}\";\n  c = other.enable;\n  d = config.services.demo.enable;\n  e = pkgs.cfg.notOurs;\n}\n"
+	var got []string
+	for _, r := range References("m.nix", src) {
+		got = append(got, r.Path)
+	}
+	assert.ElementsMatch(t, []string{"services.demo", "services.x", "services.demo.enable", "services.demo.port", "services.demo.nested.port", "services.x.enable"}, got)
+}

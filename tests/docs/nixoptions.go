@@ -76,6 +76,7 @@ var (
 	optionsBinding = regexp.MustCompile(`(?:^|[^\w.'-])options((?:\.[A-Za-z_][\w'-]*)*)\s*=`)
 	attrPath       = regexp.MustCompile(`^[A-Za-z_][\w'-]*(?:\.[A-Za-z_][\w'-]*)*`)
 	optionCall     = regexp.MustCompile(`^(?:lib\.)?(?:mkOption|mkEnableOption|mkPackageOption)\b`)
+	packageCall    = regexp.MustCompile(`^(?:lib\.)?mkPackageOption\b`)
 	openType       = regexp.MustCompile(`attrsOf|lazyAttrsOf|submodule|freeformType|\.type\b|formats\.|inherit \([^)]*\) type`)
 )
 
@@ -159,7 +160,7 @@ func (s *scanner) value(i int, path []string) (int, error) {
 			}
 			return end, nil
 		}
-		s.opts = append(s.opts, Option{Path: strings.Join(path, "."), File: s.file, Open: openType.MatchString(s.src[i:end])})
+		s.opts = append(s.opts, Option{Path: strings.Join(path, "."), File: s.file, Open: packageCall.MatchString(rest) || openType.MatchString(s.src[i:end])})
 		return end, nil
 	case len(path) > 0 && (path[0] == "services" || path[0] == "programs"):
 		return 0, s.errorf(i, "cannot read the declaration of %s: write it as lib.mkOption/mkEnableOption/mkPackageOption or an attribute set of them", strings.Join(path, "."))
@@ -283,4 +284,56 @@ func ConfigPaths(src string) []string {
 		walk(m[3]+strings.Index(s.src[m[3]:], "=")+1, strings.Split(s.src[m[2]:m[3]], "."))
 	}
 	return out
+}
+
+// Ref is a module's use of an option: `cfg.health.enable` with
+// `cfg = config.services.ipex.monitoring;`, or `config.services.x.y`.
+type Ref struct {
+	Path string // services.ipex.monitoring.health.enable
+	File string
+	Line int
+}
+
+var (
+	fullLineComment = regexp.MustCompile(`(?m)^[ \t]*#.*$`)
+	configAlias     = regexp.MustCompile(`(?:^|[^\w.'-])([A-Za-z_][\w'-]*)\s*=\s*config\.((?:services|programs)(?:\.[A-Za-z_][\w-]*)+)\s*(?:;|or\b)`)
+	configUse       = regexp.MustCompile(`(?:^|[^\w.'-])config\.((?:services|programs)(?:\.[A-Za-z_][\w-]*)+)`)
+)
+
+// References returns the options a module file reads: through names bound
+// to `config.services.…`/`config.programs.…` (cfg-relative names such as
+// `cfg.gpu.driver`, `ollama.port`) and written out in full. Strings are
+// read too (`${cfg.port}`); whole-line comments are not.
+func References(file, src string) []Ref {
+	src = fullLineComment.ReplaceAllStringFunc(src, func(c string) string { return strings.Repeat(" ", len(c)) })
+	line := func(i int) int { return strings.Count(src[:i], "\n") + 1 }
+	var out []Ref
+	for _, m := range configUse.FindAllStringSubmatchIndex(src, -1) {
+		out = append(out, Ref{Path: src[m[2]:m[3]], File: file, Line: line(m[2])})
+	}
+	for _, a := range configAlias.FindAllStringSubmatch(src, -1) {
+		use := regexp.MustCompile(`(?:^|[^\w.'-])` + regexp.QuoteMeta(a[1]) + `((?:\.[A-Za-z_][\w-]*)+)`)
+		for _, m := range use.FindAllStringSubmatchIndex(src, -1) {
+			out = append(out, Ref{Path: a[2] + src[m[2]:m[3]], File: file, Line: line(m[2])})
+		}
+	}
+	return out
+}
+
+// ModuleReferences returns the option references of every .nix file under
+// dir.
+func ModuleReferences(root, dir string) ([]Ref, error) {
+	var out []Ref
+	err := filepath.WalkDir(filepath.Join(root, dir), func(p string, d os.DirEntry, err error) error {
+		if err != nil || d.IsDir() || !strings.HasSuffix(p, ".nix") {
+			return err
+		}
+		b, err := os.ReadFile(p)
+		if err != nil {
+			return err
+		}
+		out = append(out, References(relTo(root, p), string(b))...)
+		return nil
+	})
+	return out, err
 }
