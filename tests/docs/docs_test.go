@@ -440,3 +440,67 @@ func TestReferences(t *testing.T) {
 	}
 	assert.ElementsMatch(t, []string{"services.demo", "services.x", "services.demo.enable", "services.demo.port", "services.demo.nested.port", "services.x.enable"}, got)
 }
+
+var (
+	unitDecl  = regexp.MustCompile(`systemd\.(services|timers)\.("?)([\w-]+)`)
+	unitFile  = regexp.MustCompile(`\b([\w-]+)\.(service|timer)\b`)
+	unitFlag  = regexp.MustCompile(`(?:journalctl|systemctl)[^\n|;&]*`)
+	unitWords = regexp.MustCompile(`(?:-u\s+|(?:status|restart|start|stop)\s+)((?:[\w-]+\s*)+)`)
+)
+
+// ourUnit reports whether a unit name belongs to this flake's modules.
+func ourUnit(name string) bool {
+	return strings.HasPrefix(name, "ipex-") || strings.HasSuffix(name, "-ipex") || strings.Contains(name, "-ipex-")
+}
+
+// TestUnitsExist: every systemd unit of this flake that the docs name
+// (`ollama-ipex-model-loader`, `ipex-health-monitor.timer`, in journalctl
+// and systemctl lines) is one a module in modules/ defines.
+func TestUnitsExist(t *testing.T) {
+	units := map[string]bool{}
+	err := filepath.WalkDir(filepath.Join(root, "modules"), func(p string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() || !strings.HasSuffix(p, ".nix") {
+			return err
+		}
+		b, err := os.ReadFile(p)
+		if err != nil {
+			return err
+		}
+		for _, m := range unitDecl.FindAllStringSubmatch(string(b), -1) {
+			units[m[3]+"."+strings.TrimSuffix(m[1], "s")] = true
+		}
+		return nil
+	})
+	require.NoError(t, err)
+	require.Contains(t, units, "ollama-ipex.service")
+	require.Contains(t, units, "ipex-health-monitor.timer")
+
+	var problems []string
+	n := 0
+	for _, f := range docFiles(t) {
+		text := read(t, f)
+		named := map[string]bool{}
+		for _, m := range unitFile.FindAllStringSubmatch(text, -1) {
+			named[m[1]+"."+m[2]] = true
+		}
+		for _, line := range unitFlag.FindAllString(text, -1) {
+			for _, m := range unitWords.FindAllStringSubmatch(line, -1) {
+				for _, w := range strings.Fields(m[1]) {
+					named[w+".service"] = true
+				}
+			}
+		}
+		for u := range named {
+			if !ourUnit(strings.TrimSuffix(strings.TrimSuffix(u, ".service"), ".timer")) {
+				continue
+			}
+			n++
+			if !units[u] {
+				problems = append(problems, fmt.Sprintf("%s: %s is defined by no module in modules/", f, u))
+			}
+		}
+	}
+	assert.Greater(t, n, 5, "unit names found: the scan reads the docs")
+	slices.Sort(problems)
+	assert.Empty(t, problems)
+}
