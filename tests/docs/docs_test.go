@@ -127,10 +127,7 @@ func TestLinkChecker(t *testing.T) {
 // the real definition.
 var pending = []pendingName{
 	{"build", "dry-run", true},
-	{"build", "push-to", false},
 	{"build", "dagger-connect-timeout", false},
-	{"push", "from", false},
-	{"push", "resign", true},
 	{"release promote", "allow-external-services", true},
 	{"doctor", "", false},
 	{"verify reproducible", "", false},
