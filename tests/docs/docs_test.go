@@ -73,6 +73,7 @@ func TestLinksResolve(t *testing.T) {
 			}
 		}
 	}
+	t.Logf("%d links checked", n)
 	assert.Greater(t, n, 50, "links found: the scan reads the docs")
 	assert.Empty(t, problems, "fix the links (anchors follow GitHub's rules: lowercase, punctuation dropped, spaces to hyphens)")
 }
@@ -199,6 +200,7 @@ func TestCommandLinesParse(t *testing.T) {
 			}
 		}
 	}
+	t.Logf("%d command lines checked", n)
 	assert.Greater(t, n, 20, "command lines found: the scan reads the docs")
 	assert.Empty(t, problems, "every `go run ./ci …` line in the docs must name a real command and its real flags (go run ./ci <command> --help)")
 }
@@ -374,6 +376,7 @@ func TestOptionsDeclared(t *testing.T) {
 			}
 		}
 	}
+	t.Logf("%d option names checked against %d declared options", n, len(opts))
 	assert.Greater(t, n, 20, "option names found: the scan reads the docs")
 	assert.Empty(t, problems, "name only options a module in modules/ declares (or add a nixpkgs namespace to `upstream` after checking nixpkgs' source)")
 }
@@ -500,6 +503,7 @@ func TestModuleReferencesDeclared(t *testing.T) {
 			problems = append(problems, fmt.Sprintf("%s:%d: %v", r.File, r.Line, err))
 		}
 	}
+	t.Logf("%d option references of the modules checked", n)
 	assert.Greater(t, n, 50, "references found: the scan reads the modules")
 	assert.Empty(t, problems)
 }
@@ -572,6 +576,7 @@ func TestUnitsExist(t *testing.T) {
 			}
 		}
 	}
+	t.Logf("%d unit names checked against %d units", n, len(units))
 	assert.Greater(t, n, 5, "unit names found: the scan reads the docs")
 	slices.Sort(problems)
 	assert.Empty(t, problems)
