@@ -188,6 +188,8 @@ func TestTestRecordsGitHubStatuses(t *testing.T) {
 	code := Run(t.Context(), io, append([]string{"test", "--stage", "integration", "--flake", dir}, noGPU(t)...))
 	require.Equal(t, clierr.ExitOK, code, errb.String())
 	require.Len(t, posted, 2)
+	assert.Regexp(t, `^running \[flake=\. nar=sha256-\S{20}\]$`, posted[0]["description"], "the result names the flake it tested")
+	posted[0]["description"] = "running"
 	assert.Equal(t, map[string]string{"context": "ci/integration", "state": "pending", "description": "running",
 		"target_url": "https://github.com/ipex-flake/ipex-flake/actions/runs/42"}, posted[0])
 	assert.Equal(t, "error", posted[1]["state"], "skipped is never success")
