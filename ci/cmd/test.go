@@ -50,6 +50,11 @@ type TestOptions struct {
 	Users     int
 	Requests  int
 
+	// Integration and performance: the services under test.
+	ExternalServices bool
+	Model            string
+	ReadyTimeout     time.Duration
+
 	// NoRecord leaves the results store alone.
 	NoRecord bool
 	// Rev is the commit the results are recorded against (default: the
@@ -102,6 +107,9 @@ Stages (in --all order):
 	f.Float64Var(&o.Tolerance, "tolerance", 0.2, "performance: allowed regression against the baseline (0.2 = 20%)")
 	f.IntVar(&o.Users, "users", 100, "performance: concurrent users")
 	f.IntVar(&o.Requests, "requests", 200, "performance: requests per measurement")
+	f.BoolVar(&o.ExternalServices, "external-services", false, "integration/performance: test the services already running at OLLAMA_HOST and COMFYUI_URL instead of starting ollama-ipex and comfyui-ipex from the build report; results record \"external service\", which beta and stable refuse without --allow-external-services")
+	f.StringVar(&o.Model, "model", "", "integration/performance: Ollama model to use: a name to pull, or a local GGUF file to import (default: the server's first model)")
+	f.DurationVar(&o.ReadyTimeout, "ready-timeout", 2*time.Minute, "integration/performance: how long a started service gets to answer")
 	f.BoolVar(&o.NoRecord, "no-record", false, "do not record results against the commit")
 	f.StringVar(&o.Rev, "rev", "", "commit `SHA` the results are recorded against (default: a pull request's head commit, else $GITHUB_SHA, else HEAD)")
 	f.StringVar(&o.SysRoot, "sys-root", "/sys", "root of sysfs for feature detection")
@@ -186,6 +194,9 @@ func (o *TestOptions) plan() ([]string, stage.Options, error) {
 	if o.Tolerance < 0 {
 		return nil, opts, clierr.Usagef("--tolerance must be 0 or more (0.2 = 20%% worse than the baseline)")
 	}
+	if o.ReadyTimeout < 0 {
+		return nil, opts, clierr.Usagef("--ready-timeout must be a positive duration such as 2m")
+	}
 	if o.Users < 1 || o.Requests < 1 {
 		return nil, opts, clierr.Usagef("--users and --requests must be at least 1")
 	}
@@ -217,9 +228,12 @@ func runTest(ctx context.Context, o *TestOptions) error {
 		Systems: o.Systems, Host: opts.Host, Out: io.Err}
 	defer env.Close()
 
+	rep, repPath, repErr := o.readReport()
+	env.Services = &stages.ServiceOptions{External: o.ExternalServices, Report: rep, Model: o.Model, ReadyTimeout: o.ReadyTimeout}
 	rec := openRecorder(ctx, io, env, o.NoRecord, o.Rev)
+	rec.external = o.ExternalServices
 	if rec.store != nil {
-		rec.binding = o.binding(ctx, env)
+		rec.binding = o.binding(ctx, env, rep, repPath, repErr)
 	}
 	var failed, skipped []string
 	descs := map[string]string{}
@@ -332,20 +346,14 @@ func usesServices(name string) bool { return name == "integration" || name == "p
 // directory in the repository and narHash) and the build report (its
 // digest). What cannot be resolved stays empty, and no gate accepts a
 // result with an empty binding; the note says how to fix it.
-func (o *TestOptions) binding(ctx context.Context, env *stages.Env) results.Binding {
+func (o *TestOptions) binding(ctx context.Context, env *stages.Env, rep *report.Report, path string, err error) results.Binding {
 	io := o.IO
 	var b results.Binding
-	fb, err := results.ResolveFlake(ctx, env.Flake)
-	if err != nil {
-		fmt.Fprintf(io.Err, "note: %v: results name no flake, and no gate accepts them\n", err)
+	if fb, ferr := results.ResolveFlake(ctx, env.Flake); ferr != nil {
+		fmt.Fprintf(io.Err, "note: %v: results name no flake, and no gate accepts them\n", ferr)
 	} else {
 		b.Flake, b.NarHash = fb.Flake, fb.NarHash
 	}
-	path := o.Report
-	if path == "" {
-		path = report.DefaultReportPath
-	}
-	rep, err := report.Read(path)
 	switch {
 	case err == nil:
 		b.Report = rep.Digest()
@@ -356,6 +364,16 @@ func (o *TestOptions) binding(ctx context.Context, env *stages.Env) results.Bind
 		fmt.Fprintf(io.Err, "note: %v: results name no build report, and no push or promotion accepts them\n", err)
 	}
 	return b
+}
+
+// readReport reads --report, or the default report path.
+func (o *TestOptions) readReport() (*report.Report, string, error) {
+	path := o.Report
+	if path == "" {
+		path = report.DefaultReportPath
+	}
+	rep, err := report.Read(path)
+	return rep, path, err
 }
 
 func orDash(s string) string {
