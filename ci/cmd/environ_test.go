@@ -201,12 +201,22 @@ func count(kids []childEnv, name string, real bool) int {
 
 // TestChildrenNeverSeeCredentials sets every credential the pipeline knows
 // in this process's environment and reads /proc/<pid>/environ of the real
-// nix and sh children of a stage run (ci test --stage unit) and a push
-// (ci push, which signs with NIX_SIGNING_KEY): none of them holds a
+// nix, sh and go test children of stage runs (ci test --stage unit, and
+// --stage integration, whose suite runs under go test) and a push (ci
+// push, which signs with NIX_SIGNING_KEY): none of them holds a
 // credential.
 func TestChildrenNeverSeeCredentials(t *testing.T) {
-	dir, _ := trustRepo(t)
+	testlib.CheckPath(t, "go")
+	dir, _ := trustRepo(t, map[string]string{
+		"go.mod": "module example.org/suite\n\ngo 1.22\n",
+		"tests/integration/env_test.go": "package integration\n\nimport \"testing\"\n\nfunc TestSuite(t *testing.T) {}\n",
+	})
 	t.Chdir(dir)
+	// The suite's go test keeps the machine's build cache (XDG_CACHE_HOME
+	// moves below).
+	gocache, err := exec.CommandContext(t.Context(), "go", "env", "GOCACHE").Output()
+	require.NoError(t, err)
+	t.Setenv("GOCACHE", strings.TrimSpace(string(gocache)))
 	home := t.TempDir()
 	t.Setenv("XDG_CACHE_HOME", filepath.Join(home, "cache"))
 	t.Setenv("XDG_CONFIG_HOME", filepath.Join(home, "config"))
@@ -236,8 +246,17 @@ func TestChildrenNeverSeeCredentials(t *testing.T) {
 	assert.Positive(t, count(stage, "nix", true), "the stage ran real nix children: %v", stage)
 	assertNoCredentials(t, stage, values...)
 
-	w = watchChildren(t, "nix", "sh")
+	w = watchChildren(t, "nix", "go")
 	io, out, errb := testIO(nil)
+	require.Equal(t, clierr.ExitOK, Run(t.Context(), io, append([]string{"test", "--stage", "integration", "--engine", "host", "--report", rep,
+		"--external-services", "--assume", "intel-gpu"}, noGPU(t)...)), errb.String())
+	assert.Regexp(t, `integration\s+passed`, out.String())
+	suite := w.children()
+	assert.Positive(t, count(suite, "go", true), "the suite ran under a real go test child")
+	assertNoCredentials(t, suite, values...)
+
+	w = watchChildren(t, "nix", "sh")
+	io, out, errb = testIO(nil)
 	require.Equal(t, clierr.ExitOK, Run(t.Context(), io, []string{"push", "--report", rep, "--cache", "file://" + filepath.Join(home, "bincache")}), errb.String())
 	assert.Contains(t, out.String(), "pushed")
 	push := w.children()

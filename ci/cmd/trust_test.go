@@ -19,7 +19,7 @@ import (
 // trustRepo is a git repository whose root is a fixture flake with a
 // package and a check, with a second fixture flake in examples/offline
 // (the layout of this project). It returns the directory and commit.
-func trustRepo(t *testing.T) (string, string) {
+func trustRepo(t *testing.T, extra ...map[string]string) (string, string) {
 	t.Helper()
 	testlib.OfflineNix(t)
 	nonce := testlib.Nonce()
@@ -29,7 +29,13 @@ func trustRepo(t *testing.T) (string, string) {
 	offline := fixture.Nix(fixture.Flake{Nonce: nonce + "-offline",
 		Drvs:     map[string]fixture.Drv{"hello": {Script: "echo hello > $out"}},
 		Packages: map[string]string{"hello": "hello"}})
-	return gitRepo(t, map[string]string{"flake.nix": root, "examples/offline/flake.nix": offline, ".gitignore": ".ci-out/\n"})
+	files := map[string]string{"flake.nix": root, "examples/offline/flake.nix": offline, ".gitignore": ".ci-out/\n"}
+	for _, m := range extra {
+		for k, v := range m {
+			files[k] = v
+		}
+	}
+	return gitRepo(t, files)
 }
 
 // TestGateComposedPath runs what CI runs, on one flake and its out paths:
