@@ -194,3 +194,89 @@ func TestServicesFromTheBuild(t *testing.T) {
 		})
 	}
 }
+
+// modelSuite checks the model the stage hands the suites.
+const modelSuite = `package integration
+
+import (
+	"os"
+	"testing"
+)
+
+func TestModel(t *testing.T) {
+	if got := os.Getenv("OLLAMA_MODEL"); got != "WANT" {
+		t.Fatalf("OLLAMA_MODEL is %q", got)
+	}
+}
+`
+
+// TestServicesModel: --model names a model the server has (used as is),
+// one it lacks (pulled; the offline server's refusal fails the stage with
+// the fix), or a local file (imported with the service's `ollama create`).
+func TestServicesModel(t *testing.T) {
+	testlib.OfflineNix(t)
+	fakeOllama, fakeComfy := fakeServers(t)
+	created := filepath.Join(t.TempDir(), "created")
+	gguf := filepath.Join(t.TempDir(), "tiny.gguf")
+	require.NoError(t, os.WriteFile(gguf, []byte("GGUF"), 0o644))
+	// `ollama create` is recorded; everything else is the fake server.
+	ollama := `if [ "$1" = create ]; then echo "$@" > ` + created + `; exit 0; fi; exec ` + fakeOllama + ` "$@"`
+	comfy := `exec ` + fakeComfy + ` --listen "$2" --port "$4"`
+	host := stage.Host{DevRoot: t.TempDir(), Assume: []stage.Feature{stage.IntelGPU}}
+	for _, tt := range []struct {
+		name, model, want string
+		state             string
+		detail            string
+	}{
+		{name: "a model the server has", model: "llama3.2:3b", want: "llama3.2:3b", state: stage.Passed},
+		{name: "a model to pull", model: "absent:7b", state: stage.Failed,
+			detail: "pulling --model absent:7b failed (500 Internal Server Error)"},
+		{name: "a local file to import", model: gguf, want: "tiny", state: stage.Passed},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			dir := serviceFlake(t, ollama, comfy, strings.Replace(modelSuite, "WANT", tt.want, 1))
+			var out bytes.Buffer
+			env := &Env{Flake: dir, EngineKind: engine.KindHost, Systems: []string{"x86_64-linux"}, Host: host, Out: &out,
+				Services: &ServiceOptions{Model: tt.model, StopGrace: 2 * time.Second}}
+			defer env.Close()
+			o := stage.Run(t.Context(), &Integration{Env: env}, stage.Options{Host: host})
+			assert.Equal(t, tt.state, o.State, "%s\n%s", o.Reason, out.String())
+			var details strings.Builder
+			for _, c := range o.Checks {
+				details.WriteString(c.Name + ": " + c.Detail + "\n")
+			}
+			if tt.detail != "" {
+				assert.Contains(t, details.String(), tt.detail)
+				assert.Contains(t, details.String(), "registry.ollama.ai")
+				assert.Contains(t, details.String(), "pass --model with a local GGUF file")
+			}
+			if tt.model == gguf {
+				data, err := os.ReadFile(created)
+				require.NoError(t, err)
+				assert.Regexp(t, `^create tiny -f /\S+/Modelfile\n$`, string(data))
+			}
+			assert.Empty(t, testlib.PidsWith(fakeOllama))
+		})
+	}
+}
+
+// TestPerformanceOnServicesFromTheBuild: the performance stage measures
+// the services it started from the build and stops them afterwards.
+func TestPerformanceOnServicesFromTheBuild(t *testing.T) {
+	testlib.OfflineNix(t)
+	fakeOllama, fakeComfy := fakeServers(t)
+	dir := serviceFlake(t, "exec "+fakeOllama+` "$@"`, "exec "+fakeComfy+` --listen "$2" --port "$4"`, "package integration\n")
+	host := stage.Host{Assume: []stage.Feature{stage.IntelGPU, stage.BigMemory}}
+	var out bytes.Buffer
+	env := &Env{Flake: dir, EngineKind: engine.KindHost, Systems: []string{"x86_64-linux"}, Host: host, Out: &out,
+		Services: &ServiceOptions{StopGrace: 2 * time.Second}}
+	defer env.Close()
+	s := &Performance{Env: env, Users: 4, Requests: 4, Images: 1}
+	o := stage.Run(t.Context(), s, stage.Options{Host: host})
+	require.NotNil(t, s.Results, "%s\n%s", o.Reason, out.String())
+	assert.Equal(t, 4, s.Results.Users)
+	assert.Contains(t, out.String(), "started ollama-ipex")
+	assert.Contains(t, out.String(), "started comfyui-ipex")
+	assert.Empty(t, testlib.PidsWith(fakeOllama))
+	assert.Empty(t, testlib.PidsWith(fakeComfy))
+}
