@@ -22,6 +22,10 @@ var allowed = map[string]bool{
 	"GOPATH": true, "GOCACHE": true, "GOMODCACHE": true, "GOFLAGS": true, "GOPROXY": true,
 	"GONOSUMDB": true, "GONOPROXY": true, "GOPRIVATE": true, "GOSUMDB": true, "GOTOOLCHAIN": true,
 	"CGO_ENABLED": true, "GOROOT": true,
+	// Where nix's S3 client finds its credentials (files, profiles, the
+	// instance role); the keys themselves are secrets a command names.
+	"AWS_PROFILE": true, "AWS_REGION": true, "AWS_DEFAULT_REGION": true,
+	"AWS_CONFIG_FILE": true, "AWS_SHARED_CREDENTIALS_FILE": true,
 	// Git identity and configuration location (never credentials).
 	"GIT_AUTHOR_NAME": true, "GIT_AUTHOR_EMAIL": true, "GIT_AUTHOR_DATE": true,
 	"GIT_COMMITTER_NAME": true, "GIT_COMMITTER_EMAIL": true, "GIT_COMMITTER_DATE": true,
