@@ -19,6 +19,7 @@ import (
 	"github.com/ipex-flake/ipex-flake/internal/childenv"
 	"github.com/ipex-flake/ipex-flake/internal/clierr"
 	"github.com/ipex-flake/ipex-flake/internal/testlib"
+	"github.com/ipex-flake/ipex-flake/pipelines/results"
 )
 
 // childEnv is the environment of one child process, read from
@@ -207,7 +208,7 @@ func count(kids []childEnv, name string, real bool) int {
 // credential.
 func TestChildrenNeverSeeCredentials(t *testing.T) {
 	testlib.CheckPath(t, "go")
-	dir, _ := trustRepo(t, map[string]string{
+	dir, rev := trustRepo(t, map[string]string{
 		"go.mod": "module example.org/suite\n\ngo 1.22\n",
 		"tests/integration/env_test.go": "package integration\n\nimport \"testing\"\n\nfunc TestSuite(t *testing.T) {}\n",
 	})
@@ -252,6 +253,10 @@ func TestChildrenNeverSeeCredentials(t *testing.T) {
 		"--external-services", "--assume", "intel-gpu"}, noGPU(t)...)), errb.String())
 	assert.Regexp(t, `integration\s+passed`, out.String())
 	suite := w.children()
+	got, err := (&results.FileStore{Path: results.DefaultPath(filepath.Join(dir, ".git"))}).Get(t.Context(), rev)
+	require.NoError(t, err)
+	assert.True(t, got["integration"].External, "--external-services is recorded")
+	assert.False(t, got["unit"].External, "only the stages that test services")
 	assert.Positive(t, count(suite, "go", true), "the suite ran under a real go test child")
 	assertNoCredentials(t, suite, values...)
 
