@@ -441,17 +441,17 @@ func (p *serviceProc) stop() error {
 	// Children that outlived the leader.
 	_ = syscall.Kill(-pgid, syscall.SIGKILL)
 	for i := 0; i < 1000; i++ {
-		if len(GroupMembers(pgid)) == 0 {
+		if len(groupMembers(pgid)) == 0 {
 			return nil
 		}
 		_ = syscall.Kill(-pgid, syscall.SIGKILL)
 		time.Sleep(10 * time.Millisecond) // bounded: the kernel tears the group down
 	}
-	return fmt.Errorf("%s: processes %v of its group survived SIGKILL", p.name, GroupMembers(pgid))
+	return fmt.Errorf("%s: processes %v of its group survived SIGKILL", p.name, groupMembers(pgid))
 }
 
-// GroupMembers lists the live (not zombie) processes of process group pgid.
-func GroupMembers(pgid int) []int {
+// groupMembers lists the live (not zombie) processes of process group pgid.
+func groupMembers(pgid int) []int {
 	ents, err := os.ReadDir("/proc")
 	if err != nil {
 		return nil
