@@ -2,6 +2,8 @@ package cmd
 
 import (
 	"net/http"
+	"os"
+	"path/filepath"
 	"net/http/httptest"
 	"sort"
 	"strings"
@@ -63,18 +65,20 @@ const (
 	routeGroupRep = "/orgs/o/actions/runner-groups/7/repositories"
 )
 
-func goodRoutes() map[string]string {
-	return map[string]string{
-		routeApproval: `{"approval_policy":"all_external_contributors"}`,
-		routePerms:    `{"default_workflow_permissions":"read","can_approve_pull_request_reviews":false}`,
-		routeRunners:  `{"total_count":1,"runners":[{"id":3,"name":"cpu-1","labels":[{"name":"self-hosted"}],"ephemeral":false}]}`,
-		routeOrgRun: `{"total_count":2,"runners":[
-			{"id":1,"name":"gpu-1","runner_group_id":7,"labels":[{"name":"self-hosted"},{"name":"intel-gpu"}],"ephemeral":true},
-			{"id":2,"name":"gpu-2","runner_group_id":7,"labels":[{"name":"self-hosted"},{"name":"Intel-GPU"}],"ephemeral":true}]}`,
-		routeGroup: `{"id":7,"name":"intel","visibility":"selected","default":false,"restricted_to_workflows":true,
-			"selected_workflows":["o/r/.github/workflows/ci.yml@refs/heads/main","o/r/.github/workflows/release.yml@refs/tags/*"]}`,
-		routeGroupRep: `{"total_count":1,"repositories":[{"full_name":"o/r"}]}`,
+// goodRoutes answers every endpoint with the recorded JSON of a repository
+// whose settings are all right (testdata/doctor).
+func goodRoutes(t *testing.T) map[string]string {
+	routes := map[string]string{}
+	for route, file := range map[string]string{
+		routeApproval: "fork-pr-contributor-approval.json", routePerms: "workflow-permissions.json",
+		routeRunners: "repo-runners.json", routeOrgRun: "org-runners.json",
+		routeGroup: "runner-group.json", routeGroupRep: "runner-group-repositories.json",
+	} {
+		data, err := os.ReadFile(filepath.Join("testdata", "doctor", file))
+		require.NoError(t, err)
+		routes[route] = string(data)
 	}
+	return routes
 }
 
 func TestDoctor(t *testing.T) {
@@ -124,7 +128,7 @@ func TestDoctor(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			routes := goodRoutes()
+			routes := goodRoutes(t)
 			for k, v := range tt.change {
 				routes[k] = v
 			}

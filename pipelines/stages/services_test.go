@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"syscall"
 	"testing"
@@ -183,6 +184,9 @@ func TestServicesFromTheBuild(t *testing.T) {
 			}
 			assert.Contains(t, out.String(), "building packages.x86_64-linux.ollama-ipex: the build report does not list it")
 			assert.Regexp(t, `started ollama-ipex \(/nix/store/[^)]+/bin/ollama\) on http://127\.0\.0\.1:\d+`, out.String())
+			if m := regexp.MustCompile(`log (\S+)/ollama-ipex\.log`).FindStringSubmatch(out.String()); assert.NotNil(t, m) {
+				assert.NoDirExists(t, m[1], "the scratch state directory is removed")
+			}
 			if tt.ready > 0 {
 				assert.Less(t, took, tt.ready+30*time.Second, "the deadline bounds the wait")
 			}
