@@ -129,6 +129,9 @@ func TestServicesFromTheBuild(t *testing.T) {
 	serveComfy := `[ "$1 $3 $5" = "--listen --port --output-directory" ] || exit 64; exec ` + fakeComfy + ` --listen "$2" --port "$4"`
 	host := stage.Host{DevRoot: t.TempDir(), Assume: []stage.Feature{stage.IntelGPU}}
 
+	envFile := filepath.Join(fifoDir, "ollama.env")
+	t.Setenv("GITHUB_TOKEN", "ghs_services_never")
+	t.Setenv("SLACK_BOT_TOKEN", "xoxb-services-never")
 	tests := []struct {
 		name          string
 		ollama, mark  string
@@ -140,6 +143,10 @@ func TestServicesFromTheBuild(t *testing.T) {
 	}{
 		{name: "start, test, stop", ollama: serveOllama, want: stage.Passed,
 			wantChecks: map[string]string{"integration.TestServices": stage.Passed}},
+		{name: "credentials stay out", ollama: "export -p > " + envFile + "; " + serveOllama, want: stage.Passed},
+		{name: "exits before ready", ollama: `echo "no GPU found"; exit 4`,
+			want: stage.Failed, wantChecks: map[string]string{"services": stage.Failed},
+			wantInDetails: []string{"ollama-ipex exited before it was ready (exit status 4)", "no GPU found"}},
 		{name: "crash mid-suite",
 			// The server runs until the suite writes to the FIFO; then the
 			// service dies with a message, as a crashing server does.
@@ -189,6 +196,13 @@ func TestServicesFromTheBuild(t *testing.T) {
 			}
 			if tt.ready > 0 {
 				assert.Less(t, took, tt.ready+30*time.Second, "the deadline bounds the wait")
+			}
+			if tt.name == "credentials stay out" {
+				data, err := os.ReadFile(envFile)
+				require.NoError(t, err)
+				assert.Contains(t, string(data), "OLLAMA_MODELS=", "the service's own settings arrive")
+				assert.NotContains(t, string(data), "GITHUB_TOKEN")
+				assert.NotContains(t, string(data), "SLACK_BOT_TOKEN")
 			}
 			// Every process of the services is gone: the fakes, and the
 			// wrapper scripts around them.
