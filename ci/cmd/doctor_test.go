@@ -2,9 +2,9 @@ package cmd
 
 import (
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
-	"net/http/httptest"
 	"sort"
 	"strings"
 	"sync"

@@ -209,7 +209,7 @@ func count(kids []childEnv, name string, real bool) int {
 func TestChildrenNeverSeeCredentials(t *testing.T) {
 	testlib.CheckPath(t, "go")
 	dir, rev := trustRepo(t, map[string]string{
-		"go.mod": "module example.org/suite\n\ngo 1.22\n",
+		"go.mod":                        "module example.org/suite\n\ngo 1.22\n",
 		"tests/integration/env_test.go": "package integration\n\nimport \"testing\"\n\nfunc TestSuite(t *testing.T) {}\n",
 	})
 	t.Chdir(dir)
