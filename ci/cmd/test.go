@@ -229,6 +229,9 @@ func runTest(ctx context.Context, o *TestOptions) error {
 	defer env.Close()
 
 	rep, repPath, repErr := o.readReport()
+	if o.Report != "" && repErr != nil {
+		return clierr.Usagef("--report %s: %v (pass the file written by ci build --report)", o.Report, repErr)
+	}
 	env.Services = &stages.ServiceOptions{External: o.ExternalServices, Report: rep, Model: o.Model, ReadyTimeout: o.ReadyTimeout}
 	rec := openRecorder(ctx, io, env, o.NoRecord, o.Rev)
 	rec.external = o.ExternalServices

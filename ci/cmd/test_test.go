@@ -66,6 +66,8 @@ func TestTestUsageErrors(t *testing.T) {
 		{name: "timeout of unknown stage", args: []string{"test", "--stage", "unit", "--timeout", "lint=5m"}, wantErr: `unknown stage "lint"`},
 		{name: "timeout without =", args: []string{"test", "--stage", "unit", "--timeout", "5m"}, wantErr: "STAGE=DURATION"},
 		{name: "bad fail-on", args: []string{"test", "--stage", "security", "--fail-on", "severe"}, wantErr: "--fail-on"},
+		{name: "missing report", args: []string{"test", "--stage", "unit", "--report", "/nonexistent/build-report.json"}, wantErr: "pass the file written by ci build --report"},
+		{name: "negative ready timeout", args: []string{"test", "--stage", "integration", "--ready-timeout", "-1s"}, wantErr: "--ready-timeout"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
