@@ -155,7 +155,9 @@ func TestServicesFromTheBuild(t *testing.T) {
 			want:   stage.Failed, wantChecks: map[string]string{"services": stage.Failed},
 			wantInDetails: []string{"ollama-ipex exited during the suite (exit status 3)", "SIGSEGV in the GPU driver"}},
 		{name: "never ready", ready: 2 * time.Second,
-			ollama: `echo "loading the model"; read _ < ` + never,
+			// It ignores SIGTERM too: only the SIGKILL after the grace
+			// period ends it.
+			ollama: `trap '' TERM; echo "loading the model"; read _ < ` + never,
 			want:   stage.Failed, wantChecks: map[string]string{"services": stage.Failed},
 			wantInDetails: []string{"ollama-ipex was not ready within 2s", "loading the model"}},
 		{name: "stage timeout", ollama: serveOllama, stageTimeout: 8 * time.Second,
