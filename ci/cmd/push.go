@@ -126,6 +126,12 @@ func runPush(ctx context.Context, io *IO, opts *PushOptions) error {
 	if !opts.Force && len(push.BuiltPaths(rep)) > 0 {
 		if store != nil && rev != "" {
 			fmt.Fprintf(io.Err, "checking stage results for %.12s in %s\n", rev, where)
+			// Only results for this report's flake and out paths count.
+			want, err := bindingGate(ctx, store, rev, rep)
+			if err != nil {
+				return err
+			}
+			store = results.Filtered{Store: store, Want: want}
 		}
 		if err := push.CheckGate(ctx, store, rev, push.DevStages); err != nil {
 			return err
@@ -147,7 +153,7 @@ func runPush(ctx context.Context, io *IO, opts *PushOptions) error {
 		Engine:    eng,
 		Report:    rep,
 		Rev:       rev,
-		Results:   store,
+		Results:   store, // only results bound to this report
 		Force:     opts.Force,
 		Signer:    &push.NixSigner{Engine: eng, Key: key, Log: io.Err},
 		PublicKey: key.Public(),
@@ -166,6 +172,35 @@ func runPush(ctx context.Context, io *IO, opts *PushOptions) error {
 		printTrust(io, key, targets)
 	}
 	return err
+}
+
+// bindingGate refuses (exit 2) results of the dev stages that were
+// recorded for another flake or build report than the one being pushed,
+// naming both. It returns what results must be bound to.
+func bindingGate(ctx context.Context, store results.Store, rev string, rep *report.Report) (results.Binding, error) {
+	got, err := store.Get(ctx, rev)
+	if err != nil {
+		return results.Binding{}, fmt.Errorf("reading stage results for %s: %w", rev, err)
+	}
+	any := false
+	for _, s := range push.DevStages {
+		_, ok := got[s]
+		any = any || ok
+	}
+	if !any {
+		// Nothing to compare: the stage gate says what is missing.
+		return results.Binding{Report: rep.Digest()}, nil
+	}
+	want, err := reportBinding(ctx, rep)
+	if err != nil {
+		return want, err
+	}
+	v := results.Gate{Stages: push.DevStages, Want: want}.Check(got)
+	if len(v.Mismatched) > 0 {
+		return want, clierr.Usagef("not pushing %.12s: the stage results are for something else:\n  - %s\nrun `ci test --stage %s --flake FLAKE --report REPORT` with the flake and build report being pushed",
+			rev, strings.Join(v.Mismatched, "\n  - "), push.DevStages[0])
+	}
+	return want, nil
 }
 
 // pushResults finds the commit the report was built from and the stage

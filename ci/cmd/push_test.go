@@ -122,12 +122,29 @@ func TestPushGateReadsResults(t *testing.T) {
 	_, err = os.Stat(filepath.Join(home, "cache", "ipex-flake"))
 	assert.True(t, os.IsNotExist(err), "no cache is created when the gate is closed")
 
-	require.NoError(t, store.Record(t.Context(), results.Result{Stage: "unit", Rev: rev, State: results.StateFailed}))
+	want, err := results.ResolveFlake(t.Context(), repo)
+	require.NoError(t, err)
+	r, err := report.Read(rep)
+	require.NoError(t, err)
+	want.Report = r.Digest()
+
+	require.NoError(t, store.Record(t.Context(), results.Result{Stage: "unit", Rev: rev, State: results.StateFailed, Binding: want}))
 	io, _, errb = testIO(map[string]string{})
 	assert.Equal(t, clierr.ExitFailed, Run(t.Context(), io, []string{"push", "--report", rep}), errb.String())
 	assert.Contains(t, errb.String(), "unit (failed)")
 
-	require.NoError(t, store.Record(t.Context(), results.Result{Stage: "unit", Rev: rev, State: results.StatePassed}))
+	// A pass recorded without a binding, or for another build report,
+	// opens nothing: exit 2, naming both.
+	other := want
+	other.Report = "sha256:" + strings.Repeat("0", 64)
+	for _, b := range []results.Binding{{}, other} {
+		require.NoError(t, store.Record(t.Context(), results.Result{Stage: "unit", Rev: rev, State: results.StatePassed, Binding: b}))
+		io, _, errb = testIO(map[string]string{})
+		assert.Equal(t, clierr.ExitUsage, Run(t.Context(), io, []string{"push", "--report", rep}), errb.String())
+		assert.Contains(t, errb.String(), "unit was passed for "+b.String()+", but this is "+want.String())
+	}
+
+	require.NoError(t, store.Record(t.Context(), results.Result{Stage: "unit", Rev: rev, State: results.StatePassed, Binding: want}))
 	io, stdout, errb = testIO(map[string]string{})
 	require.Equal(t, clierr.ExitOK, Run(t.Context(), io, []string{"push", "--report", rep}), errb.String())
 	assert.Contains(t, errb.String(), "checking stage results for "+rev[:12]+" in "+filepath.Join(repo, ".git", "ipex-ci", "results.json"))

@@ -42,6 +42,9 @@ type ReleasePromoteOptions struct {
 	ReportPath string
 	Cache      string
 	PublicKey  string
+	// AllowExternalServices lets beta and stable accept results that
+	// tested external services.
+	AllowExternalServices bool
 }
 
 // ReleaseStatusOptions are the flags of `ci release status`.
@@ -91,6 +94,12 @@ tags and channels/* refs are made locally, the gates read the stage results
 that ci test recorded in .git/ipex-ci/results.json, and the release is
 printed (and kept in .git/ipex-ci/releases/).
 
+Every gate accepts only stage results bound to the flake and the out paths
+of the build report being released (--report, default ` + "`" + report.DefaultReportPath + "`" + `);
+results for another flake or report refuse the promotion and name both.
+beta and stable refuse results that tested external services unless
+--allow-external-services is given.
+
 Exit codes: 0 done (or already done), 1 a step failed (rerun to finish),
 2 refused by a gate or bad flags (nothing was changed).
 
@@ -121,7 +130,8 @@ func newReleasePromoteCmd(io *IO, common *ReleaseCommon, runF func(context.Conte
 	f.StringVar(&o.Rev, "rev", "HEAD", "commit to promote (SHA, tag or branch)")
 	f.BoolVar(&o.DryRun, "dry-run", false, "compute and print everything, change nothing")
 	f.StringVar(&o.ApprovedBy, "approved-by", "", "approver of a stable promotion (recorded in the release)")
-	f.StringVar(&o.ReportPath, "report", "", "build report of the commit (ci build --report) for the manifest")
+	f.StringVar(&o.ReportPath, "report", "", "build report of the commit (ci build --report): the gates accept only results for its flake and out paths, and the manifest lists them (default "+report.DefaultReportPath+")")
+	f.BoolVar(&o.AllowExternalServices, "allow-external-services", false, "let beta and stable accept integration/performance results that tested an external service (ci test --external-services)")
 	f.StringVar(&o.Cache, "cache", "", "binary cache URI recorded in the manifest (default: the report's)")
 	f.StringVar(&o.PublicKey, "public-key", "", "the cache's public signing key, recorded in the manifest")
 	return c
@@ -135,7 +145,8 @@ func newReleaseStatusCmd(io *IO, common *ReleaseCommon, runF func(context.Contex
 		Long: `Show, per channel, the commit channels/<name> points at, its latest
 release, and what the next promotion would do: dev takes HEAD, beta takes
 dev's commit, stable takes beta's commit. A blocked promotion lists the
-gates that refuse it, as ci release promote would. Changes nothing.`,
+gates that refuse it, as ci release promote would (with the build report
+at ` + "`" + report.DefaultReportPath + "`" + `). Changes nothing.`,
 		Args: cobra.NoArgs,
 		RunE: func(c *cobra.Command, _ []string) error { return runF(c.Context(), o) },
 	}
@@ -282,13 +293,22 @@ func runReleasePromote(ctx context.Context, o *ReleasePromoteOptions) error {
 		return err
 	}
 	opts := promote.Options{Channel: ch, Rev: o.Rev, DryRun: o.DryRun, ApprovedBy: approver(o.IO, o.ApprovedBy),
-		Cache: o.Cache, PublicKey: o.PublicKey, Version: cfg}
-	if o.ReportPath != "" {
-		rep, err := report.Read(o.ReportPath)
+		Cache: o.Cache, PublicKey: o.PublicKey, Version: cfg, AllowExternalServices: o.AllowExternalServices}
+	path := o.ReportPath
+	if path == "" {
+		if _, err := os.Stat(report.DefaultReportPath); err == nil {
+			path = report.DefaultReportPath
+		}
+	}
+	if path != "" {
+		rep, err := report.Read(path)
 		if err != nil {
 			return clierr.Usagef("--report: %v (pass the file written by ci build --report)", err)
 		}
 		opts.Report = rep
+		if opts.Want, err = reportBinding(ctx, rep); err != nil {
+			return err
+		}
 	}
 	p, err := releaseSetup(ctx, o.IO, o.Common)
 	if err != nil {
@@ -367,7 +387,13 @@ func runReleaseStatus(ctx context.Context, o *ReleaseStatusOptions) error {
 	if err != nil {
 		return redactErr(o.IO, err)
 	}
-	sts, err := p.Status(ctx, cfg, approver(o.IO, ""))
+	var want results.Binding
+	if rep, err := report.Read(report.DefaultReportPath); err == nil {
+		if want, err = reportBinding(ctx, rep); err != nil {
+			return err
+		}
+	}
+	sts, err := p.Status(ctx, cfg, approver(o.IO, ""), want)
 	if err != nil {
 		return redactErr(o.IO, err)
 	}

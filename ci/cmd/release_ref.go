@@ -9,6 +9,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/ipex-flake/ipex-flake/internal/childenv"
 	"github.com/ipex-flake/ipex-flake/internal/clierr"
 )
 
@@ -82,7 +83,9 @@ func runReleaseCheckRef(ctx context.Context, o *ReleaseCheckRefOptions) error {
 	if commit == "" {
 		return clierr.Usagef("%s is not a commit of the checkout %s", rev, o.Dir)
 	}
-	err := exec.CommandContext(ctx, "git", "-C", o.Dir, "merge-base", "--is-ancestor", commit, tip).Run()
+	mb := exec.CommandContext(ctx, "git", "-C", o.Dir, "merge-base", "--is-ancestor", commit, tip)
+	mb.Env = childenv.Environ()
+	err := mb.Run()
 	if err != nil {
 		if ee, ok := err.(*exec.ExitError); ok && ee.ExitCode() == 1 {
 			return clierr.Usagef("refusing to release %.12s from %s: the commit is not on %s; tag a commit of %s instead (git push origin :%s removes this tag)",

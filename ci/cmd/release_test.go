@@ -15,6 +15,8 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/ipex-flake/ipex-flake/internal/clierr"
+	"github.com/ipex-flake/ipex-flake/internal/testlib"
+	"github.com/ipex-flake/ipex-flake/pipelines/report"
 	"github.com/ipex-flake/ipex-flake/pipelines/results"
 	"github.com/ipex-flake/ipex-flake/release/github"
 	"github.com/ipex-flake/ipex-flake/release/github/githubtest"
@@ -77,7 +79,7 @@ func TestReleaseUsageErrors(t *testing.T) {
 		{"unknown rev", []string{"release", "promote", "--to", "dev", "--rev", "deadbeef"}, "does not name a commit"},
 		{"bad phase mapping", []string{"release", "version", "--phase-version", "v0.1.0"}, "--phase-version"},
 		{"missing report", []string{"release", "promote", "--to", "dev", "--report", "nope.json"}, "--report"},
-		{"gate", []string{"release", "promote", "--to", "dev"}, "stage gate: unit has no result"},
+		{"gate", []string{"release", "promote", "--to", "dev"}, "stage gate: no build report: pass --report FILE"},
 		{"token without repository", []string{"release", "status"}, "GITHUB_REPOSITORY"},
 	}
 	for _, tt := range tests {
@@ -104,12 +106,19 @@ func TestReleaseOutsideRepository(t *testing.T) {
 	assert.Contains(t, errb.String(), "run ci release inside the repository")
 }
 
-func recordLocal(t *testing.T, g *gittest.Repo, rev string, stages ...string) {
+// recordLocal records passed results bound to the flake in g and the
+// build report at rep, as ci test records them.
+func recordLocal(t *testing.T, g *gittest.Repo, rev, rep string, stages ...string) {
 	t.Helper()
 	gd := g.Git("rev-parse", "--absolute-git-dir")
 	store := &results.FileStore{Path: results.DefaultPath(gd)}
+	r, err := report.Read(rep)
+	require.NoError(t, err)
+	b, err := results.ResolveFlake(t.Context(), g.Dir)
+	require.NoError(t, err)
+	b.Report = r.Digest()
 	for _, s := range stages {
-		require.NoError(t, store.Record(t.Context(), results.Result{Stage: s, Rev: rev, State: results.StatePassed}))
+		require.NoError(t, store.Record(t.Context(), results.Result{Stage: s, Rev: rev, State: results.StatePassed, Binding: b}))
 	}
 }
 
@@ -130,10 +139,14 @@ func TestReleaseLocalMode(t *testing.T) {
 		assert.Equal(t, want+"\n", out.String())
 	}
 
-	recordLocal(t, g, c2, "unit", "integration", "performance", "security")
-	rep := filepath.Join(t.TempDir(), "build.json")
+	testlib.OfflineNix(t)
+	// The report sits where ci build writes it, so the promotions below
+	// without --report find it.
+	rep := filepath.Join(g.Dir, ".ci-out", "build-report.json")
+	require.NoError(t, os.MkdirAll(filepath.Dir(rep), 0o755))
 	require.NoError(t, os.WriteFile(rep, []byte(`{"flake":".","engine":"host","rev":"`+c2+`","cache":"file:///tmp/cache","outputs":[
 	  {"attr":"packages.x86_64-linux.ollama","system":"x86_64-linux","outPaths":["/nix/store/abc-ollama"],"status":"built","durationMs":1}]}`), 0o644))
+	recordLocal(t, g, c2, rep, "unit", "integration", "performance", "security")
 
 	// Dry run: everything printed, nothing changed.
 	io, out, errb := relIO(nil)
@@ -188,7 +201,16 @@ func TestReleaseGitHubModeNeverPrintsSecrets(t *testing.T) {
 	t.Chdir(g.Dir)
 	srv := githubtest.New(t, "o", "r", nil)
 	require.NoError(t, srv.Fake.CreateTag(t.Context(), "v0.1.0", c1))
-	require.NoError(t, srv.Fake.CreateStatus(t.Context(), c2, github.Status{Context: "ci/unit", State: "success"}))
+	testlib.OfflineNix(t)
+	rep := filepath.Join(g.Dir, ".ci-out", "build-report.json")
+	require.NoError(t, os.MkdirAll(filepath.Dir(rep), 0o755))
+	require.NoError(t, (&report.Report{Flake: ".", Rev: c2, Outputs: []report.Output{
+		{Attr: "packages.x86_64-linux.a", OutPaths: []string{"/nix/store/abc-a"}, Status: report.StatusBuilt}}}).Write(rep))
+	b, err := results.ResolveFlake(t.Context(), g.Dir)
+	require.NoError(t, err)
+	b.Report = (&report.Report{Outputs: []report.Output{{Attr: "packages.x86_64-linux.a", OutPaths: []string{"/nix/store/abc-a"}}}}).Digest()
+	state, desc := results.ToStatus(results.Result{Stage: "unit", State: results.StatePassed, Binding: b})
+	require.NoError(t, srv.Fake.CreateStatus(t.Context(), c2, github.Status{Context: "ci/unit", State: state, Description: desc}))
 
 	// Slack rejects the token: reported, never fatal, never printed.
 	sl := slacktest.NewTestServer(func(c slacktest.Customize) {

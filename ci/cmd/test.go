@@ -2,7 +2,9 @@ package cmd
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"os"
 	"path/filepath"
 	"strings"
 	"time"
@@ -11,6 +13,7 @@ import (
 
 	"github.com/ipex-flake/ipex-flake/internal/clierr"
 	"github.com/ipex-flake/ipex-flake/pipelines/engine"
+	"github.com/ipex-flake/ipex-flake/pipelines/report"
 	"github.com/ipex-flake/ipex-flake/pipelines/results"
 	"github.com/ipex-flake/ipex-flake/pipelines/stage"
 	"github.com/ipex-flake/ipex-flake/pipelines/stages"
@@ -47,6 +50,11 @@ type TestOptions struct {
 	Users     int
 	Requests  int
 
+	// Integration and performance: the services under test.
+	ExternalServices bool
+	Model            string
+	ReadyTimeout     time.Duration
+
 	// NoRecord leaves the results store alone.
 	NoRecord bool
 	// Rev is the commit the results are recorded against (default: the
@@ -66,9 +74,13 @@ func newTestCmdWith(io *IO, runF func(context.Context, *TestOptions) error) *cob
 		Short: "Run the unit, integration, performance and security stages",
 		Long: `Run test stages, each within its time limit. A stage whose requirements this
 machine lacks is skipped with its reason (exit 0, or 1 with --require); it is
-never reported as passed. Each result is recorded against the commit: GitHub
-commit statuses (context ci/<stage>) when GITHUB_TOKEN and GITHUB_REPOSITORY are
-set, else .git/ipex-ci/results.json.
+never reported as passed. Each result is recorded against the commit, bound
+to the flake (its directory in the repository and narHash) and the build
+report (--report, default ` + "`" + report.DefaultReportPath + "`" + `, by the digest of its
+out paths): ci push and ci release accept only results bound to the flake
+and report they push or promote. Results go to GitHub commit statuses
+(context ci/<stage>) when GITHUB_TOKEN and GITHUB_REPOSITORY are set, else
+.git/ipex-ci/results.json.
 
 Stages (in --all order):
 ` + stageHelp(),
@@ -86,7 +98,7 @@ Stages (in --all order):
 	f.StringVar(&o.Flake, "flake", ".", "flake directory or reference")
 	f.StringVar(&o.Engine, "engine", engine.KindAuto, "where nix runs: auto, dagger or host")
 	f.StringSliceVar(&o.Systems, "systems", nil, "systems whose checks run (default: this machine's)")
-	f.StringVar(&o.Report, "report", "", "build report (ci build --report) whose built/cached outputs get an SBOM")
+	f.StringVar(&o.Report, "report", "", "build report (ci build --report) the stages test: results are bound to it, and security writes SBOMs of its outputs (default for binding: "+report.DefaultReportPath+")")
 	f.StringVar(&o.FailOn, "fail-on", "high", "security: lowest finding severity that fails the stage (low, medium, high, critical)")
 	f.DurationVar(&o.MaxInputAge, "max-input-age", 90*24*time.Hour, "security: flake.lock inputs older than this are findings")
 	f.StringVar(&o.SBOMDir, "sbom-dir", "sbom", "security: directory for the CycloneDX SBOMs")
@@ -95,6 +107,9 @@ Stages (in --all order):
 	f.Float64Var(&o.Tolerance, "tolerance", 0.2, "performance: allowed regression against the baseline (0.2 = 20%)")
 	f.IntVar(&o.Users, "users", 100, "performance: concurrent users")
 	f.IntVar(&o.Requests, "requests", 200, "performance: requests per measurement")
+	f.BoolVar(&o.ExternalServices, "external-services", false, "integration/performance: test the services already running at OLLAMA_HOST and COMFYUI_URL instead of starting ollama-ipex and comfyui-ipex from the build report; results record \"external service\", which beta and stable refuse without --allow-external-services")
+	f.StringVar(&o.Model, "model", "", "integration/performance: Ollama model to use: a name to pull, or a local GGUF file to import (default: the server's first model)")
+	f.DurationVar(&o.ReadyTimeout, "ready-timeout", 2*time.Minute, "integration/performance: how long a started service gets to answer")
 	f.BoolVar(&o.NoRecord, "no-record", false, "do not record results against the commit")
 	f.StringVar(&o.Rev, "rev", "", "commit `SHA` the results are recorded against (default: a pull request's head commit, else $GITHUB_SHA, else HEAD)")
 	f.StringVar(&o.SysRoot, "sys-root", "/sys", "root of sysfs for feature detection")
@@ -179,6 +194,9 @@ func (o *TestOptions) plan() ([]string, stage.Options, error) {
 	if o.Tolerance < 0 {
 		return nil, opts, clierr.Usagef("--tolerance must be 0 or more (0.2 = 20%% worse than the baseline)")
 	}
+	if o.ReadyTimeout < 0 {
+		return nil, opts, clierr.Usagef("--ready-timeout must be a positive duration such as 2m")
+	}
 	if o.Users < 1 || o.Requests < 1 {
 		return nil, opts, clierr.Usagef("--users and --requests must be at least 1")
 	}
@@ -210,7 +228,16 @@ func runTest(ctx context.Context, o *TestOptions) error {
 		Systems: o.Systems, Host: opts.Host, Out: io.Err}
 	defer env.Close()
 
+	rep, repPath, repErr := o.readReport()
+	if o.Report != "" && repErr != nil {
+		return clierr.Usagef("--report %s: %v (pass the file written by ci build --report)", o.Report, repErr)
+	}
+	env.Services = &stages.ServiceOptions{External: o.ExternalServices, Report: rep, Model: o.Model, ReadyTimeout: o.ReadyTimeout}
 	rec := openRecorder(ctx, io, env, o.NoRecord, o.Rev)
+	rec.external = o.ExternalServices
+	if rec.store != nil {
+		rec.binding = o.binding(ctx, env, rep, repPath, repErr)
+	}
 	var failed, skipped []string
 	descs := map[string]string{}
 	for _, name := range names {
@@ -296,9 +323,12 @@ func summary(o stage.Outcome) string {
 // recorder writes stage results against the commit; failures to record
 // are reported and do not change the stage's result.
 type recorder struct {
-	io    *IO
-	store results.Store
-	rev   string
+	io      *IO
+	store   results.Store
+	rev     string
+	binding results.Binding
+	// external marks results of stages that tested external services.
+	external bool
 }
 
 func (r *recorder) record(ctx context.Context, name, state, desc string) {
@@ -306,10 +336,54 @@ func (r *recorder) record(ctx context.Context, name, state, desc string) {
 		return
 	}
 	err := r.store.Record(ctx, results.Result{Stage: name, Rev: r.rev, State: state, Description: desc,
-		URL: runURL(r.io.Getenv), Time: time.Now().UTC()})
+		URL: runURL(r.io.Getenv), Binding: r.binding, External: r.external && usesServices(name), Time: time.Now().UTC()})
 	if err != nil {
 		fmt.Fprintf(r.io.Err, "warning: result of %s not recorded: %v\n", name, err)
 	}
+}
+
+// usesServices reports whether stage name tests the running services.
+func usesServices(name string) bool { return name == "integration" || name == "performance" }
+
+// binding names what the results of this run test: the flake (its
+// directory in the repository and narHash) and the build report (its
+// digest). What cannot be resolved stays empty, and no gate accepts a
+// result with an empty binding; the note says how to fix it.
+func (o *TestOptions) binding(ctx context.Context, env *stages.Env, rep *report.Report, path string, err error) results.Binding {
+	io := o.IO
+	var b results.Binding
+	if fb, ferr := results.ResolveFlake(ctx, env.Flake); ferr != nil {
+		fmt.Fprintf(io.Err, "note: %v: results name no flake, and no gate accepts them\n", ferr)
+	} else {
+		b.Flake, b.NarHash = fb.Flake, fb.NarHash
+	}
+	switch {
+	case err == nil:
+		b.Report = rep.Digest()
+		fmt.Fprintf(io.Err, "results are bound to flake %s (%s) and build report %s (%s)\n", orDash(b.Flake), orDash(b.NarHash), path, b.Report)
+	case errors.Is(err, os.ErrNotExist):
+		fmt.Fprintf(io.Err, "note: no build report at %s: results name no build report, and no push or promotion accepts them; run `ci build --report %s` first or pass --report\n", path, path)
+	default:
+		fmt.Fprintf(io.Err, "note: %v: results name no build report, and no push or promotion accepts them\n", err)
+	}
+	return b
+}
+
+// readReport reads --report, or the default report path.
+func (o *TestOptions) readReport() (*report.Report, string, error) {
+	path := o.Report
+	if path == "" {
+		path = report.DefaultReportPath
+	}
+	rep, err := report.Read(path)
+	return rep, path, err
+}
+
+func orDash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
 }
 
 // runURL links a status to the GitHub Actions run that produced it.

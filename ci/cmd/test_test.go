@@ -66,6 +66,8 @@ func TestTestUsageErrors(t *testing.T) {
 		{name: "timeout of unknown stage", args: []string{"test", "--stage", "unit", "--timeout", "lint=5m"}, wantErr: `unknown stage "lint"`},
 		{name: "timeout without =", args: []string{"test", "--stage", "unit", "--timeout", "5m"}, wantErr: "STAGE=DURATION"},
 		{name: "bad fail-on", args: []string{"test", "--stage", "security", "--fail-on", "severe"}, wantErr: "--fail-on"},
+		{name: "missing report", args: []string{"test", "--stage", "unit", "--report", "/nonexistent/build-report.json"}, wantErr: "pass the file written by ci build --report"},
+		{name: "negative ready timeout", args: []string{"test", "--stage", "integration", "--ready-timeout", "-1s"}, wantErr: "--ready-timeout"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -188,6 +190,8 @@ func TestTestRecordsGitHubStatuses(t *testing.T) {
 	code := Run(t.Context(), io, append([]string{"test", "--stage", "integration", "--flake", dir}, noGPU(t)...))
 	require.Equal(t, clierr.ExitOK, code, errb.String())
 	require.Len(t, posted, 2)
+	assert.Regexp(t, `^running \[flake=\. nar=sha256-\S{20}\]$`, posted[0]["description"], "the result names the flake it tested")
+	posted[0]["description"] = "running"
 	assert.Equal(t, map[string]string{"context": "ci/integration", "state": "pending", "description": "running",
 		"target_url": "https://github.com/ipex-flake/ipex-flake/actions/runs/42"}, posted[0])
 	assert.Equal(t, "error", posted[1]["state"], "skipped is never success")

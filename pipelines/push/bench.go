@@ -16,6 +16,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/ipex-flake/ipex-flake/internal/childenv"
 	"github.com/ipex-flake/ipex-flake/internal/clierr"
 	"github.com/ipex-flake/ipex-flake/internal/fixture"
 	"github.com/ipex-flake/ipex-flake/internal/testnginx"
@@ -301,6 +302,7 @@ func buildBenchFixture(ctx context.Context, dir string, n, lines int) (string, e
 	}
 	args := nixcli.Nix("--option", "substituters", "", "build", "--no-link", "--json", dir+"#top")
 	cmd := exec.CommandContext(ctx, args[0], args[1:]...)
+	cmd.Env = childenv.Environ()
 	var out, errb bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errb
 	if err := cmd.Run(); err != nil {

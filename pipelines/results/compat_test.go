@@ -63,8 +63,11 @@ func TestReleaseReadsStageStatuses(t *testing.T) {
 	releaseSide := &relgithub.StatusStore{Client: api}
 
 	rev := strings.Repeat("cd", 20)
+	bound := results.Binding{Flake: "examples/offline", NarHash: "sha256-GhwDr/8C2RAUNikyBmZuKey4kc5JgyKma0fbQPhnUio=",
+		Report: "sha256:" + strings.Repeat("ef", 32)}
 	recorded := []results.Result{
-		{Stage: "unit", State: results.StatePassed, Description: "passed (3 passed)"},
+		{Stage: "unit", State: results.StatePassed, Description: "passed (3 passed)", Binding: bound},
+		{Stage: "benchmark", State: results.StatePassed, Description: "ok", Binding: bound, External: true},
 		{Stage: "integration", State: results.StateSkipped, Description: "no intel-gpu on this machine"},
 		{Stage: "performance", State: results.StateSkipped, Description: "skipped: no big-memory on this machine"},
 		{Stage: "security", State: results.StateFailed, Description: "failed: 1 of 7 checks failed: secrets (tree)"},
@@ -84,5 +87,13 @@ func TestReleaseReadsStageStatuses(t *testing.T) {
 		}
 		assert.Equal(t, "no intel-gpu on this machine", got["integration"].Description, name)
 		assert.Equal(t, "no big-memory on this machine", got["performance"].Description, "%s: the prefix is written once", name)
+		assert.Equal(t, "passed (3 passed)", got["unit"].Description, name)
+		assert.True(t, got["unit"].Binding.Matches(bound), "%s reads the binding back: %+v", name, got["unit"].Binding)
+		root := bound
+		root.Flake = "."
+		assert.False(t, got["unit"].Binding.Matches(root), "%s: another flake directory does not match", name)
+		assert.False(t, got["unit"].External, name)
+		assert.True(t, got["benchmark"].External, "%s reads the external-service mark", name)
+		assert.False(t, got["security"].Binding.Matches(bound), "%s: an unbound result matches nothing", name)
 	}
 }

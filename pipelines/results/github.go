@@ -20,9 +20,9 @@ const SkippedPrefix = "skipped: "
 // GitHubStore records stage results as GitHub commit statuses with context
 // "ci/<stage>", and reads them back.
 //
-// Commit statuses know success, failure, error and pending. A skipped stage
-// is an "error" status whose description starts with "skipped: " (never
-// "success": a stage that did not run has not passed).
+// The encoding is ToStatus and FromStatus: a skipped stage is an "error"
+// status whose description starts with "skipped: ", and the binding ends
+// the description.
 type GitHubStore struct {
 	Owner, Repo string
 	Client      *github.Client
@@ -57,7 +57,7 @@ func NewGitHubStore(repo, token, baseURL string, hc *http.Client) (*GitHubStore,
 
 // Record implements Store with one CreateStatus call.
 func (s *GitHubStore) Record(ctx context.Context, r Result) error {
-	state, desc := toGitHub(r)
+	state, desc := ToStatus(r)
 	st := github.RepoStatus{
 		State:       github.Ptr(state),
 		Context:     github.Ptr(ContextPrefix + r.Stage),
@@ -99,42 +99,8 @@ func (s *GitHubStore) Get(ctx context.Context, rev string) (map[string]Result, e
 	}
 }
 
-func toGitHub(r Result) (state, desc string) {
-	desc = r.Description
-	switch r.State {
-	case StatePassed:
-		state = "success"
-	case StatePending:
-		state = "pending"
-	case StateSkipped:
-		state = "error"
-		if !strings.HasPrefix(desc, SkippedPrefix) {
-			desc = SkippedPrefix + desc
-		}
-	default:
-		state = "failure"
-	}
-	if len(desc) > 140 {
-		desc = desc[:137] + "..."
-	}
-	return state, desc
-}
-
 func fromGitHub(rev, stage string, st *github.RepoStatus) Result {
-	r := Result{Stage: stage, Rev: rev, Description: st.GetDescription(), URL: st.GetTargetURL()}
-	switch st.GetState() {
-	case "success":
-		r.State = StatePassed
-	case "pending":
-		r.State = StatePending
-	case "error":
-		r.State = StateFailed
-		if d, ok := strings.CutPrefix(r.Description, SkippedPrefix); ok {
-			r.State, r.Description = StateSkipped, d
-		}
-	default:
-		r.State = StateFailed
-	}
+	r := FromStatus(rev, stage, st.GetState(), st.GetDescription(), st.GetTargetURL())
 	if t := st.GetUpdatedAt(); !t.IsZero() {
 		r.Time = t.Time
 	} else if t := st.GetCreatedAt(); !t.IsZero() {

@@ -1,8 +1,12 @@
 // Package results records stage results against a commit and reads them
 // back. Promotion gates read these records: the gate is data, not trust.
+// Every result names the flake and the build report it tested (Binding);
+// Check accepts only results bound to the flake and report being pushed or
+// promoted.
 //
-// Two stores exist: GitHub commit statuses (context "ci/<stage>") when a token
-// and repository are known, and a local JSON file otherwise.
+// Two stores exist: GitHub commit statuses (context "ci/<stage>", the
+// binding at the end of the description) when a token and repository are
+// known, and a local JSON file otherwise.
 package results
 
 import (
@@ -27,14 +31,21 @@ const (
 	StatePending = "pending"
 )
 
-// Result is one stage's outcome for one commit.
+// Result is one stage's outcome for one commit, bound to the flake and
+// build report it tested.
 type Result struct {
-	Stage       string    `json:"stage"`
-	Rev         string    `json:"rev"`
-	State       string    `json:"state"`
-	Description string    `json:"description,omitempty"`
-	URL         string    `json:"url,omitempty"`
-	Time        time.Time `json:"time"`
+	Stage       string `json:"stage"`
+	Rev         string `json:"rev"`
+	State       string `json:"state"`
+	Description string `json:"description,omitempty"`
+	URL         string `json:"url,omitempty"`
+	// Binding names the flake and build report the stage tested.
+	Binding
+	// External is set when the stage tested services it did not start
+	// from the build report (--external-services): the beta and stable
+	// gates refuse such a result unless the promotion allows it.
+	External bool      `json:"external,omitempty"`
+	Time     time.Time `json:"time"`
 }
 
 // Store records and reads stage results.

@@ -34,6 +34,10 @@ type Env struct {
 	Host stage.Host
 	// Out receives progress and per-check lines.
 	Out io.Writer
+	// Services says how the integration and performance stages get the
+	// services they test: started from the build report (the default),
+	// or already running (External).
+	Services *ServiceOptions
 
 	// Open opens the engine (default engines.Open); tests replace it.
 	Open func(ctx context.Context, kind string, getenv func(string) string, opts engine.Options) (engine.Engine, error)

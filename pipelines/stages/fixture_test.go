@@ -28,3 +28,7 @@ func fixtureFlake(t *testing.T, nonce string, checks map[string]string, extra st
 	require.NoError(t, fixture.Write(dir, f))
 	return dir
 }
+
+// external points the stages at the services the test started itself
+// (OLLAMA_HOST, COMFYUI_URL), as `ci test --external-services` does.
+var external = &ServiceOptions{External: true}

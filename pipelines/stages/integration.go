@@ -10,8 +10,9 @@ import (
 
 // Integration is the integration stage: the flake's NixOS VM tests (checks
 // that need kvm or nixos-test; skipped with the reason when /dev/kvm is not
-// usable) and the Go suite tests/integration against the running Ollama
-// and ComfyUI.
+// usable) and the Go suite tests/integration against the ollama-ipex and
+// comfyui-ipex of the build, started for the suite (Env.StartServices), or
+// against running services with ServiceOptions.External.
 type Integration struct {
 	Env *Env
 	// Packages are the Go test packages (default ./tests/integration/...).
@@ -87,5 +88,26 @@ func (s *Integration) goSuite(ctx context.Context) error {
 		s.SkipCheck("tests/integration", "no tests/integration in "+root)
 		return nil
 	}
-	return runGoTests(ctx, root, s.Packages, map[string]string{LiveEnv: "1"}, &s.Collector)
+	svc, err := s.Env.StartServices(ctx)
+	if err != nil {
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		s.Fail("services", err.Error(), 0)
+		return nil
+	}
+	defer func() {
+		if err := svc.Stop(); err != nil {
+			s.Fail("services", "stopping: "+err.Error(), 0)
+		}
+	}()
+	env := svc.Env()
+	env[LiveEnv] = "1"
+	if err := runGoTests(ctx, root, s.Packages, env, &s.Collector); err != nil {
+		return err
+	}
+	for _, c := range svc.Crashed() {
+		s.Fail("services", c, 0)
+	}
+	return nil
 }

@@ -111,7 +111,7 @@ func (s *Performance) concurrency() (parallel, maxQueue int, err error) {
 }
 
 // Run implements stage.Stage.
-func (s *Performance) Run(ctx context.Context) error {
+func (s *Performance) Run(ctx context.Context) (err error) {
 	s.Collector.Out = s.Env.out()
 	parallel, maxQueue, err := s.concurrency()
 	if err != nil {
@@ -121,14 +121,35 @@ func (s *Performance) Run(ctx context.Context) error {
 		s.Fail("concurrency", err.Error(), 0)
 		return s.Err()
 	}
+	svc, err := s.Env.StartServices(ctx)
+	if err != nil {
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		s.Fail("services", err.Error(), 0)
+		return s.Err()
+	}
+	defer func() {
+		// A service that died during the measurement fails the stage
+		// with its log tail, whatever the numbers said.
+		for _, c := range svc.Crashed() {
+			s.Fail("services", c, 0)
+		}
+		if stopErr := svc.Stop(); stopErr != nil {
+			s.Fail("services", "stopping: "+stopErr.Error(), 0)
+		}
+		if err == nil {
+			err = s.Err()
+		}
+	}()
 	cfg := performance.Config{
-		Ollama: apiclient.NewOllama(s.Env.getenv("OLLAMA_HOST")),
-		Model:  s.Env.getenv("OLLAMA_MODEL"),
+		Ollama: apiclient.NewOllama(svc.OllamaURL),
+		Model:  svc.Model,
 		Users:  s.Users, Requests: s.Requests,
 		TTFTTarget: s.Targets.TTFTP95,
 	}
 	cfg.Ollama.Think, _ = strconv.ParseBool(s.Env.getenv("OLLAMA_THINK"))
-	comfy := apiclient.NewComfyUI(s.Env.getenv("COMFYUI_URL"))
+	comfy := apiclient.NewComfyUI(svc.ComfyUIURL)
 	if _, err := comfy.SystemStats(ctx); err != nil {
 		s.Fail("images/min", fmt.Sprintf("ComfyUI at %s: %v", comfy.BaseURL, err), 0)
 	} else {

@@ -24,7 +24,7 @@ func TestPerformanceStage(t *testing.T) {
 	host := stage.Host{Assume: []stage.Feature{stage.IntelGPU, stage.BigMemory}}
 
 	dir := t.TempDir()
-	env := &Env{Flake: dir, Getenv: getenv}
+	env := &Env{Flake: dir, Getenv: getenv, Services: external}
 	first := &Performance{Env: env, Baseline: "baseline.json", Users: 100, Requests: 100, Images: 4, Tolerance: 0.2}
 	out := stage.Run(t.Context(), first, stage.Options{Host: host})
 	require.Equal(t, stage.Passed, out.State, out.Reason)
@@ -88,7 +88,7 @@ func TestPerformanceStageConcurrency(t *testing.T) {
 			for k, v := range tt.env {
 				vars[k] = v
 			}
-			env := &Env{Flake: t.TempDir(), Getenv: func(k string) string { return vars[k] }}
+			env := &Env{Flake: t.TempDir(), Getenv: func(k string) string { return vars[k] }, Services: external}
 			s := &Performance{Env: env, Users: 8, Requests: 8, Images: 1, Targets: tt.targets}
 			out := stage.Run(t.Context(), s, stage.Options{Host: host})
 			assert.Equal(t, tt.state, out.State, out.Reason)
@@ -106,7 +106,7 @@ func TestPerformanceStageConcurrency(t *testing.T) {
 		})
 	}
 
-	env := &Env{Flake: t.TempDir(), Getenv: func(k string) string { return map[string]string{"OLLAMA_NUM_PARALLEL": "many"}[k] }}
+	env := &Env{Flake: t.TempDir(), Getenv: func(k string) string { return map[string]string{"OLLAMA_NUM_PARALLEL": "many"}[k] }, Services: external}
 	out := stage.Run(t.Context(), &Performance{Env: env}, stage.Options{Host: host})
 	assert.Equal(t, stage.Failed, out.State)
 	assert.Contains(t, out.Reason, `OLLAMA_NUM_PARALLEL="many" is not a number`)

@@ -15,6 +15,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/ipex-flake/ipex-flake/internal/childenv"
 	"github.com/ipex-flake/ipex-flake/pipelines/engine"
 	"github.com/ipex-flake/ipex-flake/pipelines/nixcli"
 	"github.com/ipex-flake/ipex-flake/pipelines/report"
@@ -170,6 +171,7 @@ func (s *Security) govulncheck(ctx context.Context, dir string) {
 	var stdout, stderr bytes.Buffer
 	cmd := exec.CommandContext(ctx, bin, "./...")
 	cmd.Dir = root
+	cmd.Env = childenv.Environ()
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	start := time.Now()
 	err = cmd.Run()

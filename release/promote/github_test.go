@@ -83,7 +83,7 @@ func (g *ghEnv) promoter() *Promoter {
 func (g *ghEnv) pass(rev string, stages ...string) {
 	store := &github.StatusStore{Client: g.api}
 	for _, s := range stages {
-		require.NoError(g.t, store.Record(g.t.Context(), results.Result{Stage: s, Rev: rev, State: results.StatePassed, URL: "https://ci.example/" + s}))
+		require.NoError(g.t, store.Record(g.t.Context(), results.Result{Stage: s, Rev: rev, State: results.StatePassed, URL: "https://ci.example/" + s, Binding: testWant}))
 	}
 }
 
@@ -94,7 +94,7 @@ func TestGitHubPromotionThroughAllChannels(t *testing.T) {
 		c    version.Channel
 		want string
 	}{{version.Dev, "v0.2.0-dev.1"}, {version.Beta, "v0.2.0-beta.1"}, {version.Stable, "v0.2.0"}} {
-		out, err := g.promoter().Run(t.Context(), Options{Channel: tt.c, Rev: c2, ApprovedBy: "alice", Cache: "https://cache.example", PublicKey: "cache-1:k="})
+		out, err := g.promoter().Run(t.Context(), Options{Want: testWant, Channel: tt.c, Rev: c2, ApprovedBy: "alice", Cache: "https://cache.example", PublicKey: "cache-1:k="})
 		require.NoError(t, err, tt.c)
 		assert.Equal(t, tt.want, out.Plan.Tag)
 		assert.Equal(t, c2, g.srv.Fake.TagRefs[tt.want])
@@ -120,7 +120,7 @@ func TestGitHubPromotionThroughAllChannels(t *testing.T) {
 
 	// A rerun changes nothing: no write request at all.
 	n := len(g.srv.Requests)
-	out, err := g.promoter().Run(t.Context(), Options{Channel: version.Stable, Rev: c2, ApprovedBy: "alice"})
+	out, err := g.promoter().Run(t.Context(), Options{Want: testWant, Channel: version.Stable, Rev: c2, ApprovedBy: "alice"})
 	require.NoError(t, err)
 	assert.False(t, out.Changed())
 	for _, r := range g.srv.Requests[n:] {
@@ -135,7 +135,7 @@ func TestGitHubRetriesOn502AndSecondaryRateLimit(t *testing.T) {
 	g.srv.Fail("POST", "/git/refs", githubtest.BadGateway())
 	g.srv.Fail("POST", "/releases", githubtest.SecondaryRateLimit("11"))
 	g.srv.Fail("GET", "/commits/{sha}/status", githubtest.SecondaryRateLimit(""))
-	out, err := g.promoter().Run(t.Context(), Options{Channel: version.Dev, Rev: c2})
+	out, err := g.promoter().Run(t.Context(), Options{Want: testWant, Channel: version.Dev, Rev: c2})
 	require.NoError(t, err)
 	assert.Equal(t, "v0.2.0-dev.1", out.Plan.Tag)
 	assert.Equal(t, []time.Duration{time.Minute, time.Second, 11 * time.Second}, *g.sleeps)
@@ -148,14 +148,14 @@ func TestGitHubOutageAfterRefThenRerun(t *testing.T) {
 	for range 5 { // more than the transport's attempts
 		g.srv.Fail("POST", "/releases", githubtest.BadGateway())
 	}
-	_, err := g.promoter().Run(t.Context(), Options{Channel: version.Dev, Rev: c2})
+	_, err := g.promoter().Run(t.Context(), Options{Want: testWant, Channel: version.Dev, Rev: c2})
 	require.Error(t, err)
 	assert.NotContains(t, err.Error(), ghToken)
 	assert.Equal(t, c2, g.srv.Fake.TagRefs["v0.2.0-dev.1"])
 	assert.Equal(t, c2, g.srv.Fake.Channels["dev"])
 	assert.Empty(t, g.srv.Fake.Releases)
 
-	out, err := g.promoter().Run(t.Context(), Options{Channel: version.Dev, Rev: c2})
+	out, err := g.promoter().Run(t.Context(), Options{Want: testWant, Channel: version.Dev, Rev: c2})
 	require.NoError(t, err)
 	assert.True(t, out.Plan.Resume)
 	assert.Len(t, g.srv.Fake.TagRefs, 2, "v0.1.0 and one dev tag")
@@ -174,7 +174,7 @@ func TestGitHubRacingPromotions(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			_, errs[i] = g.promoter().Run(t.Context(), Options{Channel: version.Dev, Rev: rev})
+			_, errs[i] = g.promoter().Run(t.Context(), Options{Want: testWant, Channel: version.Dev, Rev: rev})
 		}()
 	}
 	wg.Wait()

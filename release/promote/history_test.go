@@ -54,7 +54,7 @@ func TestShallowClone(t *testing.T) {
 	var log bytes.Buffer
 	p := e.promoter(nil)
 	p.Log = &log
-	out, err := p.Run(t.Context(), Options{Channel: version.Dev, Rev: c3})
+	out, err := p.Run(t.Context(), Options{Want: testWant, Channel: version.Dev, Rev: c3})
 	require.NoError(t, err)
 	assert.Equal(t, "v0.3.0-dev.1", out.Plan.Tag)
 	assert.Contains(t, log.String(), "shallow clone: fetching the whole history and the tags from origin")
@@ -64,7 +64,7 @@ func TestShallowClone(t *testing.T) {
 	e.g.Git("remote", "remove", "origin")
 	e.pass(c3, "unit")
 	before := e.snapshot()
-	_, err = e.run(Options{Channel: version.Dev, Rev: c3})
+	_, err = e.run(Options{Want: testWant, Channel: version.Dev, Rev: c3})
 	require.Error(t, err)
 	assert.Equal(t, clierr.ExitUsage, clierr.Code(err))
 	assert.Contains(t, err.Error(), "shallow clone")
@@ -78,7 +78,7 @@ func TestTaglessClone(t *testing.T) {
 	e := cloneEnv(t, origin, "--no-tags")
 	require.Empty(t, e.g.Git("tag"))
 	e.pass(c3, "unit")
-	out, err := e.run(Options{Channel: version.Dev, Rev: c3})
+	out, err := e.run(Options{Want: testWant, Channel: version.Dev, Rev: c3})
 	require.NoError(t, err)
 	assert.Equal(t, "v0.3.0-dev.1", out.Plan.Tag)
 }
@@ -98,12 +98,12 @@ func TestUnreachableTagsAreIgnored(t *testing.T) {
 		c    version.Channel
 		want string
 	}{{version.Dev, "v0.2.0-dev.1"}, {version.Beta, "v0.2.0-beta.1"}, {version.Stable, "v0.2.0"}} {
-		out, err := e.run(Options{Channel: tt.c, Rev: c2, ApprovedBy: "alice"})
+		out, err := e.run(Options{Want: testWant, Channel: tt.c, Rev: c2, ApprovedBy: "alice"})
 		require.NoError(t, err)
 		assert.Equal(t, tt.want, out.Plan.Tag)
 		assert.Equal(t, "v0.1.0", out.Plan.LastStable)
 	}
-	rep, err := e.promoter(nil).Status(t.Context(), version.DefaultConfig(), "")
+	rep, err := e.promoter(nil).Status(t.Context(), version.DefaultConfig(), "", testWant)
 	require.NoError(t, err)
 	assert.Equal(t, []string{"v0.9.0", "v0.9.1-dev.1"}, rep.Ignored)
 	var b strings.Builder
@@ -116,18 +116,18 @@ func TestUnreachableTagsAreIgnored(t *testing.T) {
 func TestMovedReleaseTag(t *testing.T) {
 	e, _, c2 := issueExample(t)
 	e.pass(c2, "unit")
-	_, err := e.run(Options{Channel: version.Dev, Rev: c2})
+	_, err := e.run(Options{Want: testWant, Channel: version.Dev, Rev: c2})
 	require.NoError(t, err)
 	c3 := e.g.Commit("fix: later")
 	e.pass(c3, "unit")
 	e.g.Git("tag", "-f", "v0.2.0-dev.1", c3)
 
-	_, err = e.run(Options{Channel: version.Dev, Rev: c3})
+	_, err = e.run(Options{Want: testWant, Channel: version.Dev, Rev: c3})
 	require.Error(t, err)
 	assert.Equal(t, clierr.ExitFailed, clierr.Code(err))
 	assert.Contains(t, err.Error(), "release v0.2.0-dev.1 names commit "+short(c2)+" but the tag v0.2.0-dev.1 is (or would be) at "+short(c3))
 
-	rep, err := e.promoter(nil).Status(t.Context(), version.DefaultConfig(), "")
+	rep, err := e.promoter(nil).Status(t.Context(), version.DefaultConfig(), "", testWant)
 	require.NoError(t, err)
 	require.True(t, rep.Problems())
 	assert.Contains(t, rep.Channels[0].Problem, "the tag v0.2.0-dev.1 points at "+short(c3)+" but its release and manifest name "+short(c2))
@@ -136,7 +136,7 @@ func TestMovedReleaseTag(t *testing.T) {
 	// commit would make the tag again there. Refused before anything is made.
 	e.g.Git("tag", "-d", "v0.2.0-dev.1")
 	before := e.snapshot()
-	_, err = e.run(Options{Channel: version.Dev, Rev: c3})
+	_, err = e.run(Options{Want: testWant, Channel: version.Dev, Rev: c3})
 	require.Error(t, err)
 	assert.Equal(t, clierr.ExitFailed, clierr.Code(err))
 	assert.Contains(t, err.Error(), "release v0.2.0-dev.1 names commit "+short(c2))
@@ -159,7 +159,7 @@ func TestStaleLockAtEachStep(t *testing.T) {
 			var warn bytes.Buffer
 			e.repo.Warn = &warn
 
-			out, err := e.run(Options{Channel: version.Dev, Rev: c2})
+			out, err := e.run(Options{Want: testWant, Channel: version.Dev, Rev: c2})
 			require.NoError(t, err)
 			assert.Equal(t, "v0.2.0-dev.1", out.Plan.Tag)
 			assert.Equal(t, c2, e.g.Ref("refs/heads/channels/dev"))
@@ -174,7 +174,7 @@ func TestStaleLockAtEachStep(t *testing.T) {
 func TestPhaseTagAfterDev(t *testing.T) {
 	e, _, c2 := issueExample(t)
 	e.pass(c2, all...)
-	out, err := e.run(Options{Channel: version.Dev, Rev: c2})
+	out, err := e.run(Options{Want: testWant, Channel: version.Dev, Rev: c2})
 	require.NoError(t, err)
 	assert.Equal(t, "v0.2.0-dev.1", out.Plan.Tag)
 
@@ -184,7 +184,7 @@ func TestPhaseTagAfterDev(t *testing.T) {
 		c    version.Channel
 		want string
 	}{{version.Dev, "v0.3.0-dev.1"}, {version.Beta, "v0.3.0-beta.1"}, {version.Stable, "v0.3.0"}} {
-		out, err := e.run(Options{Channel: tt.c, Rev: c2, ApprovedBy: "alice"})
+		out, err := e.run(Options{Want: testWant, Channel: tt.c, Rev: c2, ApprovedBy: "alice"})
 		require.NoError(t, err)
 		assert.Equal(t, tt.want, out.Plan.Tag)
 		b.Reset()
@@ -194,7 +194,7 @@ func TestPhaseTagAfterDev(t *testing.T) {
 	assert.Equal(t, c2, e.g.Ref("refs/tags/v0.2.0-dev.1"), "the earlier tag stays")
 
 	// A rerun of the finished stable promotion says so, and no bump.
-	out, err = e.run(Options{Channel: version.Stable, Rev: c2, ApprovedBy: "alice"})
+	out, err = e.run(Options{Want: testWant, Channel: version.Stable, Rev: c2, ApprovedBy: "alice"})
 	require.NoError(t, err)
 	assert.False(t, out.Changed())
 	b.Reset()
@@ -205,7 +205,7 @@ func TestPhaseTagAfterDev(t *testing.T) {
 	// A released commit gets no new dev or beta prerelease.
 	before := e.snapshot()
 	for _, c := range []version.Channel{version.Dev, version.Beta} {
-		out, err := e.run(Options{Channel: c, Rev: c2})
+		out, err := e.run(Options{Want: testWant, Channel: c, Rev: c2})
 		require.NoError(t, err)
 		assert.Equal(t, "v0.3.0", out.Plan.AlreadyStable)
 		b.Reset()
@@ -233,7 +233,7 @@ func TestRacingPromotionsNotifyOnce(t *testing.T) {
 			}
 			p := e.promoter(nil)
 			p.Repo = repo
-			_, errs[i] = p.Run(t.Context(), Options{Channel: version.Dev, Rev: c2})
+			_, errs[i] = p.Run(t.Context(), Options{Want: testWant, Channel: version.Dev, Rev: c2})
 		}()
 	}
 	wg.Wait()
@@ -263,14 +263,14 @@ func TestGitHubAPICallsWithManyTags(t *testing.T) {
 	g.pass(c2, "unit")
 
 	n := len(g.srv.Requests)
-	out, err := g.promoter().Run(t.Context(), Options{Channel: version.Dev, Rev: c2})
+	out, err := g.promoter().Run(t.Context(), Options{Want: testWant, Channel: version.Dev, Rev: c2})
 	require.NoError(t, err)
 	assert.Equal(t, "v0.2.0-dev.1", out.Plan.Tag)
 	calls := g.srv.Requests[n:]
 	assert.LessOrEqual(t, len(calls), 10, "API calls: %v", calls)
 
 	n = len(g.srv.Requests)
-	out, err = g.promoter().Run(t.Context(), Options{Channel: version.Dev, Rev: c2})
+	out, err = g.promoter().Run(t.Context(), Options{Want: testWant, Channel: version.Dev, Rev: c2})
 	require.NoError(t, err)
 	assert.False(t, out.Changed())
 	calls = g.srv.Requests[n:]
@@ -283,7 +283,7 @@ func TestGitHubAPICallsWithManyTags(t *testing.T) {
 	// Without the local clone's help each annotated tag costs a call.
 	g.api.LocalPeel = nil
 	n = len(g.srv.Requests)
-	_, err = g.promoter().Run(t.Context(), Options{Channel: version.Dev, Rev: c2})
+	_, err = g.promoter().Run(t.Context(), Options{Want: testWant, Channel: version.Dev, Rev: c2})
 	require.NoError(t, err)
 	assert.Greater(t, len(g.srv.Requests[n:]), 50)
 }
@@ -297,7 +297,7 @@ func TestGitHubRacingPromotionsNotifyOnce(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			_, _ = g.promoter().Run(t.Context(), Options{Channel: version.Dev, Rev: c2})
+			_, _ = g.promoter().Run(t.Context(), Options{Want: testWant, Channel: version.Dev, Rev: c2})
 		}()
 	}
 	wg.Wait()
@@ -310,13 +310,13 @@ func TestCorruptResults(t *testing.T) {
 	e, _, c2 := issueExample(t)
 	e.pass(c2, "unit")
 	require.NoError(t, os.WriteFile(e.store.Path, []byte("{not json"), 0o644))
-	_, err := e.run(Options{Channel: version.Dev, Rev: c2})
+	_, err := e.run(Options{Want: testWant, Channel: version.Dev, Rev: c2})
 	require.Error(t, err)
 	assert.Equal(t, clierr.ExitUsage, clierr.Code(err))
 	assert.Contains(t, err.Error(), e.store.Path)
 	assert.Contains(t, err.Error(), "move it away")
 
-	rep, err := e.promoter(nil).Status(t.Context(), version.DefaultConfig(), "")
+	rep, err := e.promoter(nil).Status(t.Context(), version.DefaultConfig(), "", testWant)
 	require.NoError(t, err)
 	require.Len(t, rep.Channels, 3)
 	assert.Contains(t, rep.Channels[0].Blocked, "is corrupt")

@@ -44,6 +44,15 @@ type Options struct {
 	ApprovedBy string
 	// Report is the build report of Rev (optional), for the manifest.
 	Report *report.Report
+	// Want is the flake and build report being released: the stage gate
+	// accepts only results bound to it (results.Binding). The command
+	// resolves it from the build report; without one every stage gate
+	// refuses.
+	Want results.Binding
+	// AllowExternalServices lets the beta and stable gates accept
+	// integration and performance results that tested an external service
+	// rather than the services started from the build.
+	AllowExternalServices bool
 	// Cache is the binary cache URI and PublicKey its signing public key,
 	// both recorded in the manifest.
 	Cache, PublicKey string
@@ -243,21 +252,7 @@ func (p *Promoter) Plan(ctx context.Context, o Options) (*Plan, error) {
 	if err != nil {
 		return nil, fmt.Errorf("read stage results of %s: %w", short(rev), err)
 	}
-	for _, s := range o.Channel.Stages() {
-		r, ok := recorded[s]
-		switch {
-		case !ok:
-			problems = append(problems, fmt.Sprintf("stage gate: %s has no result for %s (run: ci test --stage %s)", s, short(rev), s))
-		case r.State != results.StatePassed:
-			msg := fmt.Sprintf("stage gate: %s is %s for %s", s, r.State, short(rev))
-			if r.Description != "" {
-				msg += " (" + r.Description + ")"
-			}
-			problems = append(problems, msg)
-		default:
-			plan.Stages = append(plan.Stages, notes.Stage{Name: s, State: r.State, URL: r.URL})
-		}
-	}
+	problems = append(problems, stageProblems(o, rev, recorded, plan)...)
 	// Gate: approval.
 	if o.Channel == version.Stable && strings.TrimSpace(o.ApprovedBy) == "" {
 		problems = append(problems, "approval gate: stable needs an approval: pass --approved-by NAME, or run in a GitHub Actions environment with required reviewers that sets CI_APPROVED_BY")
@@ -273,6 +268,43 @@ func (p *Promoter) Plan(ctx context.Context, o Options) (*Plan, error) {
 		return nil, err
 	}
 	return plan, nil
+}
+
+// stageProblems is the stage gate: every stage of the channel passed, for
+// the flake and build report being released, on services started from the
+// build (beta and stable, unless AllowExternalServices).
+func stageProblems(o Options, rev string, recorded map[string]results.Result, plan *Plan) []string {
+	if o.Want.Flake == "" && o.Want.Report == "" {
+		return []string{fmt.Sprintf("stage gate: no build report: pass --report FILE (the ci build report of %s); results count only for the flake and out paths they tested", short(rev))}
+	}
+	refuseExternal := (o.Channel == version.Beta || o.Channel == version.Stable) && !o.AllowExternalServices
+	var problems []string
+	for _, s := range o.Channel.Stages() {
+		r, ok := recorded[s]
+		switch {
+		case !ok:
+			problems = append(problems, fmt.Sprintf("stage gate: %s has no result for %s (run: ci test --stage %s)", s, short(rev), s))
+		case !r.Binding.Matches(o.Want):
+			problems = append(problems, fmt.Sprintf("stage gate: %s was %s for %s, but this release is %s (run: ci test --stage %s --flake FLAKE --report REPORT with the release's flake and build report)",
+				s, r.State, r.Binding, o.Want, s))
+		case r.State != results.StatePassed:
+			msg := fmt.Sprintf("stage gate: %s is %s for %s", s, r.State, short(rev))
+			if r.Description != "" {
+				msg += " (" + r.Description + ")"
+			}
+			problems = append(problems, msg)
+		case r.External && refuseExternal:
+			problems = append(problems, fmt.Sprintf("stage gate: %s tested an external service, not the services of this build; %s accepts that only with --allow-external-services (or run: ci test --stage %s without --external-services)",
+				s, o.Channel, s))
+		default:
+			st := notes.Stage{Name: s, State: r.State, URL: r.URL}
+			if r.External {
+				st.State += " (external service)"
+			}
+			plan.Stages = append(plan.Stages, st)
+		}
+	}
+	return problems
 }
 
 // orderProblem checks that rev may follow h on channel c.

@@ -79,11 +79,15 @@ func (e *env) promoter(f forge.Forge) *Promoter {
 
 func (e *env) pass(rev string, stages ...string) {
 	for _, s := range stages {
-		require.NoError(e.t, e.store.Record(e.t.Context(), results.Result{Stage: s, Rev: rev, State: results.StatePassed}))
+		require.NoError(e.t, e.store.Record(e.t.Context(), results.Result{Stage: s, Rev: rev, State: results.StatePassed, Binding: testWant}))
 	}
 }
 
 var all = []string{"unit", "integration", "performance", "security"}
+
+// testWant is the flake and build report the tests release.
+var testWant = results.Binding{Flake: ".", NarHash: "sha256-GhwDr/8C2RAUNikyBmZuKey4kc5JgyKma0fbQPhnUio=",
+	Report: "sha256:4f0c2a9d1e7b8c3f5a6d9e0b1c2d3e4f5a6b7c8d9e0f1a2b3c4d5e6f7a8b9c0d"}
 
 // snapshot is every ref and release file: what "nothing changed" compares.
 func (e *env) snapshot() string {
@@ -120,7 +124,7 @@ func TestIssueExampleThroughAllChannels(t *testing.T) {
 		channel version.Channel
 		want    string
 	}{{version.Dev, "v0.2.0-dev.1"}, {version.Beta, "v0.2.0-beta.1"}, {version.Stable, "v0.2.0"}} {
-		out, err := e.run(Options{Channel: tt.channel, Rev: c2, ApprovedBy: "alice"})
+		out, err := e.run(Options{Want: testWant, Channel: tt.channel, Rev: c2, ApprovedBy: "alice"})
 		require.NoError(t, err, tt.channel)
 		assert.Equal(t, tt.want, out.Plan.Tag)
 		assert.True(t, out.Changed())
@@ -143,7 +147,7 @@ func TestIssueExampleThroughAllChannels(t *testing.T) {
 
 	// A rerun of a finished promotion changes nothing.
 	before := e.snapshot()
-	out, err := e.run(Options{Channel: version.Stable, Rev: c2, ApprovedBy: "alice"})
+	out, err := e.run(Options{Want: testWant, Channel: version.Stable, Rev: c2, ApprovedBy: "alice"})
 	require.NoError(t, err)
 	assert.False(t, out.Changed())
 	assert.Equal(t, before, e.snapshot())
@@ -153,11 +157,11 @@ func TestIssueExampleThroughAllChannels(t *testing.T) {
 func TestDevCountsUpAndNotesSincePrevious(t *testing.T) {
 	e, _, c2 := issueExample(t)
 	e.pass(c2, "unit")
-	_, err := e.run(Options{Channel: version.Dev, Rev: c2})
+	_, err := e.run(Options{Want: testWant, Channel: version.Dev, Rev: c2})
 	require.NoError(t, err)
 	c3 := e.g.Commit("fix: health check")
 	e.pass(c3, "unit")
-	out, err := e.run(Options{Channel: version.Dev}) // default HEAD
+	out, err := e.run(Options{Want: testWant, Channel: version.Dev}) // default HEAD
 	require.NoError(t, err)
 	assert.Equal(t, "v0.2.0-dev.2", out.Plan.Tag)
 	assert.Equal(t, "v0.2.0-dev.1", out.Plan.Previous)
@@ -174,63 +178,87 @@ func TestRefusals(t *testing.T) {
 	}{
 		{"skip dev", func(e *env, _, c2 string) Options {
 			e.pass(c2, all...)
-			return Options{Channel: version.Beta, Rev: c2}
+			return Options{Want: testWant, Channel: version.Beta, Rev: c2}
 		}, "channel gate: "},
 		{"skip beta", func(e *env, _, c2 string) Options {
 			e.pass(c2, all...)
-			_, err := e.run(Options{Channel: version.Dev, Rev: c2})
+			_, err := e.run(Options{Want: testWant, Channel: version.Dev, Rev: c2})
 			require.NoError(e.t, err)
-			return Options{Channel: version.Stable, Rev: c2, ApprovedBy: "alice"}
+			return Options{Want: testWant, Channel: version.Stable, Rev: c2, ApprovedBy: "alice"}
 		}, "channel gate: "},
 		{"missing stage", func(e *env, _, c2 string) Options {
-			return Options{Channel: version.Dev, Rev: c2}
+			return Options{Want: testWant, Channel: version.Dev, Rev: c2}
 		}, "stage gate: unit has no result"},
 		{"failed stage", func(e *env, _, c2 string) Options {
 			e.pass(c2, "unit")
-			_, err := e.run(Options{Channel: version.Dev, Rev: c2})
+			_, err := e.run(Options{Want: testWant, Channel: version.Dev, Rev: c2})
 			require.NoError(e.t, err)
-			require.NoError(e.t, e.store.Record(e.t.Context(), results.Result{Stage: "integration", Rev: c2, State: results.StateFailed, Description: "2 tests failed"}))
-			return Options{Channel: version.Beta, Rev: c2}
+			require.NoError(e.t, e.store.Record(e.t.Context(), results.Result{Stage: "integration", Rev: c2, State: results.StateFailed, Description: "2 tests failed", Binding: testWant}))
+			return Options{Want: testWant, Channel: version.Beta, Rev: c2}
 		}, "stage gate: integration is failed for"},
 		{"skipped stage is not passed", func(e *env, _, c2 string) Options {
 			e.pass(c2, "unit", "integration", "performance")
-			require.NoError(e.t, e.store.Record(e.t.Context(), results.Result{Stage: "security", Rev: c2, State: results.StateSkipped, Description: "no intel-gpu"}))
+			require.NoError(e.t, e.store.Record(e.t.Context(), results.Result{Stage: "security", Rev: c2, State: results.StateSkipped, Description: "no intel-gpu", Binding: testWant}))
 			for _, c := range []version.Channel{version.Dev, version.Beta} {
-				_, err := e.run(Options{Channel: c, Rev: c2})
+				_, err := e.run(Options{Want: testWant, Channel: c, Rev: c2})
 				require.NoError(e.t, err)
 			}
-			return Options{Channel: version.Stable, Rev: c2, ApprovedBy: "alice"}
+			return Options{Want: testWant, Channel: version.Stable, Rev: c2, ApprovedBy: "alice"}
 		}, "stage gate: security is skipped"},
 		{"no approval", func(e *env, _, c2 string) Options {
 			e.pass(c2, all...)
 			for _, c := range []version.Channel{version.Dev, version.Beta} {
-				_, err := e.run(Options{Channel: c, Rev: c2})
+				_, err := e.run(Options{Want: testWant, Channel: c, Rev: c2})
 				require.NoError(e.t, err)
 			}
-			return Options{Channel: version.Stable, Rev: c2}
+			return Options{Want: testWant, Channel: version.Stable, Rev: c2}
 		}, "approval gate: "},
 		{"older commit", func(e *env, c1, c2 string) Options {
 			e.pass(c2, "unit")
 			e.pass(c1, "unit")
-			_, err := e.run(Options{Channel: version.Dev, Rev: c2})
+			_, err := e.run(Options{Want: testWant, Channel: version.Dev, Rev: c2})
 			require.NoError(e.t, err)
-			return Options{Channel: version.Dev, Rev: c1}
+			return Options{Want: testWant, Channel: version.Dev, Rev: c1}
 		}, "order gate: "},
 		{"diverged commit", func(e *env, c1, c2 string) Options {
 			e.pass(c2, "unit")
-			_, err := e.run(Options{Channel: version.Dev, Rev: c2})
+			_, err := e.run(Options{Want: testWant, Channel: version.Dev, Rev: c2})
 			require.NoError(e.t, err)
 			e.g.Git("checkout", "-q", "-b", "side", c1)
 			c3 := e.g.Commit("fix: on a side branch")
 			e.pass(c3, "unit")
-			return Options{Channel: version.Dev, Rev: c3}
+			return Options{Want: testWant, Channel: version.Dev, Rev: c3}
 		}, "is not a descendant"},
 		{"malformed rev", func(e *env, _, _ string) Options {
-			return Options{Channel: version.Dev, Rev: "--upload-pack=x"}
+			return Options{Want: testWant, Channel: version.Dev, Rev: "--upload-pack=x"}
 		}, "pass a commit SHA, tag or branch"},
 		{"unknown rev", func(e *env, _, _ string) Options {
-			return Options{Channel: version.Dev, Rev: "0123456789abcdef0123456789abcdef01234567"}
+			return Options{Want: testWant, Channel: version.Dev, Rev: "0123456789abcdef0123456789abcdef01234567"}
 		}, "does not name a commit"},
+		{"no build report", func(e *env, _, c2 string) Options {
+			e.pass(c2, "unit")
+			return Options{Channel: version.Dev, Rev: c2}
+		}, "stage gate: no build report: pass --report FILE"},
+		{"results of another flake", func(e *env, _, c2 string) Options {
+			e.pass(c2, "unit")
+			o := Options{Want: testWant, Channel: version.Dev, Rev: c2}
+			o.Want.Flake = "examples/offline"
+			return o
+		}, "stage gate: unit was passed for flake . (narHash " + testWant.NarHash + "), build report " + testWant.Report +
+			", but this release is flake examples/offline"},
+		{"results of another build", func(e *env, _, c2 string) Options {
+			e.pass(c2, "unit")
+			o := Options{Want: testWant, Channel: version.Dev, Rev: c2}
+			o.Want.Report = "sha256:" + strings.Repeat("0", 64)
+			return o
+		}, "but this release is flake . (narHash " + testWant.NarHash + "), build report sha256:" + strings.Repeat("0", 64)},
+		{"beta on an external service", func(e *env, _, c2 string) Options {
+			e.pass(c2, "unit")
+			_, err := e.run(Options{Want: testWant, Channel: version.Dev, Rev: c2})
+			require.NoError(e.t, err)
+			require.NoError(e.t, e.store.Record(e.t.Context(), results.Result{Stage: "integration", Rev: c2, State: results.StatePassed, Binding: testWant, External: true}))
+			return Options{Want: testWant, Channel: version.Beta, Rev: c2}
+		}, "stage gate: integration tested an external service, not the services of this build; beta accepts that only with --allow-external-services"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -247,11 +275,25 @@ func TestRefusals(t *testing.T) {
 	}
 }
 
+// TestExternalServicesAllowed: --allow-external-services lets beta accept
+// an external-service result, and the notes say what it tested.
+func TestExternalServicesAllowed(t *testing.T) {
+	e, _, c2 := issueExample(t)
+	e.pass(c2, "unit")
+	_, err := e.run(Options{Want: testWant, Channel: version.Dev, Rev: c2})
+	require.NoError(t, err)
+	require.NoError(t, e.store.Record(t.Context(), results.Result{Stage: "integration", Rev: c2, State: results.StatePassed, Binding: testWant, External: true}))
+	out, err := e.run(Options{Want: testWant, Channel: version.Beta, Rev: c2, AllowExternalServices: true})
+	require.NoError(t, err)
+	assert.Equal(t, "v0.2.0-beta.1", out.Plan.Tag)
+	assert.Contains(t, out.Plan.Notes, "external service")
+}
+
 func TestDryRunChangesNothing(t *testing.T) {
 	e, _, c2 := issueExample(t)
 	e.pass(c2, "unit")
 	before := e.snapshot()
-	out, err := e.run(Options{Channel: version.Dev, Rev: c2, DryRun: true})
+	out, err := e.run(Options{Want: testWant, Channel: version.Dev, Rev: c2, DryRun: true})
 	require.NoError(t, err)
 	assert.Equal(t, "v0.2.0-dev.1", out.Plan.Tag)
 	assert.Empty(t, out.Steps)
@@ -264,16 +306,16 @@ func TestPhaseTagToBeta(t *testing.T) {
 	c3 := e.g.Commit("phase3: production")
 	e.g.Tag("phase3-complete", c3)
 	e.pass(c3, all...)
-	out, err := e.run(Options{Channel: version.Dev, Rev: "phase3-complete"})
+	out, err := e.run(Options{Want: testWant, Channel: version.Dev, Rev: "phase3-complete"})
 	require.NoError(t, err)
 	assert.Equal(t, "v0.3.0-dev.1", out.Plan.Tag)
-	out, err = e.run(Options{Channel: version.Beta, Rev: "phase3-complete"})
+	out, err = e.run(Options{Want: testWant, Channel: version.Beta, Rev: "phase3-complete"})
 	require.NoError(t, err)
 	assert.Equal(t, "v0.3.0-beta.1", out.Plan.Tag)
 	var b strings.Builder
 	Print(&b, out.Plan, false)
 	assert.Contains(t, b.String(), "as v0.3.0-beta.1 (phase3-complete stands for v0.3.0)")
-	_, err = e.run(Options{Channel: version.Stable, Rev: "phase3-complete"})
+	_, err = e.run(Options{Want: testWant, Channel: version.Stable, Rev: "phase3-complete"})
 	assert.ErrorContains(t, err, "approval gate", "stable waits for an approval")
 }
 
@@ -285,7 +327,7 @@ func TestManifestFromReport(t *testing.T) {
 		{Attr: "packages.x86_64-linux.comfyui", Status: report.StatusCached, OutPaths: []string{"/nix/store/bbb-comfyui"}},
 		{Attr: "packages.x86_64-linux.broken", Status: report.StatusFailed},
 	}}
-	_, err := e.run(Options{Channel: version.Dev, Rev: c2, Report: rep, PublicKey: "cache-1:abc="})
+	_, err := e.run(Options{Want: testWant, Channel: version.Dev, Rev: c2, Report: rep, PublicKey: "cache-1:abc="})
 	require.NoError(t, err)
 	data, err := os.ReadFile(e.forge.AssetPath("v0.2.0-dev.1", forge.ManifestAsset))
 	require.NoError(t, err)
@@ -297,7 +339,7 @@ func TestManifestFromReport(t *testing.T) {
 	rep.Rev = strings.Repeat("f", 40)
 	c3 := e.g.Commit("fix: x")
 	e.pass(c3, "unit")
-	_, err = e.run(Options{Channel: version.Dev, Rev: c3, Report: rep})
+	_, err = e.run(Options{Want: testWant, Channel: version.Dev, Rev: c3, Report: rep})
 	assert.Equal(t, clierr.ExitUsage, clierr.Code(err))
 	assert.ErrorContains(t, err, "--report is the build of")
 }
@@ -306,13 +348,13 @@ func TestSlackFailureNeverFailsTheRelease(t *testing.T) {
 	e, _, c2 := issueExample(t)
 	e.pass(c2, "unit")
 	e.note.fail = true
-	out, err := e.run(Options{Channel: version.Dev, Rev: c2})
+	out, err := e.run(Options{Want: testWant, Channel: version.Dev, Rev: c2})
 	require.NoError(t, err)
 	require.Len(t, out.NotifyErrors, 1)
 	assert.Equal(t, c2, e.g.Ref("refs/tags/v0.2.0-dev.1"))
 	// The rerun sends the message that failed.
 	e.note.fail = false
-	out, err = e.run(Options{Channel: version.Dev, Rev: c2})
+	out, err = e.run(Options{Want: testWant, Channel: version.Dev, Rev: c2})
 	require.NoError(t, err)
 	assert.Empty(t, out.NotifyErrors)
 	assert.Equal(t, 1, e.note.count())
@@ -359,7 +401,7 @@ func TestCrashAfterEachEffectThenRerun(t *testing.T) {
 	// Reference: an uninterrupted promotion.
 	ref, _, c2 := issueExample(t)
 	ref.pass(c2, "unit")
-	_, err := ref.run(Options{Channel: version.Dev, Rev: c2})
+	_, err := ref.run(Options{Want: testWant, Channel: version.Dev, Rev: c2})
 	require.NoError(t, err)
 	wantRel, err := ref.forge.Release(t.Context(), "v0.2.0-dev.1")
 	require.NoError(t, err)
@@ -371,10 +413,10 @@ func TestCrashAfterEachEffectThenRerun(t *testing.T) {
 		t.Run(point.after, func(t *testing.T) {
 			e, _, c2 := issueExample(t)
 			e.pass(c2, "unit")
-			_, err := e.promoter(&crashForge{Forge: e.forge, after: point.after}).Run(t.Context(), Options{Channel: version.Dev, Rev: c2})
+			_, err := e.promoter(&crashForge{Forge: e.forge, after: point.after}).Run(t.Context(), Options{Want: testWant, Channel: version.Dev, Rev: c2})
 			require.ErrorIs(t, err, errCrash)
 
-			out, err := e.run(Options{Channel: version.Dev, Rev: c2})
+			out, err := e.run(Options{Want: testWant, Channel: version.Dev, Rev: c2})
 			require.NoError(t, err)
 			assert.True(t, out.Plan.Resume)
 			assert.Equal(t, c2, e.g.Ref("refs/tags/v0.2.0-dev.1"))
@@ -394,7 +436,7 @@ func TestCrashAfterEachEffectThenRerun(t *testing.T) {
 
 			// And a further rerun changes nothing.
 			before := e.snapshot()
-			out, err = e.run(Options{Channel: version.Dev, Rev: c2})
+			out, err = e.run(Options{Want: testWant, Channel: version.Dev, Rev: c2})
 			require.NoError(t, err)
 			assert.False(t, out.Changed())
 			assert.Equal(t, before, e.snapshot())
@@ -406,7 +448,7 @@ func TestRacingPromotions(t *testing.T) {
 	t.Run("same commit", func(t *testing.T) {
 		e, _, c2 := issueExample(t)
 		e.pass(c2, "unit")
-		errs := race(e, Options{Channel: version.Dev, Rev: c2}, Options{Channel: version.Dev, Rev: c2})
+		errs := race(e, Options{Want: testWant, Channel: version.Dev, Rev: c2}, Options{Want: testWant, Channel: version.Dev, Rev: c2})
 		for _, err := range errs {
 			require.NoError(t, err)
 		}
@@ -420,7 +462,7 @@ func TestRacingPromotions(t *testing.T) {
 		c3 := e.g.Commit("fix: child")
 		e.pass(c2, "unit")
 		e.pass(c3, "unit")
-		errs := race(e, Options{Channel: version.Dev, Rev: c2}, Options{Channel: version.Dev, Rev: c3})
+		errs := race(e, Options{Want: testWant, Channel: version.Dev, Rev: c2}, Options{Want: testWant, Channel: version.Dev, Rev: c3})
 		require.NoError(t, errs[1], "the child always lands")
 		if errs[0] != nil {
 			// The parent lost: refused or superseded, never half-done silently.
@@ -452,13 +494,13 @@ func TestStatusAndNextVersion(t *testing.T) {
 	e.pass(c2, "unit")
 	p := e.promoter(nil)
 	for c, want := range map[version.Channel]string{version.Dev: "v0.2.0-dev.1", version.Beta: "v0.2.0-beta.1", version.Stable: "v0.2.0"} {
-		got, err := p.NextVersion(t.Context(), Options{Channel: c})
+		got, err := p.NextVersion(t.Context(), Options{Want: testWant, Channel: c})
 		require.NoError(t, err)
 		assert.Equal(t, want, got)
 	}
-	_, err := e.run(Options{Channel: version.Dev, Rev: c2})
+	_, err := e.run(Options{Want: testWant, Channel: version.Dev, Rev: c2})
 	require.NoError(t, err)
-	rep, err := p.Status(t.Context(), version.DefaultConfig(), "")
+	rep, err := p.Status(t.Context(), version.DefaultConfig(), "", testWant)
 	require.NoError(t, err)
 	sts := rep.Channels
 	require.Len(t, sts, 3)

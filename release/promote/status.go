@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	"github.com/ipex-flake/ipex-flake/internal/clierr"
+	"github.com/ipex-flake/ipex-flake/pipelines/results"
 	"github.com/ipex-flake/ipex-flake/release/version"
 )
 
@@ -63,10 +64,11 @@ type StatusReport struct {
 	Ignored []string
 }
 
-// Status reports every channel. approvedBy is passed to the stable gate.
+// Status reports every channel. approvedBy is passed to the stable gate,
+// want (the flake and build report to release) to the stage gates.
 // What cannot be read for one channel (corrupt results, a moved tag) is
 // marked on that channel; the others are still reported.
-func (p *Promoter) Status(ctx context.Context, cfg version.Config, approvedBy string) (*StatusReport, error) {
+func (p *Promoter) Status(ctx context.Context, cfg version.Config, approvedBy string, want results.Binding) (*StatusReport, error) {
 	st, err := p.read(ctx)
 	if err != nil {
 		return nil, err
@@ -85,12 +87,12 @@ func (p *Promoter) Status(ctx context.Context, cfg version.Config, approvedBy st
 			}
 		}
 	}
-	out, err := p.channelStatus(ctx, cfg, approvedBy, st)
+	out, err := p.channelStatus(ctx, cfg, approvedBy, want, st)
 	rep.Channels = out
 	return rep, err
 }
 
-func (p *Promoter) channelStatus(ctx context.Context, cfg version.Config, approvedBy string, st *state) ([]ChannelStatus, error) {
+func (p *Promoter) channelStatus(ctx context.Context, cfg version.Config, approvedBy string, want results.Binding, st *state) ([]ChannelStatus, error) {
 	var err error
 	var out []ChannelStatus
 	prevHead := ""
@@ -121,7 +123,7 @@ func (p *Promoter) channelStatus(ctx context.Context, cfg version.Config, approv
 				continue
 			}
 		}
-		o := Options{Channel: c, Rev: cs.Candidate, Version: cfg, ApprovedBy: approvedBy}
+		o := Options{Channel: c, Rev: cs.Candidate, Version: cfg, ApprovedBy: approvedBy, Want: want}
 		plan, err := p.Plan(ctx, o)
 		var refusal *RefusedError
 		var u *clierr.UsageError

@@ -48,7 +48,7 @@ type StageFailure struct {
 // PromotionMessage renders the message of a promotion.
 func PromotionMessage(p Promotion) Message {
 	var b strings.Builder
-	fmt.Fprintf(&b, ":rocket: *%s* released on *%s*", link(p.ReleaseURL, p.Tag), p.Channel)
+	fmt.Fprintf(&b, ":rocket: *%s* released on *%s*", link(p.ReleaseURL, p.Tag), Escape(p.Channel))
 	fmt.Fprintf(&b, "\nCommit: %s", commitLink(p.RepoURL, p.Rev))
 	if p.Previous != "" {
 		fmt.Fprintf(&b, "\nChangelog: %s", link(compareURL(p.RepoURL, p.Previous, p.Tag), p.Previous+"..."+p.Tag))
@@ -56,7 +56,7 @@ func PromotionMessage(p Promotion) Message {
 		fmt.Fprintf(&b, "\nChangelog: first %s release", p.Channel)
 	}
 	if p.ApprovedBy != "" {
-		fmt.Fprintf(&b, "\nApproved by: %s", p.ApprovedBy)
+		fmt.Fprintf(&b, "\nApproved by: %s", Escape(p.ApprovedBy))
 	}
 	return Message{Text: b.String()}
 }
@@ -66,7 +66,9 @@ func StageFailedMessage(f StageFailure) Message {
 	var b strings.Builder
 	fmt.Fprintf(&b, ":x: Stage *%s* failed on %s", link(f.URL, f.Stage), commitLink(f.RepoURL, f.Rev))
 	if f.Description != "" {
-		fmt.Fprintf(&b, "\n%s", f.Description)
+		// Stage output: escaped, so that it cannot mention <!channel>,
+		// ping people or forge a link.
+		fmt.Fprintf(&b, "\n%s", Escape(f.Description))
 	}
 	return Message{Text: b.String()}
 }
@@ -92,11 +94,20 @@ func compareURL(repo, from, to string) string {
 	return strings.TrimSuffix(repo, "/") + "/compare/" + from + "..." + to
 }
 
+// link is Slack's <url|text> with both parts escaped.
 func link(url, text string) string {
+	text = Escape(text)
 	if url == "" || strings.HasPrefix(url, "file://") {
 		return text
 	}
-	return "<" + url + "|" + text + ">"
+	return "<" + Escape(url) + "|" + text + ">"
+}
+
+// Escape makes text literal in a Slack message: &, < and > become &amp;,
+// &lt; and &gt; (Slack's own escaping), so that text from stage output or
+// the environment cannot mention <!channel>, <@user> or forge a <url|link>.
+func Escape(text string) string {
+	return strings.NewReplacer("&", "&amp;", "<", "&lt;", ">", "&gt;").Replace(text)
 }
 
 // Bot posts with a bot token to a channel.

@@ -10,6 +10,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 
@@ -156,4 +157,38 @@ func TestPrinterAndStageFailed(t *testing.T) {
 	require.NoError(t, StageFailed(t.Context(), n, StageFailure{Stage: "security", Rev: "abcdef0123", Description: "CVE found"}))
 	assert.Contains(t, out.String(), "Stage *security* failed on abcdef0")
 	assert.Contains(t, out.String(), "CVE found")
+}
+
+// TestStageOutputIsEscaped: stage output that tries to notify everyone,
+// ping a user or forge a link arrives at Slack as literal text.
+func TestStageOutputIsEscaped(t *testing.T) {
+	rec := &recorder{}
+	s := slacktest.NewTestServer(rec.bind)
+	s.Start()
+	t.Cleanup(s.Stop)
+	env := map[string]string{"SLACK_BOT_TOKEN": "xoxb-secret-token", "SLACK_API_URL": s.GetAPIURL()}
+	n := FromEnv(func(k string) string { return env[k] }, io.Discard)
+
+	for _, tt := range []struct {
+		name, desc, want string
+	}{
+		{"channel mention", "<!channel> tests failed", "&lt;!channel&gt; tests failed"},
+		{"user mention", "blame <@U123>", "blame &lt;@U123&gt;"},
+		{"forged link", "see <https://evil.example|the logs>", "see &lt;https://evil.example|the logs&gt;"},
+		{"ampersand first", "a && b > c &lt;", "a &amp;&amp; b &gt; c &amp;lt;"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			rec.forms = nil
+			require.NoError(t, StageFailed(t.Context(), n, StageFailure{Stage: "unit<!here>", Rev: "abcdef0123", Description: tt.desc, URL: "https://ci.example/run?a=1&b=2", RepoURL: repo}))
+			require.Len(t, rec.forms, 1)
+			text := rec.forms[0].Get("text")
+			assert.Contains(t, text, "\n"+tt.want)
+			assert.Contains(t, text, "<https://ci.example/run?a=1&amp;b=2|unit&lt;!here&gt;>", "our own link stays a link")
+			assert.NotContains(t, text, "<!channel>")
+			assert.NotContains(t, text, "<!here>")
+			assert.NotContains(t, text, "<@U123>")
+			assert.NotContains(t, text, "<https://evil.example")
+		})
+	}
+	assert.Equal(t, "Approved by: a &lt;!channel&gt;", strings.Split(PromotionMessage(Promotion{Tag: "v1.0.0", Channel: "stable", Rev: "abc", ApprovedBy: "a <!channel>"}).Text, "\n")[3])
 }

@@ -17,6 +17,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/ipex-flake/ipex-flake/internal/childenv"
 	"github.com/ipex-flake/ipex-flake/pipelines/engine"
 )
 
@@ -65,7 +66,9 @@ func (e *Engine) Run(ctx context.Context, c engine.Cmd) (engine.Result, error) {
 	}
 	cmd := exec.Command(c.Args[0], c.Args[1:]...)
 	cmd.Dir = filepath.Join(e.source, c.Dir)
-	cmd.Env = mergeEnv(os.Environ(), c.Env, c.Secrets)
+	// The child sees the allow-listed environment (childenv) plus what
+	// the command passes on purpose: never the parent's credentials.
+	cmd.Env = mergeEnv(childenv.Filter(os.Environ()), c.Env, c.Secrets)
 	cmd.Stdin = c.Stdin
 	cmd.Stdout = c.Stdout
 	cmd.Stderr = c.Stderr

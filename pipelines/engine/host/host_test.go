@@ -101,3 +101,21 @@ func TestRunCancelStopsProcessGroup(t *testing.T) {
 type writerFunc func([]byte)
 
 func (f writerFunc) Write(p []byte) (int, error) { f(p); return len(p), nil }
+
+// TestRunAllowListedEnvironment: the child sees the allow-listed variables
+// and what the command passes, never a credential of this process.
+func TestRunAllowListedEnvironment(t *testing.T) {
+	t.Setenv("GITHUB_TOKEN", "ghs_never")
+	t.Setenv("NIX_SIGNING_KEY", "k:never")
+	t.Setenv("LC_ALL", "C")
+	e, err := New(engine.Options{})
+	require.NoError(t, err)
+	var out bytes.Buffer
+	_, err = e.Run(t.Context(), engine.Cmd{
+		Args:    []string{"sh", "-c", `echo "gh=${GITHUB_TOKEN-unset} key=${NIX_SIGNING_KEY-unset} lc=$LC_ALL named=$NAMED path=${PATH:+set}"`},
+		Secrets: map[string]string{"NAMED": "given"},
+		Stdout:  &out,
+	})
+	require.NoError(t, err)
+	assert.Equal(t, "gh=unset key=unset lc=C named=given path=set\n", out.String())
+}

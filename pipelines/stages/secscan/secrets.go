@@ -14,6 +14,8 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
+
+	"github.com/ipex-flake/ipex-flake/internal/childenv"
 )
 
 // SecretRule is a pattern for one kind of credential.
@@ -145,6 +147,7 @@ func ScanTree(ctx context.Context, root string) ([]Finding, error) {
 func ScanHistory(ctx context.Context, root string) ([]Finding, error) {
 	cmd := exec.CommandContext(ctx, "git", "-C", root, "log", "-p", "--all", "--no-color", "--no-ext-diff",
 		"--no-renames", "-U0", "--format=commit %H")
+	cmd.Env = childenv.Environ()
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
 		return nil, err
