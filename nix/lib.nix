@@ -60,12 +60,98 @@ rec {
     SupplementaryGroups = [ ];
   };
 
-  # ONEAPI_DEVICE_SELECTOR for a list of "gpu"/"cpu".
+  # ONEAPI_DEVICE_SELECTOR for a list of "gpu"/"cpu", in the order given.
+  # "gpu" is Level Zero's GPU; "cpu" is SYCL's OpenCL CPU device only when
+  # an OpenCL CPU runtime is installed (openclCpu), otherwise the
+  # applications' own CPU code (ggml's CPU backend, torch on the CPU), which
+  # needs no SYCL device. With nothing left, every SYCL backend is discarded.
+  # Only builtins, so tests evaluate it without nixpkgs.
   deviceSelector =
-    devices:
-    lib.concatStringsSep ";" (
-      lib.optional (lib.elem "gpu" devices) "level_zero:gpu" ++ lib.optional (lib.elem "cpu" devices) "opencl:cpu"
+    {
+      devices,
+      openclCpu ? false,
+    }:
+    let
+      entry =
+        d:
+        if d == "gpu" then
+          [ "level_zero:gpu" ]
+        else if d == "cpu" && openclCpu then
+          [ "opencl:cpu" ]
+        else
+          [ ];
+      entries = builtins.concatMap entry devices;
+    in
+    if entries == [ ] then noSyclDevices else builtins.concatStringsSep ";" entries;
+
+  # A selector that discards every SYCL device (negative filters only).
+  noSyclDevices = "!level_zero:*;!opencl:*";
+
+  # True for addresses that listen on every interface: 0.0.0.0, ::, [::],
+  # the long IPv6 forms, "*" and the empty string.
+  isWildcardAddress =
+    host:
+    builtins.elem host [
+      ""
+      "*"
+      "0.0.0.0"
+      "::"
+      "[::]"
+      "0:0:0:0:0:0:0:0"
+      "[0:0:0:0:0:0:0:0]"
+    ];
+
+  # The loopback address to reach a service listening on host.
+  localAddress =
+    host:
+    if host == "0.0.0.0" || host == "" || host == "*" then
+      "127.0.0.1"
+    else if isWildcardAddress host then
+      "[::1]"
+    else if builtins.match ".*:.*" host != null && builtins.match "\\[.*" host == null then
+      "[${host}]"
+    else
+      host;
+
+  # The non-empty components of an absolute path ("/a//b/" -> [ "a" "b" ]).
+  pathComponents = path: builtins.filter (c: builtins.isString c && c != "") (builtins.split "/+" path);
+
+  # True when path is dir or below it, comparing whole components, so
+  # /var/lib/ollama-ipex2 is not inside /var/lib/ollama-ipex.
+  isPathInside =
+    dir: path:
+    let
+      d = pathComponents dir;
+      p = pathComponents path;
+      n = builtins.length d;
+    in
+    builtins.length p >= n && builtins.genList (i: builtins.elemAt p i) n == d;
+
+  # The path of `path` below `dir` ("" when equal); only for isPathInside.
+  relativePath =
+    dir: path:
+    builtins.concatStringsSep "/" (
+      let
+        d = pathComponents dir;
+        p = pathComponents path;
+        n = builtins.length d;
+      in
+      builtins.genList (i: builtins.elemAt p (i + n)) (builtins.length p - n)
     );
+
+  # True when an octal file mode string ("1777", "0666") lets everyone write.
+  worldWritable =
+    mode:
+    let
+      s = mode;
+      last = builtins.substring (builtins.stringLength s - 1) 1 s;
+    in
+    builtins.elem last [
+      "2"
+      "3"
+      "6"
+      "7"
+    ];
 
   # Maximum allowed `systemd-analyze security` exposure, in the tenths
   # that `--threshold` takes (20 = 2.0).

@@ -11,6 +11,37 @@ let
   cfg = config.services.ipex;
   ipexLib = import ../../nix/lib.nix { inherit lib; };
   useGpu = lib.elem "gpu" cfg.devices;
+  openclCpu = cfg.cpuRuntime != null;
+  selector = ipexLib.deviceSelector {
+    inherit (cfg) devices;
+    inherit openclCpu;
+  };
+  # What the services get when no usable Intel GPU exists.
+  fallbackSelector = ipexLib.deviceSelector {
+    devices = [ "cpu" ];
+    inherit openclCpu;
+  };
+
+  # Modes with the world-write bit in the tmpfiles rules of these modules
+  # (settings named ipex*), as "path (type mode)".
+  worldWritableRules = lib.concatLists (
+    lib.mapAttrsToList (
+      name: paths:
+      lib.optionals (lib.hasPrefix "ipex" name) (
+        lib.concatLists (
+          lib.mapAttrsToList (
+            path: types:
+            lib.concatLists (
+              lib.mapAttrsToList (
+                type: entry:
+                lib.optional (entry ? mode && entry.mode != null && ipexLib.worldWritable entry.mode) "${path} (${type} ${entry.mode})"
+              ) types
+            )
+          ) paths
+        )
+      )
+    ) config.systemd.tmpfiles.settings
+  );
 
   # Environment shared by every IPEX workload, per optimisation profile.
   # SYCL_* and ZES_* are read by the DPC++ runtime and Level Zero,
@@ -36,11 +67,17 @@ let
 
   detectScript = pkgs.writeShellApplication {
     name = "ipex-hardware-detect";
-    runtimeInputs = [ pkgs.coreutils ];
+    runtimeInputs = [
+      pkgs.coreutils
+      pkgs.systemd
+    ];
     text = ''
       # Writes /run/ipex/hardware.env: the device selector the services use.
       # Falls back to the CPU when no Intel GPU with a render node exists.
+      # Run at boot and again by udev whenever a render node appears; when
+      # the result changes, the running IPEX services are restarted.
       out=/run/ipex/hardware.env
+      old=$(cat "$out" 2>/dev/null || true)
       gpus=()
       for card in /sys/class/drm/card[0-9]*; do
         [ -e "$card/device/vendor" ] || continue
@@ -51,14 +88,19 @@ let
       done
       {
         echo "IPEX_DETECTED_GPUS=''${gpus[*]:-none}"
-        if [ ''${#gpus[@]} -gt 0 ] && ls /dev/dri/renderD* >/dev/null 2>&1; then
-          echo "ONEAPI_DEVICE_SELECTOR=${ipexLib.deviceSelector cfg.devices}"
+        if ${lib.boolToString useGpu} && [ ''${#gpus[@]} -gt 0 ] && ls /dev/dri/renderD* >/dev/null 2>&1; then
+          echo "ONEAPI_DEVICE_SELECTOR=${selector}"
         else
-          echo "ONEAPI_DEVICE_SELECTOR=opencl:cpu"
+          echo "ONEAPI_DEVICE_SELECTOR=${fallbackSelector}"
           echo "IPEX_CPU_FALLBACK=1"
         fi
-      } > "$out"
+      } > "$out.new"
+      mv "$out.new" "$out"
       cat "$out"
+      if [ -n "$old" ] && [ "$old" != "$(cat "$out")" ]; then
+        echo "hardware changed: restarting ${toString cfg.restartOnHardwareChange}"
+        ${lib.optionalString (cfg.restartOnHardwareChange != [ ]) "systemctl try-restart ${lib.escapeShellArgs cfg.restartOnHardwareChange}"}
+      fi
     '';
   };
 in
@@ -132,6 +174,27 @@ in
       };
     };
 
+    cpuRuntime = lib.mkOption {
+      type = lib.types.nullOr lib.types.package;
+      default = null;
+      description = ''
+        An OpenCL CPU runtime (ICD) for SYCL's `opencl:cpu` device. When
+        set, it is added to `hardware.graphics.extraPackages`, `"cpu"` in
+        `devices` selects `opencl:cpu` (in the order given) and the services
+        may map writable memory executable (the runtime's JIT). When null
+        (the default, since none is packaged here), `"cpu"` means the
+        applications' own CPU code (ggml's CPU backend, torch on the CPU),
+        which needs no SYCL device.
+      '';
+    };
+
+    restartOnHardwareChange = lib.mkOption {
+      type = lib.types.listOf lib.types.str;
+      default = [ ];
+      internal = true;
+      description = "Units restarted when ipex-hardware-detect finds a different device selector.";
+    };
+
     environment = lib.mkOption {
       type = lib.types.attrsOf lib.types.str;
       default = { };
@@ -169,12 +232,26 @@ in
       # Defined whether or not services.ipex is enabled, so modules that read
       # it (ipex-performance-run, ipexEnv) never hit an undefined option.
       services.ipex.serviceEnvironment = {
-        ONEAPI_DEVICE_SELECTOR = ipexLib.deviceSelector cfg.devices;
+        ONEAPI_DEVICE_SELECTOR = selector;
         # Level Zero sysman: memory and frequency queries used by Ollama and IPEX.
         ZES_ENABLE_SYSMAN = "1";
       }
+      // lib.optionalAttrs (!useGpu) { IPEX_CPU_FALLBACK = "1"; }
       // profileEnvironment.${cfg.optimization}
       // cfg.environment;
+    }
+
+    {
+      # Checked whether or not services.ipex is enabled: any module here may add rules.
+      assertions = [
+        {
+          assertion = worldWritableRules == [ ];
+          message = ''
+            IPEX tmpfiles rules must not be world-writable: ${lib.concatStringsSep ", " worldWritableRules}.
+            Give each service its own CacheDirectory/StateDirectory, or a dedicated group with mode 2770.
+          '';
+        }
+      ];
     }
 
     (lib.mkIf cfg.enable {
@@ -207,17 +284,20 @@ in
         }
       ];
 
-      hardware.graphics = lib.mkIf useGpu {
+      hardware.graphics = lib.mkIf (useGpu || openclCpu) {
         enable = lib.mkDefault true;
-        extraPackages = [
-          pkgs.intel-compute-runtime
-          pkgs.intel-media-driver
-        ];
+        extraPackages =
+          lib.optionals useGpu [
+            pkgs.intel-compute-runtime
+            pkgs.intel-media-driver
+          ]
+          ++ lib.optional openclCpu cfg.cpuRuntime;
       };
 
       boot.kernelParams =
-        lib.optionals useGpu [
-          # GuC submission and HuC firmware loading (Gen12+).
+        lib.optionals (useGpu && cfg.gpu.driver == "i915") [
+          # GuC submission and HuC firmware loading (Gen12+); an i915 parameter,
+          # the xe driver always uses GuC.
           "i915.enable_guc=3"
         ]
         ++ lib.optional (cfg.gpu.forceProbe != null) "${cfg.gpu.driver}.force_probe=${cfg.gpu.forceProbe}"
@@ -245,16 +325,26 @@ in
         group = "root";
       };
 
+      # A render node that appears after boot (a slow driver, a late
+      # firmware load) runs the detection again, which restarts the services
+      # when the selector changes; so the CPU fallback does not stick until
+      # the next reboot.
+      services.udev.extraRules = lib.mkIf (cfg.autoDetectHardware && useGpu) ''
+        ACTION=="add", SUBSYSTEM=="drm", KERNEL=="renderD*", TAG+="systemd", ENV{SYSTEMD_WANTS}+="ipex-hardware-detect.service"
+      '';
+
       systemd.services.ipex-hardware-detect = lib.mkIf cfg.autoDetectHardware {
         description = "Detect Intel GPUs for IPEX workloads";
         wantedBy = [ "multi-user.target" ];
+        # Coldplug requested: devices present at boot are being announced;
+        # later ones start this unit again through the udev rule above.
         after = [
-          "systemd-udev-settle.service"
+          "systemd-udev-trigger.service"
           "systemd-tmpfiles-setup.service"
         ];
         serviceConfig = {
+          # No RemainAfterExit: each start (boot, udev) runs the detection again.
           Type = "oneshot";
-          RemainAfterExit = true;
           ExecStart = lib.getExe detectScript;
           ReadWritePaths = [ "/run/ipex" ];
           ProtectSystem = "strict";
