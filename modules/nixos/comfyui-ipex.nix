@@ -11,6 +11,11 @@ let
   ipexLib = import ../../nix/lib.nix { inherit lib; };
   ipexEnv = lib.optionalAttrs config.services.ipex.enable config.services.ipex.serviceEnvironment;
   stateDir = "/var/lib/comfyui-ipex";
+  # As in ollama-ipex.nix: a models tree elsewhere is given to the dynamic
+  # user and bind-mounted onto ${stateDir}/models.
+  modelsInside = ipexLib.isPathInside stateDir cfg.modelsPath;
+  modelsDir = if modelsInside then cfg.modelsPath else "${stateDir}/models";
+  modelsSubdir = if modelsInside then ipexLib.relativePath stateDir cfg.modelsPath else "";
   yaml = pkgs.formats.yaml { };
   modelPathsFile = yaml.generate "extra_model_paths.yaml" cfg.settings;
 
@@ -87,8 +92,11 @@ in
       type = lib.types.str;
       default = "${stateDir}/models";
       description = ''
-        Base directory of the models (checkpoints/, loras/, vae/, …). Paths
-        outside ${stateDir} must exist; they are added to ReadWritePaths.
+        Base directory of the models (checkpoints/, loras/, vae/, …). Inside
+        ${stateDir} it is a StateDirectory of the service. Elsewhere
+        (compared by whole path components) it is created if missing, given
+        to the service's dynamic user before each start and bind-mounted
+        onto ${stateDir}/models.
       '';
     };
 
@@ -150,18 +158,36 @@ in
   config = lib.mkIf cfg.enable {
     assertions = [
       {
-        assertion = cfg.host != "0.0.0.0" || cfg.openFirewall || config.services.ipex.proxy.enable;
+        assertion = !ipexLib.isWildcardAddress cfg.host || cfg.openFirewall || config.services.ipex.proxy.enable;
         message = ''
-          services.comfyui-ipex.host = "0.0.0.0" exposes ComfyUI without authentication.
+          services.comfyui-ipex.host = "${cfg.host}" listens on every interface and exposes ComfyUI without authentication.
           Put it behind services.ipex.proxy (with basicAuthFile) or set openFirewall = true to confirm.
+        '';
+      }
+      {
+        assertion =
+          lib.hasPrefix "/" cfg.modelsPath
+          && ipexLib.pathComponents cfg.modelsPath != [ ]
+          && !ipexLib.isPathInside "/nix/store" cfg.modelsPath
+          && (modelsInside || builtins.match "[A-Za-z0-9._/@+-]+" cfg.modelsPath != null);
+        message = ''
+          services.comfyui-ipex.modelsPath = "${cfg.modelsPath}" must be an absolute, writable directory other than /,
+          outside the Nix store; outside ${stateDir} only letters, digits and . _ / @ + - (it goes into
+          systemd's BindPaths=).
         '';
       }
     ];
 
     services.ipex.enable = lib.mkDefault true;
+    services.ipex.restartOnHardwareChange = [ "comfyui-ipex.service" ];
+
+    # Created when missing; ExecStartPre gives the tree to the dynamic user.
+    systemd.tmpfiles.settings.ipex-comfyui-models = lib.mkIf (!modelsInside) {
+      ${cfg.modelsPath}.d.mode = "0700";
+    };
 
     services.comfyui-ipex.settings.ipex = {
-      base_path = cfg.modelsPath;
+      base_path = modelsDir;
       checkpoints = "checkpoints";
       clip = "clip";
       clip_vision = "clip_vision";
@@ -187,6 +213,8 @@ in
         // {
           HOME = stateDir;
           COMFYUI_USER_DIR = "${stateDir}/user";
+          # The service's own caches: no other service writes here
+          # (TorchInductor runs code it finds in its cache).
           SYCL_CACHE_DIR = "/var/cache/comfyui-ipex/sycl";
           TORCHINDUCTOR_CACHE_DIR = "/var/cache/comfyui-ipex/inductor";
           HF_HOME = "${stateDir}/huggingface";
@@ -200,20 +228,35 @@ in
           EnvironmentFile = [ "-/run/ipex/hardware.env" ];
           # The parent first, so /var/lib/comfyui-ipex (HOME, WorkingDirectory)
           # belongs to the dynamic user too.
-          StateDirectory = [ "comfyui-ipex" ] ++ map (d: "comfyui-ipex/${d}") [
-            "input"
-            "output"
-            "user"
-            "models"
-            "huggingface"
+          StateDirectory = [
+            "comfyui-ipex"
+          ]
+          ++ map (d: "comfyui-ipex/${d}") (
+            [
+              "input"
+              "output"
+              "user"
+              "models"
+              "huggingface"
+            ]
+            ++ lib.optional (modelsSubdir != "" && modelsSubdir != "models") modelsSubdir
+          );
+          CacheDirectory = [
+            "comfyui-ipex"
+            "comfyui-ipex/sycl"
+            "comfyui-ipex/inductor"
           ];
-          CacheDirectory = [ "comfyui-ipex" ];
           WorkingDirectory = stateDir;
-          ReadWritePaths = lib.optional (!lib.hasPrefix stateDir cfg.modelsPath) cfg.modelsPath;
           # oneDNN and torch generate CPU kernels at run time (JIT).
           MemoryDenyWriteExecute = false;
           Restart = "on-failure";
           RestartSec = "5s";
+        }
+        // lib.optionalAttrs (!modelsInside) {
+          # "+": with full privileges, before the sandbox; the dynamic user
+          # is resolvable by name (nss-systemd) while the unit runs.
+          ExecStartPre = [ "+${pkgs.coreutils}/bin/chown -R comfyui-ipex:comfyui-ipex ${cfg.modelsPath}" ];
+          BindPaths = [ "${cfg.modelsPath}:${modelsDir}" ];
         }
         // lib.optionalAttrs (cfg.resources.memoryMax != null) { MemoryMax = cfg.resources.memoryMax; }
         // lib.optionalAttrs (cfg.resources.cpuQuota != null) { CPUQuota = cfg.resources.cpuQuota; }

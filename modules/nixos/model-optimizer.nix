@@ -1,13 +1,18 @@
 # services.ipex-model-optimizer: compilation cache, precision and scheduled
 # maintenance, mapped onto real settings of the runtimes:
-#   compilationCache  -> SYCL_CACHE_PERSISTENT/SYCL_CACHE_DIR (DPC++ kernel
-#                        cache) and TORCHINDUCTOR_CACHE_DIR for both services
+#   autoCompile       -> SYCL_CACHE_PERSISTENT (DPC++ kernel cache) in each
+#                        service's own CacheDirectory (SYCL_CACHE_DIR,
+#                        TORCHINDUCTOR_CACHE_DIR): never shared, since
+#                        TorchInductor runs code it finds in its cache
 #   quantization      -> ComfyUI --bf16-unet/--bf16-vae, --force-fp16/--fp16-vae,
 #                        or 8-bit weights (--fp8_e4m3fn-unet/-text-enc);
 #                        Ollama OLLAMA_KV_CACHE_TYPE (q8_0/f16) with flash attention
 #   lowVram           -> ComfyUI --lowvram
 #   schedule          -> systemd timers: model update (ollama pull), cache
 #                        cleanup, performance run (ipex-benchmarks)
+# The Phase 4 options without a counterpart in these runtimes
+# (calibrationDataset, enableUnifiedMemory, memoryPool, swapThreshold) exist
+# and fail evaluation with the reason when set.
 {
   config,
   lib,
@@ -38,18 +43,62 @@ let
     fp16 = "f16";
     int8 = "q8_0";
   };
-  cacheEnv = {
-    SYCL_CACHE_PERSISTENT = "1";
-    SYCL_CACHE_DIR = "${cfg.compilationCache}/sycl";
-    TORCHINDUCTOR_CACHE_DIR = "${cfg.compilationCache}/inductor";
-  };
+  # Each service's own CacheDirectory (DynamicUser keeps it under /var/cache/private).
+  serviceCaches = [
+    "/var/cache/private/ollama-ipex/sycl"
+    "/var/cache/private/comfyui-ipex/sycl"
+    "/var/cache/private/comfyui-ipex/inductor"
+    "/var/cache/private/ipex-performance-run"
+  ];
   schedule = lib.types.nullOr lib.types.str;
+  unsupported = lib.filter (u: u.set) [
+    {
+      set = cfg.quantization.calibrationDataset != null;
+      message = ''
+        services.ipex-model-optimizer.quantization.calibrationDataset is not supported: neither runtime
+        calibrates at run time. Ollama quantizes when a model is imported (`ollama create --quantize q8_0`),
+        and ComfyUI loads 8-bit weights as they are (precision = "int8"). Calibrate offline
+        (Intel Neural Compressor) and load the quantized model; remove the option.
+      '';
+    }
+    {
+      set = cfg.memoryOptimization.enableUnifiedMemory;
+      message = ''
+        services.ipex-model-optimizer.memoryOptimization.enableUnifiedMemory is not supported: the SYCL
+        builds of Ollama (llama.cpp) and the IPEX torch allocate device memory themselves and read no
+        setting for unified shared memory; integrated Intel GPUs share system memory already.
+        Remove the option (lowVram offloads ComfyUI model parts to system memory).
+      '';
+    }
+    {
+      set = cfg.memoryOptimization.memoryPool != null;
+      message = ''
+        services.ipex-model-optimizer.memoryOptimization.memoryPool is not supported: neither runtime has a
+        setting for the size of its memory pool. Limit system memory with
+        services.ollama-ipex.resources.memoryMax / services.comfyui-ipex.resources.memoryMax, and the
+        Ollama KV cache with numParallel and contextLength; remove the option.
+      '';
+    }
+    {
+      set = cfg.memoryOptimization.swapThreshold != null;
+      message = ''
+        services.ipex-model-optimizer.memoryOptimization.swapThreshold is not supported: neither runtime
+        swaps models by a memory threshold. Ollama unloads models after keepAlive, ComfyUI offloads with
+        lowVram; remove the option.
+      '';
+    }
+  ];
 in
 {
   imports = [
     ./ipex.nix
     ./ollama-ipex.nix
     ./comfyui-ipex.nix
+    (lib.mkRemovedOptionModule [ "services" "ipex-model-optimizer" "compilationCache" ] ''
+      A compilation cache shared by the services was world-writable, and TorchInductor runs code it
+      finds in its cache. Each service now keeps compiled kernels in its own CacheDirectory
+      (/var/cache/ollama-ipex, /var/cache/comfyui-ipex); autoCompile turns persistence on.
+    '')
   ];
 
   options.services.ipex-model-optimizer = {
@@ -58,13 +107,10 @@ in
     autoCompile = lib.mkOption {
       type = lib.types.bool;
       default = true;
-      description = "Keep compiled SYCL kernels and inductor graphs across restarts, in `compilationCache`.";
-    };
-
-    compilationCache = lib.mkOption {
-      type = lib.types.str;
-      default = "/var/cache/ipex-models";
-      description = "Directory shared by the services for compiled kernels.";
+      description = ''
+        Keep compiled SYCL kernels (SYCL_CACHE_PERSISTENT) and inductor
+        graphs across restarts, each service in its own CacheDirectory.
+      '';
     };
 
     quantization = {
@@ -82,12 +128,34 @@ in
           cache in Ollama (read by Ollama 0.5 and newer; older builds ignore it).
         '';
       };
+      calibrationDataset = lib.mkOption {
+        type = lib.types.nullOr lib.types.str;
+        default = null;
+        description = "Not supported (evaluation fails with the reason when set): no runtime here calibrates at run time.";
+      };
     };
 
-    memoryOptimization.lowVram = lib.mkOption {
-      type = lib.types.bool;
-      default = false;
-      description = "Offload ComfyUI model parts to system memory (`--lowvram`).";
+    memoryOptimization = {
+      lowVram = lib.mkOption {
+        type = lib.types.bool;
+        default = false;
+        description = "Offload ComfyUI model parts to system memory (`--lowvram`).";
+      };
+      enableUnifiedMemory = lib.mkOption {
+        type = lib.types.bool;
+        default = false;
+        description = "Not supported (evaluation fails with the reason when true): no runtime here reads a unified-memory setting.";
+      };
+      memoryPool = lib.mkOption {
+        type = lib.types.nullOr lib.types.str;
+        default = null;
+        description = "Not supported (evaluation fails with the reason when set): no runtime here sizes a memory pool.";
+      };
+      swapThreshold = lib.mkOption {
+        type = lib.types.nullOr (lib.types.numbers.between 0 1);
+        default = null;
+        description = "Not supported (evaluation fails with the reason when set): no runtime here swaps models by a threshold.";
+      };
     };
 
     schedule = {
@@ -112,28 +180,21 @@ in
   config = lib.mkIf cfg.enable (
     lib.mkMerge [
       {
-        systemd.tmpfiles.settings.ipex-model-optimizer = {
-          ${cfg.compilationCache}.d = {
-            mode = "1777";
-            age = "30d";
-          };
-        };
+        assertions = map (u: {
+          assertion = false;
+          inherit (u) message;
+        }) unsupported;
+
+        # Compiled kernels older than 30 days go (systemd-tmpfiles --clean).
+        systemd.tmpfiles.settings.ipex-model-optimizer = lib.genAttrs serviceCaches (_: {
+          e.age = "30d";
+        });
       }
 
       (lib.mkIf cfg.autoCompile {
-        services.ollama-ipex.environmentVariables = {
-          inherit (cacheEnv) SYCL_CACHE_PERSISTENT;
-          SYCL_CACHE_DIR = cacheEnv.SYCL_CACHE_DIR;
-        };
-        services.comfyui-ipex.environmentVariables = cacheEnv;
-        # Only for enabled services: a serviceConfig definition alone would
-        # create a unit without ExecStart.
-        systemd.services.ollama-ipex = lib.mkIf ollama.enable {
-          serviceConfig.ReadWritePaths = [ cfg.compilationCache ];
-        };
-        systemd.services.comfyui-ipex = lib.mkIf config.services.comfyui-ipex.enable {
-          serviceConfig.ReadWritePaths = [ cfg.compilationCache ];
-        };
+        # The cache directories themselves are set by each service module.
+        services.ollama-ipex.environmentVariables.SYCL_CACHE_PERSISTENT = "1";
+        services.comfyui-ipex.environmentVariables.SYCL_CACHE_PERSISTENT = "1";
       })
 
       (lib.mkIf cfg.quantization.enable {
@@ -165,7 +226,7 @@ in
           startAt = cfg.schedule.cacheCleanup;
           serviceConfig = {
             Type = "oneshot";
-            ExecStart = "${pkgs.systemd}/bin/systemd-tmpfiles --clean --prefix=${cfg.compilationCache}";
+            ExecStart = "${pkgs.systemd}/bin/systemd-tmpfiles --clean ${lib.concatMapStringsSep " " (p: "--prefix=${p}") serviceCaches}";
           };
         };
       })
@@ -174,12 +235,20 @@ in
         systemd.services.ipex-performance-run = {
           description = "IPEX sample workloads (ipex-benchmarks)";
           startAt = cfg.schedule.performanceTuning;
-          environment = config.services.ipex.serviceEnvironment // cacheEnv;
+          environment = config.services.ipex.serviceEnvironment // {
+            SYCL_CACHE_PERSISTENT = "1";
+            SYCL_CACHE_DIR = "/var/cache/ipex-performance-run/sycl";
+            TORCHINDUCTOR_CACHE_DIR = "/var/cache/ipex-performance-run/inductor";
+          };
           serviceConfig = ipexLib.hardenedServiceConfig // {
             Type = "oneshot";
             ExecStart = "${lib.getExe pkgs.ipex-benchmarks}";
             EnvironmentFile = [ "-/run/ipex/hardware.env" ];
-            ReadWritePaths = [ cfg.compilationCache ];
+            CacheDirectory = [
+              "ipex-performance-run"
+              "ipex-performance-run/sycl"
+              "ipex-performance-run/inductor"
+            ];
             MemoryDenyWriteExecute = false;
             PrivateNetwork = true;
           };

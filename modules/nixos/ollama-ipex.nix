@@ -225,7 +225,7 @@ in
         // lib.optionalAttrs (!modelsInside) {
           # "+": with full privileges, before the sandbox; the dynamic user
           # is resolvable by name (nss-systemd) while the unit runs.
-          ExecStartPre = [ "+${pkgs.coreutils}/bin/chown -R ollama-ipex:ollama-ipex ${lib.escapeShellArg cfg.models}" ];
+          ExecStartPre = [ "+${pkgs.coreutils}/bin/chown -R ollama-ipex:ollama-ipex ${cfg.models}" ];
           BindPaths = [ "${cfg.models}:${modelsDir}" ];
         }
         # An OpenCL CPU runtime compiles kernels at run time (JIT).
