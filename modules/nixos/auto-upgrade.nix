@@ -1,6 +1,7 @@
-# services.ipex.autoUpgrade: system.autoUpgrade from a flake, with a backup
-# of the models and settings before and a health check after each upgrade
-# (ExecStartPre/ExecStartPost of nixos-upgrade.service).
+# services.ipex.autoUpgrade: system.autoUpgrade from a release channel of the
+# flake, with a backup of configuration and state before an upgrade that
+# changes the system, and a health check after it (ExecStartPre and
+# ExecStartPost of nixos-upgrade.service).
 {
   config,
   lib,
@@ -9,28 +10,90 @@
 }:
 let
   cfg = config.services.ipex.autoUpgrade;
+  ipexLib = import ../../nix/lib.nix { inherit lib; };
   ollama = config.services.ollama-ipex;
   comfyui = config.services.comfyui-ipex;
-  local = host: if host == "0.0.0.0" then "127.0.0.1" else host;
+  local = ipexLib.localAddress;
   units = lib.optional ollama.enable "ollama-ipex.service" ++ lib.optional comfyui.enable "comfyui-ipex.service";
+  backupTool = pkgs.callPackage ../../pkgs/ipex-upgrade-backup { };
 
-  backup = pkgs.writeShellScript "ipex-pre-upgrade" ''
-    set -eu
-    stamp=$(${pkgs.coreutils}/bin/date +%Y%m%d-%H%M%S)
-    ${lib.optionalString (units != [ ]) "${pkgs.systemd}/bin/systemctl stop ${lib.concatStringsSep " " units}"}
-    trap '${lib.optionalString (units != [ ]) "${pkgs.systemd}/bin/systemctl start ${lib.concatStringsSep " " units}"}' EXIT
-    ${lib.concatMapStringsSep "\n" (dir: ''
-      if [ -d /var/lib/private/${dir} ]; then
-        ${pkgs.coreutils}/bin/mkdir -p ${cfg.backupDir}/${dir}-"$stamp"
-        ${lib.getExe pkgs.rsync} -a /var/lib/private/${dir}/ ${cfg.backupDir}/${dir}-"$stamp"/
-      fi
-    '') cfg.backupStateDirs}
-    ${pkgs.findutils}/bin/find ${cfg.backupDir} -mindepth 1 -maxdepth 1 -mtime +${toString cfg.keepBackupsDays} -exec ${pkgs.coreutils}/bin/rm -rf {} +
+  # The configuration nixos-rebuild will build: "<ref>#<name>", the host
+  # name when the reference has no attribute.
+  flakeParts = builtins.match "([^#]*)(#(.*))?" cfg.flake;
+  flakeRef = builtins.elemAt flakeParts 0;
+  flakeAttr =
+    let
+      a = builtins.elemAt flakeParts 2;
+    in
+    if a == null || a == "" then config.networking.hostName else a;
+  toplevel = "${flakeRef}#nixosConfigurations.\"${flakeAttr}\".config.system.build.toplevel";
+
+  # Model stores inside a state directory, excluded unless backupModels.
+  # Paths are relative to /var/lib/<name> (DynamicUser keeps it under
+  # /var/lib/private/<name>).
+  modelExcludes = {
+    ollama-ipex = lib.optional (ipexLib.isPathInside "/var/lib/ollama-ipex" ollama.models) (
+      ipexLib.relativePath "/var/lib/ollama-ipex" ollama.models
+    );
+    comfyui-ipex =
+      lib.optional (ipexLib.isPathInside "/var/lib/comfyui-ipex" comfyui.modelsPath) (
+        ipexLib.relativePath "/var/lib/comfyui-ipex" comfyui.modelsPath
+      )
+      # Hugging Face downloads (HF_HOME) are model stores too.
+      ++ [ "huggingface" ];
+  };
+  # Model stores outside the state directories, backed up only with backupModels.
+  externalModels =
+    lib.optional (ollama.enable && !ipexLib.isPathInside "/var/lib/ollama-ipex" ollama.models) {
+      name = "ollama-ipex-models";
+      path = ollama.models;
+    }
+    ++ lib.optional (comfyui.enable && !ipexLib.isPathInside "/var/lib/comfyui-ipex" comfyui.modelsPath) {
+      name = "comfyui-ipex-models";
+      path = comfyui.modelsPath;
+    };
+
+  backupArgs =
+    [
+      "--backup-dir"
+      cfg.backupDir
+      "--keep-days"
+      (toString cfg.keepBackupsDays)
+    ]
+    ++ lib.concatMap (dir: [
+      "--source"
+      "${dir}:/var/lib/private/${dir}"
+    ]) cfg.backupStateDirs
+    ++ lib.optionals (!cfg.backupModels) (
+      lib.concatMap (
+        dir:
+        lib.concatMap (rel: [
+          "--exclude"
+          "${dir}:/${rel}/"
+        ]) (lib.filter (rel: rel != "") (modelExcludes.${dir} or [ ]))
+      ) cfg.backupStateDirs
+    )
+    ++ lib.optionals cfg.backupModels (
+      lib.concatMap (m: [
+        "--source"
+        "${m.name}:${m.path}"
+      ]) externalModels
+    );
+
+  # Builds the configuration the upgrade will switch to (nixos-rebuild then
+  # finds it built) and backs up only when it differs from the running one.
+  # Stops nothing: the state is copied while the services run.
+  preUpgrade = pkgs.writeShellScript "ipex-pre-upgrade" ''
+    set -euo pipefail
+    new=$(${config.nix.package}/bin/nix --extra-experimental-features 'nix-command flakes' \
+      build --refresh --no-link --print-out-paths ${lib.escapeShellArg toplevel})
+    exec ${lib.getExe backupTool} ${lib.escapeShellArgs backupArgs} \
+      --new-system "$new" --current-system /run/current-system
   '';
 
   healthCheck = pkgs.writeShellScript "ipex-post-upgrade" ''
     set -eu
-    ${lib.optionalString (units != [ ]) "${pkgs.systemd}/bin/systemctl start ${lib.concatStringsSep " " units}"}
+    ${lib.optionalString (units != [ ]) "${pkgs.systemd}/bin/systemctl start ${lib.escapeShellArgs units}"}
     check() {
       for _ in $(${pkgs.coreutils}/bin/seq 1 ${toString cfg.healthTimeout}); do
         if ${lib.getExe pkgs.curl} -fsS --max-time 5 "$1" >/dev/null; then return 0; fi
@@ -50,12 +113,35 @@ in
   ];
 
   options.services.ipex.autoUpgrade = {
-    enable = lib.mkEnableOption "automatic upgrades with backup before and health check after";
+    enable = lib.mkEnableOption "automatic upgrades from a release channel, with backup before and health check after";
+
+    channel = lib.mkOption {
+      type = lib.types.enum [
+        "stable"
+        "beta"
+        "dev"
+      ];
+      default = "stable";
+      description = ''
+        Release channel the default `flake` follows (the `channels/<name>`
+        ref that `ci release promote` moves): `stable` (full test suite and
+        an approval), `beta` (integration tests passed) or `dev` (unit
+        tests passed).
+      '';
+    };
 
     flake = lib.mkOption {
       type = lib.types.str;
-      example = "github:ipex-flake/ipex-flake#workstation";
-      description = "Flake reference of this machine's configuration (system.autoUpgrade.flake).";
+      default = "github:ipex-flake/ipex-flake?ref=channels/${cfg.channel}";
+      defaultText = lib.literalExpression ''"github:ipex-flake/ipex-flake?ref=channels/''${channel}"'';
+      example = "github:example/infra?ref=channels/stable#server";
+      description = ''
+        Flake reference of this machine's configuration
+        (system.autoUpgrade.flake); `#name` selects
+        nixosConfigurations.name, otherwise the host name. Point it at a
+        channel ref, not the default branch, so machines take only what was
+        promoted.
+      '';
     };
 
     dates = lib.mkOption {
@@ -79,20 +165,30 @@ in
     backupDir = lib.mkOption {
       type = lib.types.str;
       default = "/var/backup/ipex";
-      description = "Where the pre-upgrade backups go.";
+      description = "Where the pre-upgrade backups go (any path; it is passed as one argument).";
     };
 
     backupStateDirs = lib.mkOption {
-      type = lib.types.listOf lib.types.str;
+      type = lib.types.listOf (lib.types.strMatching "[A-Za-z0-9._-]+");
       default = lib.optional ollama.enable "ollama-ipex" ++ lib.optional comfyui.enable "comfyui-ipex";
       defaultText = lib.literalExpression ''[ "ollama-ipex" "comfyui-ipex" ]'';
       description = "State directories (under /var/lib/private, as DynamicUser keeps them) to back up.";
     };
 
+    backupModels = lib.mkOption {
+      type = lib.types.bool;
+      default = false;
+      description = ''
+        Also copy the model stores (Ollama's models, ComfyUI's models and
+        Hugging Face downloads, inside or outside the state directories).
+        Off by default: models are large and can be pulled again.
+      '';
+    };
+
     keepBackupsDays = lib.mkOption {
       type = lib.types.ints.positive;
       default = 14;
-      description = "Backups older than this are removed.";
+      description = "Backups whose timestamp (in their name) is older than this are removed.";
     };
 
     healthTimeout = lib.mkOption {
@@ -103,6 +199,13 @@ in
   };
 
   config = lib.mkIf cfg.enable {
+    assertions = [
+      {
+        assertion = lib.hasPrefix "/" cfg.backupDir;
+        message = "services.ipex.autoUpgrade.backupDir = \"${cfg.backupDir}\" must be an absolute path.";
+      }
+    ];
+
     system.autoUpgrade = {
       enable = true;
       inherit (cfg)
@@ -116,7 +219,7 @@ in
     systemd.tmpfiles.settings.ipex-backup.${cfg.backupDir}.d.mode = "0700";
 
     systemd.services.nixos-upgrade.serviceConfig = {
-      ExecStartPre = [ "${backup}" ];
+      ExecStartPre = [ "${preUpgrade}" ];
       ExecStartPost = [ "${healthCheck}" ];
     };
   };
