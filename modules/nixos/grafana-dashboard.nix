@@ -30,10 +30,12 @@ in
   };
   refresh = "30s";
   panels = [
+    # The seed's panel title; the metric is the GT frequency ratio (what sysfs
+    # offers without perf privileges), and the legend says so.
     (panel 1 "GPU Utilization Over Time" 0 0 [
       {
-        expr = "ipex_gpu_utilization_ratio";
-        legend = "{{card}}";
+        expr = "ipex_gpu_frequency_ratio";
+        legend = "{{card}} frequency / max";
         ref = "A";
       }
     ] "percentunit")
@@ -51,8 +53,8 @@ in
     ] "percentunit")
     (panel 3 "Inference Performance" 8 0 [
       {
-        expr = "ipex_inference_latency_seconds";
-        legend = "{{service}} latency";
+        expr = "histogram_quantile(0.95, sum by (le, model) (rate(ipex_inference_probe_first_token_seconds_bucket[15m])))";
+        legend = "{{model}} p95 first token";
         ref = "A";
       }
       {

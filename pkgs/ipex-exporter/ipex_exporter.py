@@ -1,13 +1,24 @@
 """Prometheus exporter for IPEX hosts.
 
 Serves /metrics in the Prometheus text format with:
-  ipex_gpu_utilization_ratio     actual / maximum GT frequency (i915 and xe sysfs)
-  ipex_gpu_temperature_celsius   hwmon temp1_input of each Intel GPU
-  ipex_gpu_energy_joules_total   hwmon energy1_input (rate() gives watts)
-  ipex_gpu_power_watts           energy delta between two scrapes
+  ipex_gpu_devices                 Intel GPUs in sysfs
+  ipex_gpu_render_node_accessible  1 when the GPU's render node opens read-write
+  ipex_gpu_frequency_ratio         actual / maximum GT frequency (i915 and xe sysfs);
+                                   a frequency, not a busy ratio
+  ipex_gpu_temperature_celsius     hwmon temp1_input of each Intel GPU
+  ipex_gpu_energy_joules_total     hwmon energy1_input (rate() gives watts)
+  ipex_gpu_power_watts             energy delta between two scrapes
   ipex_memory_total_bytes, ipex_memory_available_bytes   /proc/meminfo
+  ipex_memory_pressure_some_ratio, ipex_memory_pressure_full_ratio
+                                   /proc/pressure/memory avg60 (share of time stalled)
+  ipex_filesystem_size_bytes, ipex_filesystem_avail_bytes  statvfs of --disk-path
   ipex_gpu_memory_total_bytes, ipex_gpu_memory_free_bytes ComfyUI /system_stats
-  ipex_service_up, ipex_inference_latency_seconds         API probe per service
+  ipex_service_up, ipex_api_probe_duration_seconds  round trip of a cheap API call
+                                   (/api/tags, /system_stats) per service
+  ipex_inference_probe_first_token_seconds  histogram of the time to the first
+                                   token of a one-token generation with
+                                   --ollama-probe-model, every --probe-interval
+  ipex_inference_probe_failures_total  probes that failed or produced no token
   ipex_throughput_queue_pending, ipex_throughput_queue_running,
   ipex_throughput_prompts_completed                      ComfyUI /queue, /history
   ipex_models_loaded                                     Ollama /api/tags
@@ -21,12 +32,15 @@ import glob
 import json
 import os
 import sys
+import threading
 import time
 import urllib.error
 import urllib.request
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 INTEL_VENDOR = "0x8086"
+# Buckets of the first-token histogram, around the 2 s target.
+FIRST_TOKEN_BUCKETS = (0.1, 0.25, 0.5, 1.0, 1.5, 2.0, 3.0, 5.0, 10.0, 30.0)
 
 
 def read(path):
@@ -70,6 +84,124 @@ def frequency_ratio(card):
     return None
 
 
+def render_nodes(card):
+    """Names of the render nodes (renderD128, …) that belong to a card."""
+    return sorted(os.path.basename(p) for p in glob.glob(os.path.join(card, "device/drm/renderD*")))
+
+
+def accessible(path):
+    try:
+        fd = os.open(path, os.O_RDWR | os.O_CLOEXEC)
+    except OSError:
+        return False
+    os.close(fd)
+    return True
+
+
+def pressure(procfs, kind):
+    """avg60 of /proc/pressure/<kind> as {"some": ratio, "full": ratio}."""
+    out = {}
+    for line in (read(os.path.join(procfs, "pressure", kind)) or "").splitlines():
+        parts = line.split()
+        if not parts:
+            continue
+        for field in parts[1:]:
+            key, _, value = field.partition("=")
+            if key == "avg60":
+                try:
+                    out[parts[0]] = float(value) / 100.0
+                except ValueError:
+                    pass
+    return out
+
+
+def filesystem(path):
+    try:
+        st = os.statvfs(path)
+    except OSError:
+        return None, None
+    return float(st.f_blocks * st.f_frsize), float(st.f_bavail * st.f_frsize)
+
+
+class FirstTokenProbe:
+    """Times one-token generations against Ollama, as a histogram.
+
+    Each probe streams /api/generate with num_predict 1 and records the time
+    from sending the request to the first chunk that carries text (response
+    or thinking). A probe without text counts as a failure, never as a time.
+    """
+
+    def __init__(self, url, model, timeout=60.0):
+        self.url = url.rstrip("/") + "/api/generate"
+        self.model = model
+        self.timeout = timeout
+        self.lock = threading.Lock()
+        self.counts = [0] * len(FIRST_TOKEN_BUCKETS)
+        self.count = 0
+        self.total = 0.0
+        self.failures = 0
+
+    def observe(self, seconds):
+        with self.lock:
+            for i, bound in enumerate(FIRST_TOKEN_BUCKETS):
+                if seconds <= bound:
+                    self.counts[i] += 1
+            self.count += 1
+            self.total += seconds
+
+    def fail(self):
+        with self.lock:
+            self.failures += 1
+
+    def run_once(self):
+        body = json.dumps(
+            {"model": self.model, "prompt": "Say hi.", "stream": True, "think": False, "options": {"num_predict": 1}}
+        ).encode()
+        req = urllib.request.Request(self.url, data=body, headers={"Content-Type": "application/json"}, method="POST")
+        start = time.perf_counter()
+        try:
+            with urllib.request.urlopen(req, timeout=self.timeout) as resp:
+                for line in resp:
+                    line = line.strip()
+                    if not line:
+                        continue
+                    chunk = json.loads(line)
+                    if chunk.get("error"):
+                        break
+                    if chunk.get("response") or chunk.get("thinking"):
+                        self.observe(time.perf_counter() - start)
+                        return True
+                    if chunk.get("done"):
+                        break
+        except (OSError, ValueError, urllib.error.URLError):
+            pass
+        self.fail()
+        return False
+
+    def loop(self, interval, stop):
+        while not stop.wait(0 if self.count + self.failures == 0 else interval):
+            self.run_once()
+
+    def lines(self):
+        name = "ipex_inference_probe_first_token_seconds"
+        with self.lock:
+            counts, count, total, failures = list(self.counts), self.count, self.total, self.failures
+        out = [
+            f"# HELP {name} Time to the first token of a one-token probe generation.",
+            f"# TYPE {name} histogram",
+        ]
+        labels = f'service="ollama",model="{self.model}"'
+        for bound, c in zip(FIRST_TOKEN_BUCKETS, counts):
+            out.append(f'{name}_bucket{{{labels},le="{bound:g}"}} {c}')
+        out.append(f'{name}_bucket{{{labels},le="+Inf"}} {count}')
+        out.append(f"{name}_sum{{{labels}}} {total:g}")
+        out.append(f"{name}_count{{{labels}}} {count}")
+        out.append("# HELP ipex_inference_probe_failures_total Probe generations that failed or produced no text.")
+        out.append("# TYPE ipex_inference_probe_failures_total counter")
+        out.append(f"ipex_inference_probe_failures_total{{{labels}}} {failures}")
+        return out
+
+
 def hwmon_value(card, name):
     for path in sorted(glob.glob(os.path.join(card, "device/hwmon/hwmon*", name))):
         value = read_number(path)
@@ -99,12 +231,25 @@ def fetch_json(url, timeout):
 class Collector:
     """Builds the metrics text; keeps the last energy reading for power."""
 
-    def __init__(self, sysfs="/sys", procfs="/proc", ollama_url=None, comfyui_url=None, timeout=5.0):
+    def __init__(
+        self,
+        sysfs="/sys",
+        procfs="/proc",
+        ollama_url=None,
+        comfyui_url=None,
+        timeout=5.0,
+        devfs="/dev",
+        disk_paths=(),
+        probe=None,
+    ):
         self.sysfs = sysfs
         self.procfs = procfs
+        self.devfs = devfs
         self.ollama_url = ollama_url
         self.comfyui_url = comfyui_url
         self.timeout = timeout
+        self.disk_paths = list(disk_paths)
+        self.probe = probe
         self._energy = {}
 
     def collect(self, now=None):
@@ -123,10 +268,20 @@ class Collector:
 
         cards = list(intel_cards(self.sysfs))
         metric("ipex_gpu_devices", "gauge", "Intel GPUs found in sysfs.", [({}, float(len(cards)))])
+        nodes = [(n, r) for n, c in cards for r in render_nodes(c)]
         metric(
-            "ipex_gpu_utilization_ratio",
+            "ipex_gpu_render_node_accessible",
             "gauge",
-            "Actual over maximum GT frequency, a utilisation proxy that needs no perf privileges.",
+            "1 when the GPU's render node opens read-write for this exporter (render group), else 0.",
+            [
+                ({"card": n, "node": r}, 1.0 if accessible(os.path.join(self.devfs, "dri", r)) else 0.0)
+                for n, r in nodes
+            ],
+        )
+        metric(
+            "ipex_gpu_frequency_ratio",
+            "gauge",
+            "Actual over maximum GT frequency (not a busy ratio: an idle GPU may run at a high clock).",
             [({"card": n}, frequency_ratio(c)) for n, c in cards],
         )
         temps = [({"card": n}, hwmon_value(c, "temp1_input")) for n, c in cards]
@@ -153,6 +308,32 @@ class Collector:
         mem = meminfo(self.procfs)
         metric("ipex_memory_total_bytes", "gauge", "System memory.", [({}, mem.get("MemTotal"))])
         metric("ipex_memory_available_bytes", "gauge", "Available system memory.", [({}, mem.get("MemAvailable"))])
+        psi = pressure(self.procfs, "memory")
+        metric(
+            "ipex_memory_pressure_some_ratio",
+            "gauge",
+            "Share of the last 60 s in which some task stalled on memory (PSI avg60).",
+            [({}, psi.get("some"))],
+        )
+        metric(
+            "ipex_memory_pressure_full_ratio",
+            "gauge",
+            "Share of the last 60 s in which all non-idle tasks stalled on memory (PSI avg60).",
+            [({}, psi.get("full"))],
+        )
+        sizes = [(p, filesystem(p)) for p in self.disk_paths]
+        metric(
+            "ipex_filesystem_size_bytes",
+            "gauge",
+            "Size of the file system holding the path.",
+            [({"path": p}, size) for p, (size, _) in sizes],
+        )
+        metric(
+            "ipex_filesystem_avail_bytes",
+            "gauge",
+            "Space available to unprivileged users on the file system holding the path.",
+            [({"path": p}, avail) for p, (_, avail) in sizes],
+        )
 
         up, latency = [], []
         if self.ollama_url:
@@ -210,7 +391,14 @@ class Collector:
             except (OSError, ValueError, urllib.error.URLError):
                 up.append(({"service": "comfyui"}, 0.0))
         metric("ipex_service_up", "gauge", "1 when the service API answered.", up)
-        metric("ipex_inference_latency_seconds", "gauge", "API round trip of the probe request.", latency)
+        metric(
+            "ipex_api_probe_duration_seconds",
+            "gauge",
+            "Round trip of a cheap API call (/api/tags, /system_stats); not an inference.",
+            latency,
+        )
+        if self.probe is not None:
+            lines.extend(self.probe.lines())
         return "\n".join(lines) + "\n"
 
 
@@ -241,12 +429,38 @@ def main(argv=None):
     parser.add_argument("--comfyui-url")
     parser.add_argument("--sysfs", default="/sys")
     parser.add_argument("--procfs", default="/proc")
+    parser.add_argument("--devfs", default="/dev")
+    parser.add_argument(
+        "--disk-path", action="append", default=[], help="report the file system holding this path (repeatable)"
+    )
+    parser.add_argument(
+        "--ollama-probe-model",
+        help="time a one-token generation with this (already pulled) model every --probe-interval seconds",
+    )
+    parser.add_argument("--probe-interval", type=float, default=60.0)
     parser.add_argument("--once", action="store_true", help="print the metrics once and exit")
     args = parser.parse_args(argv)
-    collector = Collector(args.sysfs, args.procfs, args.ollama_url, args.comfyui_url)
+    if args.ollama_probe_model and not args.ollama_url:
+        parser.error("--ollama-probe-model needs --ollama-url")
+    if args.probe_interval <= 0:
+        parser.error("--probe-interval must be positive")
+    probe = FirstTokenProbe(args.ollama_url, args.ollama_probe_model) if args.ollama_probe_model else None
+    collector = Collector(
+        args.sysfs,
+        args.procfs,
+        args.ollama_url,
+        args.comfyui_url,
+        devfs=args.devfs,
+        disk_paths=args.disk_path,
+        probe=probe,
+    )
     if args.once:
+        if probe is not None:
+            probe.run_once()
         sys.stdout.write(collector.collect())
         return 0
+    if probe is not None:
+        threading.Thread(target=probe.loop, args=(args.probe_interval, threading.Event()), daemon=True).start()
     server = ThreadingHTTPServer((args.listen_address, args.port), make_handler(collector))
     server.serve_forever()
     return 0
