@@ -153,6 +153,76 @@ rec {
       "7"
     ];
 
+  # Alertmanager configuration routing every alert to Slack and/or email.
+  # Secrets are never in it: the Slack webhook URL and the SMTP password are
+  # read from files (api_url_file, auth_password_file), which the module
+  # hands to alertmanager with systemd's LoadCredential. Only builtins, so
+  # tests evaluate it and run a real alertmanager on it.
+  alertmanagerConfig =
+    {
+      slack ? null, # { webhookUrlFile; channel ? null; }
+      email ? null, # { to; from; smarthost; authUsername ? null; authPasswordFile ? null; requireTLS ? true; }
+      groupWait ? "30s",
+      groupInterval ? "5m",
+      repeatInterval ? "4h",
+    }:
+    {
+      route = {
+        receiver = "ipex";
+        group_by = [
+          "alertname"
+          "instance"
+        ];
+        group_wait = groupWait;
+        group_interval = groupInterval;
+        repeat_interval = repeatInterval;
+      };
+      receivers = [
+        (
+          {
+            name = "ipex";
+          }
+          // (
+            if slack == null then
+              { }
+            else
+              {
+                slack_configs = [
+                  (
+                    {
+                      api_url_file = slack.webhookUrlFile;
+                      send_resolved = true;
+                    }
+                    // (if (slack.channel or null) == null then { } else { inherit (slack) channel; })
+                  )
+                ];
+              }
+          )
+          // (
+            if email == null then
+              { }
+            else
+              {
+                email_configs = [
+                  (
+                    {
+                      to = builtins.concatStringsSep ", " email.to;
+                      inherit (email) from smarthost;
+                      require_tls = email.requireTLS or true;
+                      send_resolved = true;
+                    }
+                    // (if (email.authUsername or null) == null then { } else { auth_username = email.authUsername; })
+                    // (
+                      if (email.authPasswordFile or null) == null then { } else { auth_password_file = email.authPasswordFile; }
+                    )
+                  )
+                ];
+              }
+          )
+        )
+      ];
+    };
+
   # Maximum allowed `systemd-analyze security` exposure, in the tenths
   # that `--threshold` takes (20 = 2.0).
   securityThreshold = 20;

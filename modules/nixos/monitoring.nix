@@ -1,6 +1,7 @@
-# services.ipex.monitoring: the health monitor (5-minute timer), the
-# Prometheus exporter, a Prometheus scrape job and a provisioned Grafana
-# dashboard.
+# services.ipex.monitoring: the health monitor (5-minute timer, as the
+# unprivileged ipex-monitor user), the Prometheus exporter, a Prometheus
+# scrape job with alert rules (alerts/*.rules.yml), optional Alertmanager
+# routing to Slack and email, and a provisioned Grafana dashboard.
 {
   config,
   lib,
@@ -12,10 +13,35 @@ let
   ipexLib = import ../../nix/lib.nix { inherit lib; };
   ollama = config.services.ollama-ipex;
   comfyui = config.services.comfyui-ipex;
-  local = host: if host == "0.0.0.0" then "127.0.0.1" else host;
+  local = ipexLib.localAddress;
   ollamaUrl = "http://${local ollama.host}:${toString ollama.port}";
   comfyuiUrl = "http://${local comfyui.host}:${toString comfyui.port}";
   useGpu = lib.elem "gpu" config.services.ipex.devices;
+  checkGpu = useGpu && cfg.health.checkGpu;
+  am = cfg.alertmanager;
+  credentials = "/run/credentials/alertmanager.service";
+
+  # The units the health monitor may restart (and start, for ipex-cleanup):
+  # the only systemd actions its polkit rule allows.
+  restartable = lib.optional ollama.enable "ollama-ipex.service" ++ lib.optional comfyui.enable "comfyui-ipex.service";
+  polkitRule = ''
+    // ipex-monitor (services.ipex.monitoring.health) may restart the IPEX
+    // services and start ipex-cleanup, nothing else.
+    polkit.addRule(function(action, subject) {
+      if (action.id !== "org.freedesktop.systemd1.manage-units" || subject.user !== "ipex-monitor") {
+        return polkit.Result.NOT_HANDLED;
+      }
+      var unit = action.lookup("unit");
+      var verb = action.lookup("verb");
+      if (${builtins.toJSON restartable}.indexOf(unit) >= 0 && verb === "restart") {
+        return polkit.Result.YES;
+      }
+      if (unit === "ipex-cleanup.service" && verb === "start") {
+        return polkit.Result.YES;
+      }
+      return polkit.Result.NOT_HANDLED;
+    });
+  '';
 
   healthScript = pkgs.writeShellApplication {
     name = "ipex-health-monitor";
@@ -25,17 +51,21 @@ let
       pkgs.gawk
       pkgs.gnused
       pkgs.systemd
-      pkgs.intel-gpu-tools
     ];
     text = ''
       status=0
-      ${lib.optionalString (useGpu && cfg.health.checkGpu) ''
-        # intel_gpu_top samples until stopped: a timeout (124) means it
-        # opened the GPU and ran; any other non-zero status means it could not.
-        gpu_rc=0
-        timeout -s INT -k 2 3 intel_gpu_top -J -s 500 -o /dev/null >/dev/null 2>&1 || gpu_rc=$?
-        if [ "$gpu_rc" -ne 0 ] && [ "$gpu_rc" -ne 124 ]; then
-          echo "ERROR: Intel GPU not accessible (intel_gpu_top exit $gpu_rc)"
+      ${lib.optionalString checkGpu ''
+        # The GPU is usable when a render node opens read-write for the
+        # render group, as it must for the services (no privileges needed).
+        gpu_ok=0
+        for node in /dev/dri/renderD*; do
+          if true 2>/dev/null <>"$node"; then
+            gpu_ok=1
+            break
+          fi
+        done
+        if [ "$gpu_ok" -ne 1 ]; then
+          echo "ERROR: Intel GPU not accessible (no render node opens read-write)"
           status=1
         fi
       ''}
@@ -73,8 +103,18 @@ in
   ];
 
   options.services.ipex.monitoring = {
+    enable = lib.mkEnableOption ''
+      monitoring and alerting of the IPEX services: the health monitor, the
+      exporter, Prometheus (services.prometheus.enable) with the scrape job and
+      the alert rules'';
+
     health = {
-      enable = lib.mkEnableOption "the IPEX health monitor (every 5 minutes: GPU, service APIs, disk)";
+      enable = lib.mkOption {
+        type = lib.types.bool;
+        default = cfg.enable;
+        defaultText = lib.literalExpression "config.services.ipex.monitoring.enable";
+        description = "The IPEX health monitor (every 5 minutes: GPU, service APIs, disk), run as the ipex-monitor user.";
+      };
       interval = lib.mkOption {
         type = lib.types.str;
         default = "*:0/5";
@@ -83,7 +123,7 @@ in
       checkGpu = lib.mkOption {
         type = lib.types.bool;
         default = true;
-        description = "Probe the GPU with intel_gpu_top (needs an Intel GPU; off on CPU-only hosts).";
+        description = "Check that a GPU render node opens read-write (only when services.ipex.devices has \"gpu\").";
       };
       diskThreshold = lib.mkOption {
         type = lib.types.ints.between 1 100;
@@ -98,7 +138,12 @@ in
     };
 
     exporter = {
-      enable = lib.mkEnableOption "the IPEX Prometheus exporter";
+      enable = lib.mkOption {
+        type = lib.types.bool;
+        default = cfg.enable;
+        defaultText = lib.literalExpression "config.services.ipex.monitoring.enable";
+        description = "The IPEX Prometheus exporter (ipex-exporter).";
+      };
       listenAddress = lib.mkOption {
         type = lib.types.str;
         default = "127.0.0.1";
@@ -110,13 +155,110 @@ in
         description = "Exporter port (9090 is Prometheus' own).";
       };
       package = lib.mkPackageOption pkgs "ipex-exporter" { };
+      diskPaths = lib.mkOption {
+        type = lib.types.listOf lib.types.str;
+        default = [ "/var/lib" ];
+        description = "Paths whose file systems the exporter reports (ipex_filesystem_*; the disk alert).";
+      };
+      probeModel = lib.mkOption {
+        type = lib.types.nullOr lib.types.str;
+        default = if ollama.enable && ollama.loadModels != [ ] then lib.head ollama.loadModels else null;
+        defaultText = lib.literalExpression "the first of services.ollama-ipex.loadModels, if any";
+        description = ''
+          Ollama model of the first-token probe: every probeInterval seconds
+          the exporter generates one token with it and records the time to
+          the first token (ipex_inference_probe_first_token_seconds, the
+          latency alert). null disables the probe.
+        '';
+      };
+      probeInterval = lib.mkOption {
+        type = lib.types.ints.positive;
+        default = 60;
+        description = "Seconds between first-token probes.";
+      };
+    };
+
+    alerts = {
+      enable = lib.mkOption {
+        type = lib.types.bool;
+        default = cfg.prometheus.enable;
+        defaultText = lib.literalExpression "config.services.ipex.monitoring.prometheus.enable";
+        description = ''
+          Add the IPEX alert rules to services.prometheus.ruleFiles: service
+          down, exporter down, p95 first token over 2 s, failing probes, disk
+          over 85 %, memory pressure, and (with "gpu" in
+          services.ipex.devices) GPU not accessible and GPU temperature.
+        '';
+      };
+      gpu = lib.mkOption {
+        type = lib.types.bool;
+        default = useGpu;
+        defaultText = lib.literalExpression ''lib.elem "gpu" config.services.ipex.devices'';
+        description = "Include the GPU rules (GPU not accessible, temperature).";
+      };
+    };
+
+    alertmanager = {
+      enable = lib.mkEnableOption "Alertmanager on 127.0.0.1, receiving the IPEX alerts and routing them to Slack and/or email";
+      slack = {
+        enable = lib.mkEnableOption "alerts to Slack through an incoming webhook";
+        webhookUrlFile = lib.mkOption {
+          type = lib.types.nullOr lib.types.str;
+          default = null;
+          example = "/run/secrets/slack-webhook-url";
+          description = "File holding the Slack incoming-webhook URL (a secret: read through LoadCredential, never copied to the store).";
+        };
+        channel = lib.mkOption {
+          type = lib.types.nullOr lib.types.str;
+          default = null;
+          example = "#ai-infrastructure";
+          description = "Channel to post to; null uses the webhook's own.";
+        };
+      };
+      email = {
+        enable = lib.mkEnableOption "alerts by email";
+        to = lib.mkOption {
+          type = lib.types.listOf lib.types.str;
+          default = [ ];
+          example = [ "maintainers@example.com" ];
+          description = "Recipients.";
+        };
+        from = lib.mkOption {
+          type = lib.types.str;
+          default = "alertmanager@${config.networking.hostName}";
+          defaultText = lib.literalExpression ''"alertmanager@''${config.networking.hostName}"'';
+          description = "Sender address.";
+        };
+        smarthost = lib.mkOption {
+          type = lib.types.str;
+          default = "localhost:25";
+          example = "smtp.example.com:587";
+          description = "SMTP server as host:port.";
+        };
+        authUsername = lib.mkOption {
+          type = lib.types.nullOr lib.types.str;
+          default = null;
+          description = "SMTP user name; null for no authentication.";
+        };
+        authPasswordFile = lib.mkOption {
+          type = lib.types.nullOr lib.types.str;
+          default = null;
+          example = "/run/secrets/smtp-password";
+          description = "File holding the SMTP password (read through LoadCredential, never copied to the store).";
+        };
+        requireTLS = lib.mkOption {
+          type = lib.types.bool;
+          default = true;
+          description = "Require STARTTLS (Alertmanager's require_tls).";
+        };
+      };
     };
 
     prometheus.enable = lib.mkOption {
       type = lib.types.bool;
       default = cfg.exporter.enable && config.services.prometheus.enable;
       defaultText = lib.literalExpression "exporter.enable && config.services.prometheus.enable";
-      description = "Add a scrape job for the exporter to services.prometheus.";
+      description = "Add a scrape job for the exporter to services.prometheus (enabled by monitoring.enable).";
     };
 
     grafana = {
@@ -131,31 +273,37 @@ in
   };
 
   config = lib.mkMerge [
+    (lib.mkIf cfg.enable {
+      services.prometheus.enable = lib.mkDefault true;
+    })
+
     (lib.mkIf cfg.health.enable {
+      users.users.ipex-monitor = {
+        isSystemUser = true;
+        group = "ipex-monitor";
+        description = "IPEX health monitor";
+      };
+      users.groups.ipex-monitor = { };
+
+      # systemctl restart from ipex-monitor goes through polkit; the rule
+      # allows exactly the restarts the monitor makes.
+      security.polkit.enable = true;
+      security.polkit.extraConfig = polkitRule;
+
       systemd.services.ipex-health-monitor = {
         description = "IPEX Services Health Monitor";
-        serviceConfig = {
+        after = [ "polkit.service" ];
+        serviceConfig = ipexLib.hardenedServiceConfig // {
           Type = "oneshot";
           ExecStart = lib.getExe healthScript;
-          # Root for systemctl restart and intel_gpu_top; sandboxed otherwise.
-          ProtectSystem = "strict";
-          ProtectHome = true;
-          PrivateTmp = true;
-          NoNewPrivileges = true;
-          ProtectKernelModules = true;
-          ProtectKernelLogs = true;
-          ProtectControlGroups = true;
-          RestrictAddressFamilies = [
-            "AF_INET"
-            "AF_INET6"
-            "AF_UNIX"
-          ];
-          RestrictNamespaces = true;
-          LockPersonality = true;
-          CapabilityBoundingSet = [
-            "CAP_PERFMON"
-            "CAP_SYS_ADMIN"
-          ];
+          # A fixed unprivileged user that polkit can name: no capabilities,
+          # the render group only for the GPU check.
+          DynamicUser = false;
+          User = "ipex-monitor";
+          Group = "ipex-monitor";
+          SupplementaryGroups = lib.optional checkGpu "render";
+          PrivateDevices = !checkGpu;
+          DeviceAllow = lib.optional checkGpu "char-drm rw";
         };
       };
       systemd.timers.ipex-health-monitor = {
@@ -169,7 +317,7 @@ in
         description = "Remove old IPEX temp files and kernel caches";
         serviceConfig = {
           Type = "oneshot";
-          ExecStart = "${pkgs.systemd}/bin/systemd-tmpfiles --clean --prefix=/var/cache/private/comfyui-ipex --prefix=/var/cache/private/ollama-ipex --prefix=/var/cache/ipex-models";
+          ExecStart = "${pkgs.systemd}/bin/systemd-tmpfiles --clean --prefix=/var/cache/private/comfyui-ipex --prefix=/var/cache/private/ollama-ipex";
         };
       };
       systemd.tmpfiles.settings.ipex-cleanup = lib.genAttrs [
@@ -184,7 +332,9 @@ in
         description = "Prometheus exporter for IPEX metrics";
         wantedBy = [ "multi-user.target" ];
         after = [ "network.target" ];
-        serviceConfig = ipexLib.hardenedHelperConfig // {
+        # GPU-service sandbox: /dev/dri through the render group, so the
+        # exporter can tell whether the render node opens.
+        serviceConfig = ipexLib.hardenedServiceConfig // {
           Type = "exec";
           ExecStart = lib.escapeShellArgs (
             [
@@ -194,9 +344,19 @@ in
               "--port"
               (toString cfg.exporter.port)
             ]
+            ++ lib.concatMap (p: [
+              "--disk-path"
+              p
+            ]) cfg.exporter.diskPaths
             ++ lib.optionals ollama.enable [
               "--ollama-url"
               ollamaUrl
+            ]
+            ++ lib.optionals (ollama.enable && cfg.exporter.probeModel != null) [
+              "--ollama-probe-model"
+              cfg.exporter.probeModel
+              "--probe-interval"
+              (toString cfg.exporter.probeInterval)
             ]
             ++ lib.optionals comfyui.enable [
               "--comfyui-url"
@@ -216,6 +376,65 @@ in
           scrape_interval = "15s";
           static_configs = [
             { targets = [ "${local cfg.exporter.listenAddress}:${toString cfg.exporter.port}" ]; }
+          ];
+        }
+      ];
+    })
+
+    (lib.mkIf cfg.alerts.enable {
+      services.prometheus.ruleFiles = [ ./alerts/ipex.rules.yml ] ++ lib.optional cfg.alerts.gpu ./alerts/ipex-gpu.rules.yml;
+    })
+
+    (lib.mkIf am.enable {
+      assertions = [
+        {
+          assertion = am.slack.enable || am.email.enable;
+          message = "services.ipex.monitoring.alertmanager needs a receiver: set slack.enable or email.enable.";
+        }
+        {
+          assertion = am.slack.enable -> am.slack.webhookUrlFile != null;
+          message = "services.ipex.monitoring.alertmanager.slack.webhookUrlFile must name the file holding the webhook URL.";
+        }
+        {
+          assertion = am.email.enable -> am.email.to != [ ];
+          message = "services.ipex.monitoring.alertmanager.email.to must list at least one recipient.";
+        }
+        {
+          assertion = am.email.enable -> ((am.email.authUsername == null) == (am.email.authPasswordFile == null));
+          message = "services.ipex.monitoring.alertmanager.email.authUsername and authPasswordFile go together.";
+        }
+      ];
+
+      services.prometheus.alertmanager = {
+        enable = true;
+        listenAddress = lib.mkDefault "127.0.0.1";
+        configuration = ipexLib.alertmanagerConfig {
+          slack = if am.slack.enable then {
+            webhookUrlFile = "${credentials}/slack-webhook-url";
+            inherit (am.slack) channel;
+          } else null;
+          email = if am.email.enable then {
+            inherit (am.email)
+              to
+              from
+              smarthost
+              authUsername
+              requireTLS
+              ;
+            authPasswordFile = if am.email.authPasswordFile != null then "${credentials}/smtp-password" else null;
+          } else null;
+        };
+      };
+      # The secrets reach the DynamicUser service as credentials
+      # (root-only files stay root-only; nothing goes to the store).
+      systemd.services.alertmanager.serviceConfig.LoadCredential =
+        lib.optional am.slack.enable "slack-webhook-url:${am.slack.webhookUrlFile}"
+        ++ lib.optional (am.email.enable && am.email.authPasswordFile != null) "smtp-password:${am.email.authPasswordFile}";
+
+      services.prometheus.alertmanagers = [
+        {
+          static_configs = [
+            { targets = [ "${local config.services.prometheus.alertmanager.listenAddress}:${toString config.services.prometheus.alertmanager.port}" ]; }
           ];
         }
       ];
