@@ -17,6 +17,39 @@ let
   cfg = config.programs.ipex;
   yaml = pkgs.formats.yaml { };
   ipexPkgs = if pkgs ? ollama-ipex || cfg.overlay == null then pkgs else pkgs.extend cfg.overlay;
+
+  ipexLib = import ../../nix/lib.nix { inherit lib; };
+
+  # programs.ipex.ollama.backend/acceleration: which Ollama build the user
+  # gets, and which devices an `ollama serve` started by the user may use
+  # (ONEAPI_DEVICE_SELECTOR set in a wrapper; "auto" leaves the user's).
+  ollamaSelector = {
+    auto = null;
+    gpu = "level_zero:gpu";
+    cpu = ipexLib.noSyclDevices;
+  };
+  ollamaBase = if cfg.ollama.backend == "ipex" then ipexPkgs.ollama-ipex else pkgs.ollama;
+  ollamaPackage =
+    let
+      selector = ollamaSelector.${cfg.ollama.acceleration};
+    in
+    lib.throwIf (cfg.ollama.backend == "cpu" && cfg.ollama.acceleration == "gpu") ''
+      programs.ipex.ollama.acceleration = "gpu" needs backend = "ipex": the "cpu" backend is nixpkgs' Ollama,
+      built without SYCL, which cannot use an Intel GPU.
+    '' (
+      if cfg.ollama.backend == "ipex" && selector != null then
+        pkgs.symlinkJoin {
+          name = "ollama-ipex-${cfg.ollama.acceleration}";
+          paths = [ ollamaBase ];
+          nativeBuildInputs = [ pkgs.makeWrapper ];
+          postBuild = ''
+            wrapProgram $out/bin/ollama --set ONEAPI_DEVICE_SELECTOR ${lib.escapeShellArg selector}
+          '';
+          meta.mainProgram = "ollama";
+        }
+      else
+        ollamaBase
+    );
 in
 {
   options.programs.ipex = {
@@ -52,7 +85,8 @@ in
 
     devices = lib.mkOption {
       type = lib.types.str;
-      default = "level_zero:gpu;opencl:cpu";
+      # No OpenCL CPU runtime is installed: "opencl:cpu" would select nothing.
+      default = "level_zero:gpu";
       description = "ONEAPI_DEVICE_SELECTOR for the user's sessions.";
     };
 
@@ -62,6 +96,33 @@ in
         type = lib.types.str;
         default = "http://127.0.0.1:11434";
         description = "OLLAMA_HOST for the client: the system service or a remote one.";
+      };
+      backend = lib.mkOption {
+        type = lib.types.enum [
+          "ipex"
+          "cpu"
+        ];
+        default = "ipex";
+        description = ''
+          Ollama build installed for the user: `ipex` the SYCL build
+          (ollama-ipex), `cpu` nixpkgs' `ollama` without SYCL.
+        '';
+      };
+      acceleration = lib.mkOption {
+        type = lib.types.enum [
+          "auto"
+          "gpu"
+          "cpu"
+        ];
+        default = "auto";
+        description = ''
+          Devices an `ollama serve` run by the user may use, through
+          ONEAPI_DEVICE_SELECTOR in a wrapper of the `ollama` command:
+          `auto` the session's `devices`, `gpu` Level Zero GPUs only, `cpu`
+          no SYCL device (ggml's CPU backend). `gpu` with backend `cpu`
+          fails evaluation. Only affects a server the user starts; the
+          client talks to whatever server `host` names.
+        '';
       };
     };
 
@@ -78,6 +139,17 @@ in
         default = "${config.xdg.dataHome or "$HOME/.local/share"}/comfyui/models";
         defaultText = lib.literalExpression ''"''${config.xdg.dataHome}/comfyui/models"'';
         description = "Base directory of the user's models.";
+      };
+      backend = lib.mkOption {
+        type = lib.types.enum [
+          "ipex"
+          "cpu"
+        ];
+        default = "ipex";
+        description = ''
+          `ipex`: torch on the Intel GPU (XPU). `cpu`: ComfyUI's `--cpu`,
+          with no SYCL device selected.
+        '';
       };
     };
   };
@@ -103,7 +175,7 @@ in
       pkgs.intel-gpu-tools
       ipexPkgs.ipex-benchmarks
     ]
-    ++ lib.optional cfg.ollama.enable ipexPkgs.ollama-ipex
+    ++ lib.optional cfg.ollama.enable ollamaPackage
     ++ lib.optional cfg.comfyui.enable cfg.comfyui.package;
 
     home.sessionVariables = {
@@ -130,25 +202,28 @@ in
       comfyui-ipex = {
         Unit.Description = "ComfyUI (IPEX) for this user";
         Service = {
-          ExecStart = lib.escapeShellArgs [
-            (lib.getExe cfg.comfyui.package)
-            "--listen"
-            "127.0.0.1"
-            "--port"
-            (toString cfg.comfyui.port)
-            "--extra-model-paths-config"
-            "%h/.config/comfyui/extra_model_paths.yaml"
-            "--output-directory"
-            "%h/.local/share/comfyui/output"
-            "--input-directory"
-            "%h/.local/share/comfyui/input"
-            "--temp-directory"
-            "%t/comfyui"
-            "--disable-auto-launch"
-          ];
+          ExecStart = lib.escapeShellArgs (
+            [
+              (lib.getExe cfg.comfyui.package)
+              "--listen"
+              "127.0.0.1"
+              "--port"
+              (toString cfg.comfyui.port)
+              "--extra-model-paths-config"
+              "%h/.config/comfyui/extra_model_paths.yaml"
+              "--output-directory"
+              "%h/.local/share/comfyui/output"
+              "--input-directory"
+              "%h/.local/share/comfyui/input"
+              "--temp-directory"
+              "%t/comfyui"
+              "--disable-auto-launch"
+            ]
+            ++ lib.optional (cfg.comfyui.backend == "cpu") "--cpu"
+          );
           Environment = [
             "COMFYUI_USER_DIR=%h/.local/share/comfyui/user"
-            "ONEAPI_DEVICE_SELECTOR=${cfg.devices}"
+            "ONEAPI_DEVICE_SELECTOR=${if cfg.comfyui.backend == "cpu" then ipexLib.noSyclDevices else cfg.devices}"
           ];
           Restart = "on-failure";
         };
