@@ -189,7 +189,20 @@ in
             (lib.mkIf (cfg.ollamaServers != [ ]) {
               "/ollama/" = {
                 proxyPass = "http://ollama-backend/";
+                # Ollama on a loopback address accepts only loopback and
+                # local host names in Host (DNS-rebinding protection), so the
+                # upstream sees "localhost" whatever serverName is; the other
+                # recommended headers are set here, since any proxy_set_header
+                # in a location replaces the inherited ones.
+                recommendedProxySettings = false;
                 extraConfig = ''
+                  proxy_http_version 1.1;
+                  proxy_set_header Host localhost;
+                  proxy_set_header Connection "";
+                  proxy_set_header X-Real-IP $remote_addr;
+                  proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;
+                  proxy_set_header X-Forwarded-Proto $scheme;
+                  proxy_set_header X-Forwarded-Host $host;
                   proxy_buffering off;
                   proxy_request_buffering off;
                   proxy_read_timeout 600s;
