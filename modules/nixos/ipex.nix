@@ -99,7 +99,9 @@ let
       cat "$out"
       if [ -n "$old" ] && [ "$old" != "$(cat "$out")" ]; then
         echo "hardware changed: restarting ${toString cfg.restartOnHardwareChange}"
-        ${lib.optionalString (cfg.restartOnHardwareChange != [ ]) "systemctl try-restart ${lib.escapeShellArgs cfg.restartOnHardwareChange}"}
+        # --no-block: the services are ordered after this unit, so waiting
+        # for their restart here would wait for ourselves.
+        ${lib.optionalString (cfg.restartOnHardwareChange != [ ]) "systemctl --no-block try-restart ${lib.escapeShellArgs cfg.restartOnHardwareChange}"}
       fi
     '';
   };
@@ -326,11 +328,12 @@ in
       };
 
       # A render node that appears after boot (a slow driver, a late
-      # firmware load) runs the detection again, which restarts the services
+      # firmware load) runs the detection again (RUN acts on every "add"
+      # event, unlike SYSTEMD_WANTS on an already plugged device), which restarts the services
       # when the selector changes; so the CPU fallback does not stick until
       # the next reboot.
       services.udev.extraRules = lib.mkIf (cfg.autoDetectHardware && useGpu) ''
-        ACTION=="add", SUBSYSTEM=="drm", KERNEL=="renderD*", TAG+="systemd", ENV{SYSTEMD_WANTS}+="ipex-hardware-detect.service"
+        ACTION=="add", SUBSYSTEM=="drm", KERNEL=="renderD*", RUN+="${pkgs.systemd}/bin/systemctl --no-block start ipex-hardware-detect.service"
       '';
 
       systemd.services.ipex-hardware-detect = lib.mkIf cfg.autoDetectHardware {
