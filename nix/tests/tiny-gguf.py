@@ -81,7 +81,11 @@ def main(path):
         w.add_tensor(f"blk.{i}.ffn_up.weight", weight(N_FF, N_EMBD))
         w.add_tensor(f"blk.{i}.ffn_down.weight", weight(N_EMBD, N_FF))
     w.add_tensor("output_norm.weight", np.ones(N_EMBD, dtype=np.float32))
-    w.add_tensor("output.weight", weight(n_vocab, N_EMBD))
+    # Zero rows for <unk>, <s> and </s>: with temperature 0 a random model
+    # never ends (or fails) on its first token, so it generates num_predict.
+    output = weight(n_vocab, N_EMBD)
+    output[:3] = 0.0
+    w.add_tensor("output.weight", output)
 
     w.write_header_to_file()
     w.write_kv_data_to_file()
