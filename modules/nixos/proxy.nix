@@ -17,7 +17,14 @@ let
   wildcardServices =
     lib.optional (ollama.enable && ipexLib.isWildcardAddress ollama.host) "services.ollama-ipex.host = \"${ollama.host}\""
     ++ lib.optional (comfyui.enable && ipexLib.isWildcardAddress comfyui.host) "services.comfyui-ipex.host = \"${comfyui.host}\"";
-  loopback = a: lib.elem a [ "127.0.0.1" "::1" "[::1]" "localhost" ];
+  loopback =
+    a:
+    lib.elem a [
+      "127.0.0.1"
+      "::1"
+      "[::1]"
+      "localhost"
+    ];
   # nginx listens on every interface unless listenAddresses says otherwise.
   proxyReachable = cfg.listenAddresses == [ ] || !lib.all loopback cfg.listenAddresses;
   exposed = wildcardServices ++ lib.optional proxyReachable "the proxy itself (listenAddresses = ${
