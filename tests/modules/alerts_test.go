@@ -112,8 +112,8 @@ func TestAlertRuleTestsCanFail(t *testing.T) {
 var metricRe = regexp.MustCompile(`\bipex_[a-z_]+`)
 
 // TestAlertMetricsExistInExporter runs the exporter once against a fake
-// sysfs, procfs and Ollama, and checks that every ipex_* metric the rules use
-// is one it produces.
+// sysfs, procfs, Ollama and ComfyUI, and checks that every ipex_* metric the
+// alert rules and the Grafana dashboard use is one it produces.
 func TestAlertMetricsExistInExporter(t *testing.T) {
 	testlib.CheckPath(t, "python3")
 	root := t.TempDir()
@@ -136,6 +136,12 @@ func TestAlertMetricsExistInExporter(t *testing.T) {
 		switch {
 		case r.Method == http.MethodGet && r.URL.Path == "/api/tags":
 			_ = json.NewEncoder(w).Encode(map[string]any{"models": []map[string]string{{"name": "tiny:latest"}}})
+		case r.Method == http.MethodGet && r.URL.Path == "/system_stats":
+			_ = json.NewEncoder(w).Encode(map[string]any{"devices": []map[string]any{{"name": "xpu:0", "vram_total": 100, "vram_free": 60}}})
+		case r.Method == http.MethodGet && r.URL.Path == "/queue":
+			_ = json.NewEncoder(w).Encode(map[string]any{"queue_running": []any{}, "queue_pending": []any{}})
+		case r.Method == http.MethodGet && r.URL.Path == "/history":
+			_ = json.NewEncoder(w).Encode(map[string]any{})
 		case r.Method == http.MethodPost && r.URL.Path == "/api/generate":
 			enc := json.NewEncoder(w)
 			_ = enc.Encode(map[string]any{"model": "tiny", "response": "Hi", "done": false})
@@ -149,7 +155,7 @@ func TestAlertMetricsExistInExporter(t *testing.T) {
 	exporter := filepath.Join(repoRoot(t), "pkgs", "ipex-exporter", "ipex_exporter.py")
 	cmd := exec.CommandContext(t.Context(), "python3", exporter, "--once",
 		"--sysfs", sysfs, "--procfs", procfs, "--devfs", devfs, "--disk-path", root,
-		"--ollama-url", ollama.URL, "--ollama-probe-model", "tiny")
+		"--ollama-url", ollama.URL, "--ollama-probe-model", "tiny", "--comfyui-url", ollama.URL)
 	cmd.Env = append(os.Environ(), "PYTHONDONTWRITEBYTECODE=1")
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
@@ -174,10 +180,21 @@ func TestAlertMetricsExistInExporter(t *testing.T) {
 		}
 	}
 	require.NotEmpty(t, used)
+	// The Grafana dashboard's queries too.
+	dashboard, err := os.ReadFile(filepath.Join(repoRoot(t), "modules", "nixos", "grafana-dashboard.nix"))
+	require.NoError(t, err)
+	for _, line := range strings.Split(string(dashboard), "\n") {
+		if strings.Contains(line, "expr =") {
+			used = append(used, metricRe.FindAllString(line, -1)...)
+		}
+	}
 	sort.Strings(used)
+	// A rate between two scrapes: --once scrapes once. The exporter's
+	// test_sysfs_metrics checks it after a second scrape.
+	produced["ipex_gpu_power_watts"] = strings.Contains(string(out), "ipex_gpu_energy_joules_total")
 	for _, m := range used {
 		base := strings.TrimSuffix(strings.TrimSuffix(strings.TrimSuffix(m, "_bucket"), "_count"), "_sum")
-		assert.True(t, produced[base], "rule metric %s is not produced by ipex-exporter", m)
+		assert.True(t, produced[base], "metric %s (alert rules, dashboard) is not produced by ipex-exporter", m)
 	}
 }
 
