@@ -166,7 +166,7 @@ in
         defaultText = lib.literalExpression "the first of services.ollama-ipex.loadModels, if any";
         description = ''
           Ollama model of the first-token probe: every probeInterval seconds
-          the exporter generates one token with it and records the time to
+          the exporter starts a short generation with it and records the time to
           the first token (ipex_inference_probe_first_token_seconds, the
           latency alert). null disables the probe.
         '';

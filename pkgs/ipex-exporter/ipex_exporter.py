@@ -16,7 +16,7 @@ Serves /metrics in the Prometheus text format with:
   ipex_service_up, ipex_api_probe_duration_seconds  round trip of a cheap API call
                                    (/api/tags, /system_stats) per service
   ipex_inference_probe_first_token_seconds  histogram of the time to the first
-                                   token of a one-token generation with
+                                   text of a short generation with
                                    --ollama-probe-model, every --probe-interval
   ipex_inference_probe_failures_total  probes that failed or produced no token
   ipex_throughput_queue_pending, ipex_throughput_queue_running,
@@ -41,6 +41,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 INTEL_VENDOR = "0x8086"
 # Buckets of the first-token histogram, around the 2 s target.
 FIRST_TOKEN_BUCKETS = (0.1, 0.25, 0.5, 1.0, 1.5, 2.0, 3.0, 5.0, 10.0, 30.0)
+# Tokens a probe may generate before its first text arrives.
+PROBE_TOKENS = 8
 
 
 def read(path):
@@ -124,11 +126,14 @@ def filesystem(path):
 
 
 class FirstTokenProbe:
-    """Times one-token generations against Ollama, as a histogram.
+    """Times the first text of short generations against Ollama, as a histogram.
 
-    Each probe streams /api/generate with num_predict 1 and records the time
-    from sending the request to the first chunk that carries text (response
-    or thinking). A probe without text counts as a failure, never as a time.
+    Each probe streams /api/generate (at most PROBE_TOKENS tokens, greedy)
+    and records the time from sending the request to the first chunk that
+    carries text (response or thinking), then closes the stream, which stops
+    the generation. More than one token is allowed because a token can be
+    part of a UTF-8 character, which Ollama holds back until it is complete.
+    A probe without text counts as a failure, never as a time.
     """
 
     def __init__(self, url, model, timeout=60.0):
@@ -155,7 +160,13 @@ class FirstTokenProbe:
 
     def run_once(self):
         body = json.dumps(
-            {"model": self.model, "prompt": "Say hi.", "stream": True, "think": False, "options": {"num_predict": 1}}
+            {
+                "model": self.model,
+                "prompt": "Say hi.",
+                "stream": True,
+                "think": False,
+                "options": {"num_predict": PROBE_TOKENS, "temperature": 0},
+            }
         ).encode()
         req = urllib.request.Request(self.url, data=body, headers={"Content-Type": "application/json"}, method="POST")
         start = time.perf_counter()
@@ -187,7 +198,7 @@ class FirstTokenProbe:
         with self.lock:
             counts, count, total, failures = list(self.counts), self.count, self.total, self.failures
         out = [
-            f"# HELP {name} Time to the first token of a one-token probe generation.",
+            f"# HELP {name} Time to the first text of a short probe generation.",
             f"# TYPE {name} histogram",
         ]
         labels = f'service="ollama",model="{self.model}"'
@@ -435,7 +446,7 @@ def main(argv=None):
     )
     parser.add_argument(
         "--ollama-probe-model",
-        help="time a one-token generation with this (already pulled) model every --probe-interval seconds",
+        help="time the first token of a short generation with this (already pulled) model every --probe-interval seconds",
     )
     parser.add_argument("--probe-interval", type=float, default=60.0)
     parser.add_argument("--once", action="store_true", help="print the metrics once and exit")

@@ -129,7 +129,7 @@ class CollectorTest(unittest.TestCase):
         url = serve(self)
         probe = ipex_exporter.FirstTokenProbe(url, "tiny", timeout=5)
         self.assertTrue(probe.run_once())
-        self.assertEqual(FakeAPI.last_request["options"], {"num_predict": 1})
+        self.assertEqual(FakeAPI.last_request["options"], {"num_predict": ipex_exporter.PROBE_TOKENS, "temperature": 0})
         self.assertIs(FakeAPI.last_request["think"], False)
         text = "\n".join(probe.lines())
         self.assertIn('ipex_inference_probe_first_token_seconds_bucket{service="ollama",model="tiny",le="2"} 1', text)
