@@ -223,6 +223,48 @@ rec {
       ];
     };
 
+  # Arguments of ipex-upgrade-backup for services.ipex.autoUpgrade: every
+  # state directory under stateRoot, without the model stores inside them
+  # (excludes: name -> paths relative to the state directory) unless
+  # backupModels, which also adds the model stores outside them
+  # (externalModels: [ { name; path; } ]). Only builtins, so tests run the
+  # script with exactly these arguments.
+  upgradeBackupArgs =
+    {
+      backupDir,
+      keepDays,
+      stateDirs,
+      excludes ? { },
+      externalModels ? [ ],
+      backupModels ? false,
+      stateRoot ? "/var/lib/private",
+    }:
+    [
+      "--backup-dir"
+      backupDir
+      "--keep-days"
+      (toString keepDays)
+    ]
+    ++ builtins.concatMap (dir: [
+      "--source"
+      "${dir}:${stateRoot}/${dir}"
+    ]) stateDirs
+    ++ (
+      if backupModels then
+        builtins.concatMap (m: [
+          "--source"
+          "${m.name}:${m.path}"
+        ]) externalModels
+      else
+        builtins.concatMap (
+          dir:
+          builtins.concatMap (rel: [
+            "--exclude"
+            "${dir}:/${rel}/"
+          ]) (builtins.filter (rel: rel != "") (excludes.${dir} or [ ]))
+        ) stateDirs
+    );
+
   # Maximum allowed `systemd-analyze security` exposure, in the tenths
   # that `--threshold` takes (20 = 2.0).
   securityThreshold = 20;

@@ -53,32 +53,13 @@ let
       path = comfyui.modelsPath;
     };
 
-  backupArgs =
-    [
-      "--backup-dir"
-      cfg.backupDir
-      "--keep-days"
-      (toString cfg.keepBackupsDays)
-    ]
-    ++ lib.concatMap (dir: [
-      "--source"
-      "${dir}:/var/lib/private/${dir}"
-    ]) cfg.backupStateDirs
-    ++ lib.optionals (!cfg.backupModels) (
-      lib.concatMap (
-        dir:
-        lib.concatMap (rel: [
-          "--exclude"
-          "${dir}:/${rel}/"
-        ]) (lib.filter (rel: rel != "") (modelExcludes.${dir} or [ ]))
-      ) cfg.backupStateDirs
-    )
-    ++ lib.optionals cfg.backupModels (
-      lib.concatMap (m: [
-        "--source"
-        "${m.name}:${m.path}"
-      ]) externalModels
-    );
+  backupArgs = ipexLib.upgradeBackupArgs {
+    inherit (cfg) backupDir backupModels;
+    keepDays = cfg.keepBackupsDays;
+    stateDirs = cfg.backupStateDirs;
+    excludes = modelExcludes;
+    inherit externalModels;
+  };
 
   # Builds the configuration the upgrade will switch to (nixos-rebuild then
   # finds it built) and backs up only when it differs from the running one.

@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"sort"
+	"strings"
 	"testing"
 	"time"
 
@@ -264,4 +265,85 @@ func TestBackupHelp(t *testing.T) {
 	require.Equal(t, 0, res.code)
 	assert.Contains(t, res.stdout, "usage: ipex-upgrade-backup")
 	assert.Contains(t, res.stdout, fmt.Sprintf("more than %s days old", "N"))
+}
+
+// TestBackupWithModuleArguments runs the script with the arguments
+// nix/lib.nix's upgradeBackupArgs builds for services.ipex.autoUpgrade (the
+// composed path of the pre-upgrade hook), on a state tree laid out as
+// DynamicUser keeps it.
+func TestBackupWithModuleArguments(t *testing.T) {
+	tests := []struct {
+		name         string
+		backupModels bool
+		want         []string // backups expected
+		wantFiles    []string // relative to their backup
+		wantAbsent   []string
+	}{
+		{
+			name:       "configuration and state only",
+			want:       []string{"ollama-ipex", "comfyui-ipex"},
+			wantFiles:  []string{"ollama-ipex/id_ed25519", "comfyui-ipex/user/default/comfy.settings.json", "comfyui-ipex/output/img.png"},
+			wantAbsent: []string{"ollama-ipex/models", "comfyui-ipex/huggingface"},
+		},
+		{
+			name:         "with model stores",
+			backupModels: true,
+			want:         []string{"ollama-ipex", "comfyui-ipex", "comfyui-ipex-models"},
+			wantFiles:    []string{"ollama-ipex/models/blobs/sha256-1", "comfyui-ipex/huggingface/hub/x", "comfyui-ipex-models/checkpoints/sd.safetensors"},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			root := t.TempDir()
+			stateRoot := filepath.Join(root, "var", "lib", "private")
+			external := filepath.Join(root, "srv", "comfy models")
+			backups := filepath.Join(root, "var", "backup", "ipex")
+			writeTree(t, stateRoot, map[string]string{
+				"ollama-ipex/id_ed25519":                        "key",
+				"ollama-ipex/models/blobs/sha256-1":             "weights",
+				"comfyui-ipex/user/default/comfy.settings.json": "{}",
+				"comfyui-ipex/output/img.png":                   "png",
+				"comfyui-ipex/huggingface/hub/x":                "weights",
+			})
+			writeTree(t, external, map[string]string{"checkpoints/sd.safetensors": "weights"})
+
+			var args []string
+			evalLib(t, fmt.Sprintf(`ipex.upgradeBackupArgs {
+			  backupDir = %q; keepDays = 14; stateRoot = %q; backupModels = %t;
+			  stateDirs = [ "ollama-ipex" "comfyui-ipex" ];
+			  excludes = { ollama-ipex = [ "models" ]; comfyui-ipex = [ "huggingface" ]; };
+			  externalModels = [ { name = "comfyui-ipex-models"; path = %q; } ];
+			}`, backups, stateRoot, tt.backupModels, external), &args)
+			res := runBackup(t, args...)
+			require.Equal(t, 0, res.code, res.stderr)
+
+			byName := map[string]string{}
+			for _, name := range tt.want {
+				got := backupsOf(t, backups, name)
+				require.Len(t, got, 1, "%s: %v", name, entries(t, backups))
+				byName[name] = got[0]
+			}
+			assert.Len(t, entries(t, backups), len(tt.want))
+			// "name/rest" -> the file in name's backup.
+			resolve := func(rel string) string {
+				name, rest, _ := strings.Cut(rel, "/")
+				dir, ok := byName[name]
+				if !ok {
+					return ""
+				}
+				return filepath.Join(backups, dir, rest)
+			}
+			for _, rel := range tt.wantFiles {
+				p := resolve(rel)
+				require.NotEmpty(t, p, rel)
+				assert.FileExists(t, p)
+			}
+			for _, rel := range tt.wantAbsent {
+				p := resolve(rel)
+				require.NotEmpty(t, p, rel)
+				assert.NoFileExists(t, p)
+				assert.NoDirExists(t, p)
+			}
+		})
+	}
 }
