@@ -223,6 +223,34 @@ rec {
       ];
     };
 
+  # A polkit rule (JavaScript) that lets `user` restart the units in
+  # `restart` and start the units in `start` through systemd, and nothing
+  # else. ES5 only, as polkit's interpreter needs.
+  polkitUnitRule =
+    {
+      user,
+      restart ? [ ],
+      start ? [ ],
+    }:
+    ''
+      // ${user} may restart ${builtins.concatStringsSep ", " restart} and start
+      // ${builtins.concatStringsSep ", " start}; nothing else.
+      polkit.addRule(function(action, subject) {
+        if (action.id !== "org.freedesktop.systemd1.manage-units" || subject.user !== ${builtins.toJSON user}) {
+          return polkit.Result.NOT_HANDLED;
+        }
+        var unit = action.lookup("unit");
+        var verb = action.lookup("verb");
+        if (${builtins.toJSON restart}.indexOf(unit) >= 0 && verb === "restart") {
+          return polkit.Result.YES;
+        }
+        if (${builtins.toJSON start}.indexOf(unit) >= 0 && verb === "start") {
+          return polkit.Result.YES;
+        }
+        return polkit.Result.NOT_HANDLED;
+      });
+    '';
+
   # Arguments of ipex-upgrade-backup for services.ipex.autoUpgrade: every
   # state directory under stateRoot, without the model stores inside them
   # (excludes: name -> paths relative to the state directory) unless

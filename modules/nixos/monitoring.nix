@@ -24,24 +24,11 @@ let
   # The units the health monitor may restart (and start, for ipex-cleanup):
   # the only systemd actions its polkit rule allows.
   restartable = lib.optional ollama.enable "ollama-ipex.service" ++ lib.optional comfyui.enable "comfyui-ipex.service";
-  polkitRule = ''
-    // ipex-monitor (services.ipex.monitoring.health) may restart the IPEX
-    // services and start ipex-cleanup, nothing else.
-    polkit.addRule(function(action, subject) {
-      if (action.id !== "org.freedesktop.systemd1.manage-units" || subject.user !== "ipex-monitor") {
-        return polkit.Result.NOT_HANDLED;
-      }
-      var unit = action.lookup("unit");
-      var verb = action.lookup("verb");
-      if (${builtins.toJSON restartable}.indexOf(unit) >= 0 && verb === "restart") {
-        return polkit.Result.YES;
-      }
-      if (unit === "ipex-cleanup.service" && verb === "start") {
-        return polkit.Result.YES;
-      }
-      return polkit.Result.NOT_HANDLED;
-    });
-  '';
+  polkitRule = ipexLib.polkitUnitRule {
+    user = "ipex-monitor";
+    restart = restartable;
+    start = [ "ipex-cleanup.service" ];
+  };
 
   healthScript = pkgs.writeShellApplication {
     name = "ipex-health-monitor";
