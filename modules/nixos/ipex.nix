@@ -65,46 +65,30 @@ let
     power = "powersave";
   };
 
+  # Writes /run/ipex/hardware.env (scripts/ipex-hardware-detect.sh, tested
+  # with a fake sysfs in tests/modules).
   detectScript = pkgs.writeShellApplication {
     name = "ipex-hardware-detect";
     runtimeInputs = [
       pkgs.coreutils
       pkgs.systemd
     ];
-    text = ''
-      # Writes /run/ipex/hardware.env: the device selector the services use.
-      # Falls back to the CPU when no Intel GPU with a render node exists.
-      # Run at boot and again by udev whenever a render node appears; when
-      # the result changes, the running IPEX services are restarted.
-      out=/run/ipex/hardware.env
-      old=$(cat "$out" 2>/dev/null || true)
-      gpus=()
-      for card in /sys/class/drm/card[0-9]*; do
-        [ -e "$card/device/vendor" ] || continue
-        case "$(basename "$card")" in *-*) continue ;; esac
-        if [ "$(cat "$card/device/vendor")" = "0x8086" ]; then
-          gpus+=("$(basename "$card"):$(cat "$card/device/device")")
-        fi
-      done
-      {
-        echo "IPEX_DETECTED_GPUS=''${gpus[*]:-none}"
-        if ${lib.boolToString useGpu} && [ ''${#gpus[@]} -gt 0 ] && ls /dev/dri/renderD* >/dev/null 2>&1; then
-          echo "ONEAPI_DEVICE_SELECTOR=${selector}"
-        else
-          echo "ONEAPI_DEVICE_SELECTOR=${fallbackSelector}"
-          echo "IPEX_CPU_FALLBACK=1"
-        fi
-      } > "$out.new"
-      mv "$out.new" "$out"
-      cat "$out"
-      if [ -n "$old" ] && [ "$old" != "$(cat "$out")" ]; then
-        echo "hardware changed: restarting ${toString cfg.restartOnHardwareChange}"
-        # --no-block: the services are ordered after this unit, so waiting
-        # for their restart here would wait for ourselves.
-        ${lib.optionalString (cfg.restartOnHardwareChange != [ ]) "systemctl --no-block try-restart ${lib.escapeShellArgs cfg.restartOnHardwareChange}"}
-      fi
-    '';
+    text = builtins.readFile ./scripts/ipex-hardware-detect.sh;
   };
+  detectCommand = lib.escapeShellArgs (
+    [
+      (lib.getExe detectScript)
+      "--selector"
+      selector
+      "--fallback-selector"
+      fallbackSelector
+    ]
+    ++ lib.optional useGpu "--want-gpu"
+    ++ lib.concatMap (u: [
+      "--restart"
+      u
+    ]) cfg.restartOnHardwareChange
+  );
 in
 {
   options.services.ipex = {
@@ -348,7 +332,7 @@ in
         serviceConfig = {
           # No RemainAfterExit: each start (boot, udev) runs the detection again.
           Type = "oneshot";
-          ExecStart = lib.getExe detectScript;
+          ExecStart = detectCommand;
           ReadWritePaths = [ "/run/ipex" ];
           ProtectSystem = "strict";
           ProtectHome = true;
