@@ -118,7 +118,7 @@ in
         description = ''
           Devices an `ollama serve` run by the user may use, through
           ONEAPI_DEVICE_SELECTOR in a wrapper of the `ollama` command:
-          `auto` the session's `devices`, `gpu` Level Zero GPUs only, `cpu`
+          `auto` the user's `devices`, `gpu` Level Zero GPUs only, `cpu`
           no SYCL device (ggml's CPU backend). `gpu` with backend `cpu`
           fails evaluation. Only affects a server the user starts; the
           client talks to whatever server `host` names.
