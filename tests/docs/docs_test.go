@@ -247,14 +247,7 @@ var nixBlock = regexp.MustCompile("(?ms)^\\s*```nix\\s*\n(.*?)^\\s*```")
 // pendingOptions are options the docs name that a module is about to declare
 // (agreed in the issues, being built on another branch). Once one is
 // declared TestOptionsDeclared fails and asks for its removal here.
-var pendingOptions = map[string]string{
-	"services.ollama-ipex.numParallel": "issue 21: OLLAMA_NUM_PARALLEL (docs/tuning.md)",
-	"services.ollama-ipex.maxQueue":    "issue 21: OLLAMA_MAX_QUEUE (docs/tuning.md)",
-	"services.ollama-ipex.keepAlive":   "issue 21: OLLAMA_KEEP_ALIVE (docs/tuning.md)",
-	// Not in the agreed list: docs/tuning.md names it; the module must
-	// declare it or the page must drop it.
-	"services.ollama-ipex.contextLength": "docs/tuning.md: OLLAMA_CONTEXT_LENGTH",
-}
+var pendingOptions = map[string]string{}
 
 var tableRow = regexp.MustCompile(`^\s*\|(.*)\|\s*$`)
 var codeText = regexp.MustCompile("`([^`]+)`")
