@@ -399,6 +399,7 @@ func runReleaseStatus(ctx context.Context, o *ReleaseStatusOptions) error {
 	}
 	fmt.Fprintf(o.IO.Out, "release channels (%s, refs %s):\n", p.Forge.Kind(), forge.ChannelRefName("<name>"))
 	promote.PrintStatus(o.IO.Out, sts)
+	printEvidence(ctx, o.IO.Out, p.Results, sts)
 	if sts.Problems() {
 		return clierr.Failedf("a release tag was moved or deleted after its release (see PROBLEM above)")
 	}
