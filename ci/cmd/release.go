@@ -45,6 +45,9 @@ type ReleasePromoteOptions struct {
 	// AllowExternalServices lets beta and stable accept results that
 	// tested external services.
 	AllowExternalServices bool
+	// SigningKeyFile signs the provenance (default: NIX_SIGNING_KEY_FILE,
+	// NIX_SIGNING_KEY, or the local key ci push generated).
+	SigningKeyFile string
 }
 
 // ReleaseStatusOptions are the flags of `ci release status`.
@@ -133,7 +136,8 @@ func newReleasePromoteCmd(io *IO, common *ReleaseCommon, runF func(context.Conte
 	f.StringVar(&o.ReportPath, "report", "", "build report of the commit (ci build --report): the gates accept only results for its flake and out paths, and the manifest lists them (default "+report.DefaultReportPath+")")
 	f.BoolVar(&o.AllowExternalServices, "allow-external-services", false, "let beta and stable accept integration/performance results that tested an external service (ci test --external-services)")
 	f.StringVar(&o.Cache, "cache", "", "binary cache URI recorded in the manifest (default: the report's)")
-	f.StringVar(&o.PublicKey, "public-key", "", "the cache's public signing key, recorded in the manifest")
+	f.StringVar(&o.PublicKey, "public-key", "", "the cache's public signing key, recorded in the manifest (default: the provenance signing key's)")
+	f.StringVar(&o.SigningKeyFile, "signing-key-file", "", "Nix secret key that signs the provenance (default: $NIX_SIGNING_KEY_FILE, $NIX_SIGNING_KEY, or the local key of ci push)")
 	return c
 }
 
@@ -313,6 +317,9 @@ func runReleasePromote(ctx context.Context, o *ReleasePromoteOptions) error {
 	p, err := releaseSetup(ctx, o.IO, o.Common)
 	if err != nil {
 		return redactErr(o.IO, err)
+	}
+	if err := withProvenance(ctx, o, &opts, p); err != nil {
+		return err
 	}
 	// A message for the terminal is shown after the steps, not amid them.
 	var printed bytes.Buffer

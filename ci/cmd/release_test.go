@@ -123,6 +123,7 @@ func recordLocal(t *testing.T, g *gittest.Repo, rev, rep string, stages ...strin
 }
 
 func TestReleaseLocalMode(t *testing.T) {
+	t.Setenv("XDG_CONFIG_HOME", t.TempDir()) // the provenance key generated on first use
 	g := gittest.New(t)
 	c1 := g.Commit("feat: first")
 	g.Tag("v0.1.0", c1)

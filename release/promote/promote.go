@@ -57,6 +57,9 @@ type Options struct {
 	// both recorded in the manifest.
 	Cache, PublicKey string
 	Version          version.Config
+	// Attach returns further assets (the provenance) to attach next to the
+	// manifest; nil attaches none. It runs only when the release is made.
+	Attach AttachFunc
 }
 
 // Promoter holds the services a promotion uses.
@@ -109,6 +112,7 @@ type Plan struct {
 	Notes      string
 	Manifest   Manifest
 	repoURL    string
+	attach     AttachFunc
 }
 
 // ManifestJSON returns the manifest asset's content.
@@ -207,7 +211,7 @@ func (p *Promoter) Plan(ctx context.Context, o Options) (*Plan, error) {
 	if err != nil {
 		return nil, fmt.Errorf("read channels/%s: %w", o.Channel, err)
 	}
-	plan := &Plan{Channel: o.Channel, Rev: rev, Head: head, ApprovedBy: o.ApprovedBy, repoURL: p.Forge.RepoURL()}
+	plan := &Plan{Channel: o.Channel, Rev: rev, Head: head, ApprovedBy: o.ApprovedBy, repoURL: p.Forge.RepoURL(), attach: o.Attach}
 
 	var problems []string
 	// Gate: the previous channel.
@@ -581,6 +585,11 @@ func (p *Promoter) execute(ctx context.Context, plan *Plan) (*Outcome, error) {
 		default:
 			step("manifest", true, "attached %s", forge.ManifestAsset)
 		}
+	}
+
+	// 4b. Evidence next to the manifest (provenance).
+	if err := p.attachEvidence(ctx, plan, rel, step); err != nil {
+		return out, err
 	}
 
 	// 5. Notification, at most once even when promotions race: a run first

@@ -1,0 +1,212 @@
+package cmd
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/ipex-flake/ipex-flake/pipelines/nixcli"
+	"github.com/ipex-flake/ipex-flake/pipelines/push/signing"
+	"github.com/ipex-flake/ipex-flake/pipelines/report"
+	"github.com/ipex-flake/ipex-flake/pipelines/results"
+	"github.com/ipex-flake/ipex-flake/release/promote"
+	"github.com/ipex-flake/ipex-flake/release/provenance"
+)
+
+// provenanceSource is what the provenance of a promotion is made from.
+type provenanceSource struct {
+	io  *IO
+	dir string // the repository
+	// report and its raw JSON (for fields this version does not model,
+	// such as each output's builder); nil without --report.
+	report    *report.Report
+	rawReport []byte
+	key       *signing.Key
+	results   results.Store
+}
+
+// attach returns the promotion hook that signs and attaches the provenance.
+func (s *provenanceSource) attach() promote.AttachFunc {
+	return func(ctx context.Context, plan *promote.Plan) (map[string][]byte, error) {
+		st, err := s.statement(ctx, plan, time.Now())
+		if err != nil {
+			return nil, err
+		}
+		env, err := provenance.Sign(st, s.key)
+		if err != nil {
+			return nil, err
+		}
+		return map[string][]byte{provenance.AssetName: env.Marshal()}, nil
+	}
+}
+
+func (s *provenanceSource) statement(ctx context.Context, plan *promote.Plan, now time.Time) (*provenance.Statement, error) {
+	in := provenance.Input{Rev: plan.Rev, Channel: string(plan.Channel), Version: plan.Tag,
+		Cache: plan.Manifest.Cache, NarHashes: map[string]string{}, RepoURL: repoURL(s.io.Getenv),
+		BuilderID: provenance.DefaultBuilder, FinishedOn: now, StartedOn: now}
+	if s.report != nil {
+		in.Flake, in.Engine = s.report.Flake, s.report.Engine
+	}
+	builders := reportBuilders(s.rawReport)
+	var paths []string
+	if s.report != nil {
+		for _, o := range s.report.Outputs {
+			if _, released := plan.Manifest.Outputs[o.Attr]; !released {
+				continue
+			}
+			in.Outputs = append(in.Outputs, provenance.Output{Attr: o.Attr, System: o.System, DrvPath: o.DrvPath,
+				OutPaths: o.OutPaths, Builder: builders[o.Attr], Status: o.Status})
+			for _, op := range o.OutPaths {
+				if !slices.Contains(paths, op) {
+					paths = append(paths, op)
+				}
+			}
+		}
+	}
+	if len(paths) > 0 {
+		// The local store first, then the cache for what it lacks.
+		infos, _ := pathInfo(ctx, paths, "")
+		for _, pi := range infos {
+			in.NarHashes[pi.Path] = pi.NarHash
+		}
+		var rest []string
+		for _, p := range paths {
+			if _, ok := in.NarHashes[p]; !ok {
+				rest = append(rest, p)
+			}
+		}
+		if len(rest) > 0 && plan.Manifest.Cache != "" {
+			infos, _ = pathInfo(ctx, rest, plan.Manifest.Cache)
+			for _, pi := range infos {
+				in.NarHashes[pi.Path] = pi.NarHash
+			}
+		}
+	}
+	if lock := gitOut(ctx, s.dir, "show", plan.Rev+":flake.lock"); lock != "" {
+		in.Lock = []byte(lock)
+	}
+	recorded, err := s.results.Get(ctx, plan.Rev)
+	if err != nil {
+		return nil, err
+	}
+	for _, g := range plan.Stages {
+		r := recorded[g.Name]
+		in.Gates = append(in.Gates, provenance.Gate{Stage: g.Name, State: g.State, Rev: plan.Rev,
+			Description: r.Description, URL: r.URL, Time: r.Time})
+		if !r.Time.IsZero() && r.Time.Before(in.StartedOn) {
+			in.StartedOn = r.Time
+		}
+	}
+	if u := runURL(s.io.Getenv); u != "" {
+		in.BuilderID = u
+		in.InvocationID = u + "/attempts/" + firstNonEmpty(s.io.Getenv("GITHUB_RUN_ATTEMPT"), "1")
+	} else {
+		b := make([]byte, 16)
+		_, _ = rand.Read(b)
+		in.InvocationID = "urn:uuid:" + hex.EncodeToString(b)
+	}
+	st, missing, err := provenance.Build(in)
+	if err != nil {
+		return nil, err
+	}
+	if len(missing) > 0 {
+		fmt.Fprintf(s.io.Err, "warning: %d released paths are in neither the store nor the cache, so the provenance cannot record their NAR hash (ci verify release will fail on them), e.g. %s: run ci push first\n", len(missing), missing[0])
+	}
+	return st, nil
+}
+
+// repoURL is the repository's web URL in GitHub Actions ("" elsewhere).
+func repoURL(getenv func(string) string) string {
+	server, repo := getenv("GITHUB_SERVER_URL"), getenv("GITHUB_REPOSITORY")
+	if server == "" || repo == "" {
+		return ""
+	}
+	return server + "/" + repo
+}
+
+// reportBuilders reads each output's builder from a report's JSON.
+func reportBuilders(raw []byte) map[string]string {
+	var r struct {
+		Outputs []struct {
+			Attr    string `json:"attr"`
+			Builder string `json:"builder"`
+		} `json:"outputs"`
+	}
+	m := map[string]string{}
+	if json.Unmarshal(raw, &r) == nil {
+		for _, o := range r.Outputs {
+			if o.Builder != "" {
+				m[o.Attr] = o.Builder
+			}
+		}
+	}
+	return m
+}
+
+// childEnv is the environment nix gets from this command: what nix needs,
+// never the signing key or tokens.
+func childEnv() []string {
+	var env []string
+	for _, k := range []string{"PATH", "HOME", "USER", "TMPDIR", "NIX_CONFIG", "NIX_REMOTE", "NIX_STORE_DIR", "NIX_STATE_DIR",
+		"NIX_CONF_DIR", "NIX_USER_CONF_FILES", "XDG_CONFIG_HOME", "XDG_CACHE_HOME", "SSL_CERT_FILE", "NIX_SSL_CERT_FILE"} {
+		if v, ok := os.LookupEnv(k); ok {
+			env = append(env, k+"="+v)
+		}
+	}
+	return env
+}
+
+// pathInfo runs nix path-info --json on the local store, or on store when
+// given.
+func pathInfo(ctx context.Context, paths []string, store string) ([]nixcli.PathInfo, error) {
+	args := []string{"path-info", "--json"}
+	if store != "" {
+		args = append(args, "--store", store)
+	}
+	argv := nixcli.Nix(append(args, paths...)...)
+	cmd := exec.CommandContext(ctx, argv[0], argv[1:]...)
+	cmd.Env = childEnv()
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	if err := cmd.Run(); err != nil {
+		return nil, fmt.Errorf("nix path-info: %v: %s", err, strings.TrimSpace(stderr.String()))
+	}
+	infos, err := nixcli.ParsePathInfo(stdout.Bytes())
+	if err != nil {
+		return nil, err
+	}
+	return infos, nil
+}
+
+// withProvenance makes a promotion (not a dry run) sign and attach its
+// provenance next to the manifest, and records the key's public half in
+// the manifest when --public-key is not given.
+func withProvenance(ctx context.Context, o *ReleasePromoteOptions, opts *promote.Options, p *promote.Promoter) error {
+	if o.DryRun {
+		return nil
+	}
+	key, generated, err := signing.Resolve(signing.Source{File: o.SigningKeyFile, Getenv: o.IO.Getenv})
+	if err != nil {
+		return err
+	}
+	if generated {
+		fmt.Fprintf(o.IO.Err, "generated signing key %s in %s (mode 0600)\n", key.Name(), key.Source)
+	}
+	if opts.PublicKey == "" {
+		opts.PublicKey = key.Public()
+	}
+	src := &provenanceSource{io: o.IO, dir: p.Repo.Dir, report: opts.Report, key: key, results: p.Results}
+	if o.ReportPath != "" {
+		src.rawReport, _ = os.ReadFile(o.ReportPath)
+	}
+	opts.Attach = src.attach()
+	return nil
+}
