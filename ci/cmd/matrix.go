@@ -11,6 +11,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/ipex-flake/ipex-flake/internal/clierr"
+	"github.com/ipex-flake/ipex-flake/pipelines/gpuclass"
 	"github.com/ipex-flake/ipex-flake/pipelines/stage"
 	"github.com/ipex-flake/ipex-flake/pipelines/stages"
 )
@@ -24,6 +25,10 @@ type MatrixOptions struct {
 	Stages  []string
 	// shardFlags select the build-shard matrix (matrix_shards.go).
 	shardFlags
+	// GPUClasses is the GPU classes file; GPUClassesSet is true when the
+	// flag was given (then the file must exist).
+	GPUClasses    string
+	GPUClassesSet bool
 }
 
 // MatrixEntry is one job of the GitHub Actions matrix.
@@ -32,6 +37,8 @@ type MatrixEntry struct {
 	System         string   `json:"system"`
 	RunsOn         []string `json:"runs-on"`
 	TimeoutMinutes int      `json:"timeout-minutes"`
+	// GPUClass is the GPU class of a per-class job (ci test --gpu-class).
+	GPUClass string `json:"gpu-class,omitempty"`
 }
 
 // Matrix is the GitHub Actions `strategy.matrix` object.
@@ -65,9 +72,11 @@ that has outputs:
 		Args: cobra.NoArgs,
 		RunE: func(c *cobra.Command, _ []string) error {
 			o.shardsGiven = c.Flags().Changed("shards")
+			o.GPUClassesSet = c.Flags().Changed("gpu-classes")
 			return runF(c.Context(), o)
 		},
 	}
+	c.Flags().StringVar(&o.GPUClasses, "gpu-classes", gpuclass.DefaultPath, "GPU classes file: one integration and one performance job per class (ignored when the default file is absent)")
 	c.Flags().StringSliceVar(&o.Systems, "systems", []string{"x86_64-linux"}, "systems to test")
 	c.Flags().StringSliceVar(&o.Stages, "stage", nil, "stages to include (default: all)")
 	addShardMatrixFlags(c.Flags(), &o.shardFlags)
@@ -131,6 +140,9 @@ func runMatrix(ctx context.Context, o *MatrixOptions) error {
 	}
 	m, err := BuildMatrix(o.Stages, o.Systems)
 	if err != nil {
+		return err
+	}
+	if m, err = expandGPUClasses(m, o.GPUClasses, !o.GPUClassesSet); err != nil {
 		return err
 	}
 	data, err := json.Marshal(m)

@@ -318,6 +318,9 @@ func runReleasePromote(ctx context.Context, o *ReleasePromoteOptions) error {
 	if err != nil {
 		return redactErr(o.IO, err)
 	}
+	if err := withGPUClasses(p); err != nil {
+		return err
+	}
 	if err := withProvenance(ctx, o, &opts, p); err != nil {
 		return err
 	}
@@ -393,6 +396,9 @@ func runReleaseStatus(ctx context.Context, o *ReleaseStatusOptions) error {
 	p, err := releaseSetup(ctx, o.IO, o.Common)
 	if err != nil {
 		return redactErr(o.IO, err)
+	}
+	if err := withGPUClasses(p); err != nil {
+		return err
 	}
 	var want results.Binding
 	if rep, err := report.Read(report.DefaultReportPath); err == nil {

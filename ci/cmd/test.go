@@ -13,6 +13,7 @@ import (
 
 	"github.com/ipex-flake/ipex-flake/internal/clierr"
 	"github.com/ipex-flake/ipex-flake/pipelines/engine"
+	"github.com/ipex-flake/ipex-flake/pipelines/gpuclass"
 	"github.com/ipex-flake/ipex-flake/pipelines/report"
 	"github.com/ipex-flake/ipex-flake/pipelines/results"
 	"github.com/ipex-flake/ipex-flake/pipelines/stage"
@@ -54,6 +55,8 @@ type TestOptions struct {
 	ExternalServices bool
 	Model            string
 	ReadyTimeout     time.Duration
+	// GPUClass records the GPU stages' results per class (STAGE@CLASS).
+	GPUClass string
 
 	// NoRecord leaves the results store alone.
 	NoRecord bool
@@ -110,6 +113,7 @@ Stages (in --all order):
 	f.BoolVar(&o.ExternalServices, "external-services", false, "integration/performance: test the services already running at OLLAMA_HOST and COMFYUI_URL instead of starting ollama-ipex and comfyui-ipex from the build report; results record \"external service\", which beta and stable refuse without --allow-external-services")
 	f.StringVar(&o.Model, "model", "", "integration/performance: Ollama model to use: a name to pull, or a local GGUF file to import (default: the server's first model)")
 	f.DurationVar(&o.ReadyTimeout, "ready-timeout", 2*time.Minute, "integration/performance: how long a started service gets to answer")
+	f.StringVar(&o.GPUClass, "gpu-class", "", "GPU class of this runner (from "+gpuclass.DefaultPath+"): integration and performance results are recorded as STAGE@CLASS")
 	f.BoolVar(&o.NoRecord, "no-record", false, "do not record results against the commit")
 	f.StringVar(&o.Rev, "rev", "", "commit `SHA` the results are recorded against (default: a pull request's head commit, else $GITHUB_SHA, else HEAD)")
 	f.StringVar(&o.SysRoot, "sys-root", "/sys", "root of sysfs for feature detection")
@@ -223,6 +227,9 @@ func runTest(ctx context.Context, o *TestOptions) error {
 	if err != nil {
 		return err
 	}
+	if err := o.checkGPUClass(); err != nil {
+		return err
+	}
 	io := o.IO
 	env := &stages.Env{Flake: o.Flake, EngineKind: o.Engine, Getenv: io.Getenv,
 		Systems: o.Systems, Host: opts.Host, Out: io.Err}
@@ -243,7 +250,7 @@ func runTest(ctx context.Context, o *TestOptions) error {
 	for _, name := range names {
 		st := o.newStage(name, env)
 		fmt.Fprintf(io.Err, "==> %s (limit %s)\n", name, opts.TimeoutFor(name))
-		rec.record(ctx, name, results.StatePending, "running")
+		rec.record(ctx, o.recordedName(name), results.StatePending, "running")
 		out := stage.Run(ctx, st, opts)
 		if clierr.Code(out.Err) == clierr.ExitUsage {
 			return out.Err
@@ -261,7 +268,7 @@ func runTest(ctx context.Context, o *TestOptions) error {
 			failed = append(failed, name)
 			descs[name] = desc
 		}
-		rec.record(ctx, name, state, desc)
+		rec.record(ctx, o.recordedName(name), state, o.classDescription(st, desc))
 		if ctx.Err() != nil {
 			return clierr.Failedf("interrupted during %s", name)
 		}

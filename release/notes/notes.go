@@ -28,6 +28,8 @@ type Notes struct {
 	Commits    []version.Commit
 	Stages     []Stage
 	ApprovedBy string
+	// Compat is the GPU compatibility table (nil: none).
+	Compat *Compat
 }
 
 // groups orders the sections of the notes.
@@ -77,6 +79,7 @@ func Render(n Notes) string {
 			fmt.Fprintf(&b, "- %s: %s\n", name, s.State)
 		}
 	}
+	renderCompat(&b, n.Compat)
 	if n.ApprovedBy != "" {
 		fmt.Fprintf(&b, "\nApproved by: %s\n", n.ApprovedBy)
 	}

@@ -25,6 +25,7 @@ import (
 	"strings"
 
 	"github.com/ipex-flake/ipex-flake/internal/clierr"
+	"github.com/ipex-flake/ipex-flake/pipelines/gpuclass"
 	"github.com/ipex-flake/ipex-flake/pipelines/report"
 	"github.com/ipex-flake/ipex-flake/pipelines/results"
 	"github.com/ipex-flake/ipex-flake/release/forge"
@@ -71,6 +72,10 @@ type Promoter struct {
 	Notifier slack.Notifier
 	// Log receives notes (history fetched); nil discards them.
 	Log io.Writer
+	// GPU is the GPU compatibility matrix (ci/gpu-classes.json): the
+	// classes whose STAGE@CLASS results beta and stable require, and the
+	// table in the release notes. nil: no classes.
+	GPU *gpuclass.Config
 
 	historyChecked bool
 }
@@ -256,7 +261,7 @@ func (p *Promoter) Plan(ctx context.Context, o Options) (*Plan, error) {
 	if err != nil {
 		return nil, fmt.Errorf("read stage results of %s: %w", short(rev), err)
 	}
-	problems = append(problems, stageProblems(o, rev, recorded, plan)...)
+	problems = append(problems, stageProblems(o, p.gateStages(o.Channel), rev, recorded, plan)...)
 	// Gate: approval.
 	if o.Channel == version.Stable && strings.TrimSpace(o.ApprovedBy) == "" {
 		problems = append(problems, "approval gate: stable needs an approval: pass --approved-by NAME, or run in a GitHub Actions environment with required reviewers that sets CI_APPROVED_BY")
@@ -277,17 +282,17 @@ func (p *Promoter) Plan(ctx context.Context, o Options) (*Plan, error) {
 // stageProblems is the stage gate: every stage of the channel passed, for
 // the flake and build report being released, on services started from the
 // build (beta and stable, unless AllowExternalServices).
-func stageProblems(o Options, rev string, recorded map[string]results.Result, plan *Plan) []string {
+func stageProblems(o Options, stages []string, rev string, recorded map[string]results.Result, plan *Plan) []string {
 	if o.Want.Flake == "" && o.Want.Report == "" {
 		return []string{fmt.Sprintf("stage gate: no build report: pass --report FILE (the ci build report of %s); results count only for the flake and out paths they tested", short(rev))}
 	}
 	refuseExternal := (o.Channel == version.Beta || o.Channel == version.Stable) && !o.AllowExternalServices
 	var problems []string
-	for _, s := range o.Channel.Stages() {
+	for _, s := range stages {
 		r, ok := recorded[s]
 		switch {
 		case !ok:
-			problems = append(problems, fmt.Sprintf("stage gate: %s has no result for %s (run: ci test --stage %s)", s, short(rev), s))
+			problems = append(problems, fmt.Sprintf("stage gate: %s has no result for %s (run: %s)", s, short(rev), testCommand(s)))
 		case !r.Binding.Matches(o.Want):
 			problems = append(problems, fmt.Sprintf("stage gate: %s was %s for %s, but this release is %s (run: ci test --stage %s --flake FLAKE --report REPORT with the release's flake and build report)",
 				s, r.State, r.Binding, o.Want, s))
@@ -418,6 +423,7 @@ func (p *Promoter) render(ctx context.Context, o Options, st *state, plan *Plan)
 	plan.Notes = notes.Render(notes.Notes{
 		Tag: plan.Tag, Channel: o.Channel, Rev: plan.Rev, Previous: plan.Previous, RepoURL: plan.repoURL,
 		Commits: commits, Stages: plan.Stages, ApprovedBy: plan.ApprovedBy,
+		Compat: p.compat(ctx, o.Channel, plan.Rev),
 	})
 	m := Manifest{Version: plan.Tag, Channel: string(o.Channel), Rev: plan.Rev, Outputs: map[string]string{},
 		Cache: o.Cache, PublicKey: o.PublicKey, ApprovedBy: plan.ApprovedBy}
