@@ -53,7 +53,8 @@ func TestMatrixGPUClasses(t *testing.T) {
 // arc-a class, stable also xe2, and the notes carry the class × stage table.
 func TestGPUClassesComposed(t *testing.T) {
 	testlib.OfflineNix(t)
-	t.Setenv("XDG_CONFIG_HOME", t.TempDir())
+	config := t.TempDir()
+	t.Setenv("XDG_CONFIG_HOME", config)
 	g := gittest.New(t)
 	require.NoError(t, fixture.Write(g.Dir, fixture.Flake{Nonce: testlib.Nonce(),
 		Drvs: map[string]fixture.Drv{"a": {Script: "echo a > $out"}}, Packages: map[string]string{"a": "a"}}))
@@ -104,13 +105,22 @@ func TestGPUClassesComposed(t *testing.T) {
 	assert.Equal(t, results.StateFailed, got["performance@intel-gpu-xe2"].State)
 	assert.NotContains(t, got, "integration", "per-class runs record STAGE@CLASS only")
 
+	// A dry run signs nothing and generates no key; the promotion does.
+	keyFile := filepath.Join(config, "ipex-flake", "signing-key.sec")
 	io, out, errb := relIO(nil)
+	require.Equal(t, 0, Run(t.Context(), io, []string{"release", "promote", "--to", "dev", "--dry-run"}), errb.String())
+	assert.NoFileExists(t, keyFile)
+	assert.NotContains(t, out.String(), "provenance")
+	io, out, errb = relIO(nil)
 	require.Equal(t, 0, Run(t.Context(), io, []string{"release", "promote", "--to", "dev"}), errb.String())
+	assert.FileExists(t, keyFile)
+	assert.Contains(t, errb.String(), "generated signing key")
+	assert.Contains(t, out.String(), "attached provenance.intoto.jsonl")
 	io, out, errb = relIO(nil)
 	require.Equal(t, 0, Run(t.Context(), io, []string{"release", "promote", "--to", "beta"}), errb.String())
 	notes := out.String()
 	assert.Contains(t, notes, "### Intel GPU compatibility\n\n| GPU class | integration | performance |\n|---|---|---|\n")
-	assert.Regexp(t, `\| intel-gpu-arc-a \(required\) \| passed: [^|]+ \| passed: ttft p95 \d+ ms, [\d.]+ tokens/s, 100/100 users \(\d+ passed, 1 skipped\) \|\n`, notes)
+	assert.Regexp(t, `\| intel-gpu-arc-a \(required\) \| passed \(4 passed\) \| passed: ttft p95 \d+ ms, [\d.]+ tokens/s, 100/100 users \(\d+ passed, 1 skipped\) \|\n`, notes)
 	assert.Regexp(t, `\| intel-gpu-xe2 \| not run \| failed: ttft p95 \d+ ms, [\d.]+ tokens/s, \d+/8 users; failed: [^|\n]+\|\n`, notes)
 
 	// Stable requires both classes, each stage.

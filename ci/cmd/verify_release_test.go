@@ -120,7 +120,15 @@ func TestVerifyReleaseComposed(t *testing.T) {
 	assert.NotEmpty(t, st.Predicate.RunDetails.Builder.ID)
 	assert.NotEmpty(t, st.Predicate.RunDetails.Metadata.InvocationID)
 
-	io, stdout, errb := testIO(nil)
+	// A rerun of the promotion attaches nothing again.
+	io, stdout, errb := testIO(f.env)
+	require.Equal(t, 0, Run(t.Context(), io, []string{"release", "promote", "--to", "dev"}), errb.String())
+	assert.Contains(t, stdout.String(), provenance.AssetName+" already attached")
+	after, err := os.ReadFile(prov)
+	require.NoError(t, err)
+	assert.Equal(t, data, after)
+
+	io, stdout, errb = testIO(nil)
 	require.Equal(t, 0, Run(t.Context(), io, []string{"verify", "release", f.tag}), stdout.String()+errb.String())
 	for _, c := range []string{"ok      signature", "ok      cache     2 of 2 out paths", "ok      gates"} {
 		assert.Contains(t, stdout.String(), c)
@@ -220,4 +228,39 @@ func TestVerifyReleaseUsageErrors(t *testing.T) {
 			assert.Contains(t, errb.String(), tt.want)
 		})
 	}
+}
+
+// TestProvenanceMissingPaths: out paths in neither the store nor the cache
+// get no subject; the promotion warns and the verification fails on them.
+func TestProvenanceMissingPaths(t *testing.T) {
+	testlib.OfflineNix(t)
+	t.Setenv("XDG_CONFIG_HOME", t.TempDir())
+	g := gittest.New(t)
+	sha := g.Commit("feat: first")
+	t.Chdir(g.Dir)
+	store := &results.FileStore{Path: results.DefaultPath(filepath.Join(g.Dir, ".git"))}
+	require.NoError(t, store.Record(t.Context(), results.Result{Stage: "unit", Rev: sha, State: results.StatePassed}))
+	cacheDir := t.TempDir()
+	rep := filepath.Join(t.TempDir(), "r.json")
+	require.NoError(t, os.WriteFile(rep, []byte(`{"flake":".","engine":"host","rev":"`+sha+`","outputs":[
+	  {"attr":"packages.x86_64-linux.gone","outPaths":["/nix/store/00000000000000000000000000000000-gone"],"status":"built"}]}`), 0o644))
+	io, _, errb := relIO(nil)
+	require.Equal(t, 0, Run(t.Context(), io, []string{"release", "promote", "--to", "dev", "--report", rep, "--cache", "file://" + cacheDir}), errb.String())
+	assert.Contains(t, errb.String(), "warning: 1 released paths are in neither the store nor the cache")
+	tag := g.Git("tag")
+	io, stdout, errb := relIO(nil)
+	assert.Equal(t, clierr.ExitFailed, Run(t.Context(), io, []string{"verify", "release", tag}), errb.String())
+	assert.Contains(t, stdout.String(), "packages.x86_64-linux.gone: the manifest's /nix/store/00000000000000000000000000000000-gone is not a subject")
+	assert.Contains(t, stdout.String(), "is not in file://"+cacheDir)
+	assert.Contains(t, stdout.String(), "ok      gates")
+}
+
+func TestChildEnvHoldsNoSecrets(t *testing.T) {
+	t.Setenv(signing.EnvKey, "secret-key-1:c2VjcmV0")
+	t.Setenv("GITHUB_TOKEN", "ghp_secret")
+	t.Setenv("NIX_CONFIG", "substituters =")
+	env := strings.Join(childEnv(), "\n")
+	assert.NotContains(t, env, "c2VjcmV0")
+	assert.NotContains(t, env, "ghp_secret")
+	assert.Contains(t, env, "NIX_CONFIG=substituters =")
 }
