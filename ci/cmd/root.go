@@ -57,6 +57,7 @@ and in GitHub Actions:
   ci matrix     print the GitHub Actions matrix of stages × systems
   ci push       push what passed to the binary cache, signed and verified
   ci release    promote a commit through the dev, beta and stable channels
+  ci verify     rebuild outputs bit for bit; check a release's provenance
   ci bench      measure the pipeline against plain nix
   ci docs       write the command-line reference (docs/cli)
 
