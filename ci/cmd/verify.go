@@ -12,8 +12,6 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/ipex-flake/ipex-flake/internal/clierr"
-	"github.com/ipex-flake/ipex-flake/pipelines/engine"
-	"github.com/ipex-flake/ipex-flake/pipelines/engine/host"
 	"github.com/ipex-flake/ipex-flake/pipelines/report"
 	"github.com/ipex-flake/ipex-flake/pipelines/reproduce"
 	"github.com/ipex-flake/ipex-flake/pipelines/results"
@@ -34,8 +32,9 @@ type VerifyReproducibleOptions struct {
 	Out          string
 	NoRecord     bool
 	Rev          string
-	// Engine runs nix (tests inject one; default: the host).
-	Engine engine.Engine
+	// Runner runs nix (tests inject one; default: the host, with an
+	// environment that holds no secrets).
+	Runner reproduce.Runner
 }
 
 func newVerifyCmd(io *IO) *cobra.Command {
@@ -107,16 +106,11 @@ func runVerifyReproducible(ctx context.Context, o *VerifyReproducibleOptions) er
 	if len(sel) == 0 {
 		return clierr.Usagef("no built or cached output of %s matches --attr %q: list them with jq '.outputs[].attr' %s", o.Report, o.Attr, o.Report)
 	}
-	eng := o.Engine
-	if eng == nil {
-		h, err := host.New(engine.Options{})
-		if err != nil {
-			return err
-		}
-		defer h.Close()
-		eng = h
+	run := o.Runner
+	if run == nil {
+		run = childRunner{}
 	}
-	chk := &reproduce.Checker{Engine: eng, Log: o.IO.Err}
+	chk := &reproduce.Checker{Engine: run, Log: o.IO.Err}
 	out := ReproducibleReport{Flake: rep.Flake, Rev: rep.Rev}
 	counts := map[string]int{}
 	var bad []string

@@ -1,6 +1,7 @@
 package cmd
 
 import (
+	"bytes"
 	"encoding/base64"
 	"encoding/json"
 	"os"
@@ -16,6 +17,7 @@ import (
 	"github.com/ipex-flake/ipex-flake/internal/clierr"
 	"github.com/ipex-flake/ipex-flake/internal/fixture"
 	"github.com/ipex-flake/ipex-flake/internal/testlib"
+	"github.com/ipex-flake/ipex-flake/pipelines/engine"
 	"github.com/ipex-flake/ipex-flake/pipelines/nixcli"
 	"github.com/ipex-flake/ipex-flake/pipelines/push/signing"
 	"github.com/ipex-flake/ipex-flake/pipelines/results"
@@ -263,4 +265,14 @@ func TestChildEnvHoldsNoSecrets(t *testing.T) {
 	assert.NotContains(t, env, "c2VjcmV0")
 	assert.NotContains(t, env, "ghp_secret")
 	assert.Contains(t, env, "NIX_CONFIG=substituters =")
+}
+
+func TestChildRunnerHoldsNoSecrets(t *testing.T) {
+	t.Setenv(signing.EnvKey, "secret-key-1:c2VjcmV0")
+	t.Setenv("GITHUB_TOKEN", "ghp_secret")
+	var out bytes.Buffer
+	res, err := childRunner{}.Run(t.Context(), engine.Cmd{Args: []string{"/bin/sh", "-c", "echo \"[$NIX_SIGNING_KEY][$GITHUB_TOKEN][$PATH]\"; exit 3"}, Stdout: &out})
+	require.NoError(t, err)
+	assert.Equal(t, 3, res.ExitCode)
+	assert.Equal(t, "[][]["+os.Getenv("PATH")+"]\n", out.String())
 }

@@ -54,11 +54,16 @@ type Output struct {
 	Diffoscope string `json:"diffoscope,omitempty"`
 }
 
+// Runner runs a command; engine.Engine is one.
+type Runner interface {
+	Run(ctx context.Context, cmd engine.Cmd) (engine.Result, error)
+}
+
 // Checker runs the checks.
 type Checker struct {
 	// Engine runs nix; it must see the same store as this process (the
-	// host engine), since the two trees are compared here.
-	Engine engine.Engine
+	// host), since the two trees are compared here.
+	Engine Runner
 	// Log receives nix's output; nil discards it.
 	Log io.Writer
 	// Diffoscope is the diffoscope binary ("" looks it up on PATH; "-"

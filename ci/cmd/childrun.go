@@ -1,0 +1,46 @@
+package cmd
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"os/exec"
+	"syscall"
+	"time"
+
+	"github.com/ipex-flake/ipex-flake/pipelines/engine"
+)
+
+// childRunner runs commands on the host with childEnv's environment: nix
+// and what it needs, never the signing key or tokens of this process.
+type childRunner struct{}
+
+// Run runs c; a non-zero exit is in the result, not the error.
+func (childRunner) Run(ctx context.Context, c engine.Cmd) (engine.Result, error) {
+	if len(c.Args) == 0 {
+		return engine.Result{}, errors.New("empty command")
+	}
+	cmd := exec.CommandContext(ctx, c.Args[0], c.Args[1:]...)
+	cmd.Env = childEnv()
+	for k, v := range c.Env {
+		cmd.Env = append(cmd.Env, k+"="+v)
+	}
+	// Cancelling stops the command and everything it started.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGTERM) }
+	cmd.WaitDelay = 5 * time.Second
+	cmd.Stdin = c.Stdin
+	cmd.Stdout, cmd.Stderr = c.Stdout, c.Stderr
+	if cmd.Stdout == nil {
+		cmd.Stdout = &bytes.Buffer{}
+	}
+	err := cmd.Run()
+	var ee *exec.ExitError
+	if errors.As(err, &ee) && ctx.Err() == nil {
+		return engine.Result{ExitCode: ee.ExitCode()}, nil
+	}
+	if err != nil {
+		return engine.Result{ExitCode: -1}, err
+	}
+	return engine.Result{}, nil
+}
