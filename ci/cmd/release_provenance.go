@@ -5,7 +5,6 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
-	"encoding/json"
 	"fmt"
 	"os"
 	"os/exec"
@@ -25,12 +24,10 @@ import (
 type provenanceSource struct {
 	io  *IO
 	dir string // the repository
-	// report and its raw JSON (for fields this version does not model,
-	// such as each output's builder); nil without --report.
-	report    *report.Report
-	rawReport []byte
-	key       *signing.Key
-	results   results.Store
+	// report is the build report (nil without --report).
+	report  *report.Report
+	key     *signing.Key
+	results results.Store
 }
 
 // attach returns the promotion hook that signs and attaches the provenance.
@@ -55,7 +52,6 @@ func (s *provenanceSource) statement(ctx context.Context, plan *promote.Plan, no
 	if s.report != nil {
 		in.Flake, in.Engine = s.report.Flake, s.report.Engine
 	}
-	builders := reportBuilders(s.rawReport)
 	var paths []string
 	if s.report != nil {
 		for _, o := range s.report.Outputs {
@@ -63,7 +59,7 @@ func (s *provenanceSource) statement(ctx context.Context, plan *promote.Plan, no
 				continue
 			}
 			in.Outputs = append(in.Outputs, provenance.Output{Attr: o.Attr, System: o.System, DrvPath: o.DrvPath,
-				OutPaths: o.OutPaths, Builder: builders[o.Attr], Status: o.Status})
+				OutPaths: o.OutPaths, Builder: o.Builder, Status: o.Status})
 			for _, op := range o.OutPaths {
 				if !slices.Contains(paths, op) {
 					paths = append(paths, op)
@@ -132,25 +128,6 @@ func repoURL(getenv func(string) string) string {
 	return server + "/" + repo
 }
 
-// reportBuilders reads each output's builder from a report's JSON.
-func reportBuilders(raw []byte) map[string]string {
-	var r struct {
-		Outputs []struct {
-			Attr    string `json:"attr"`
-			Builder string `json:"builder"`
-		} `json:"outputs"`
-	}
-	m := map[string]string{}
-	if json.Unmarshal(raw, &r) == nil {
-		for _, o := range r.Outputs {
-			if o.Builder != "" {
-				m[o.Attr] = o.Builder
-			}
-		}
-	}
-	return m
-}
-
 // childEnv is the environment nix gets from this command: what nix needs,
 // never the signing key or tokens.
 func childEnv() []string {
@@ -204,9 +181,6 @@ func withProvenance(ctx context.Context, o *ReleasePromoteOptions, opts *promote
 		opts.PublicKey = key.Public()
 	}
 	src := &provenanceSource{io: o.IO, dir: p.Repo.Dir, report: opts.Report, key: key, results: p.Results}
-	if o.ReportPath != "" {
-		src.rawReport, _ = os.ReadFile(o.ReportPath)
-	}
 	opts.Attach = src.attach()
 	return nil
 }
