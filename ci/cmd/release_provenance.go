@@ -133,7 +133,7 @@ func repoURL(getenv func(string) string) string {
 func childEnv() []string {
 	var env []string
 	for _, k := range []string{"PATH", "HOME", "USER", "TMPDIR", "NIX_CONFIG", "NIX_REMOTE", "NIX_STORE_DIR", "NIX_STATE_DIR",
-		"NIX_CONF_DIR", "NIX_USER_CONF_FILES", "XDG_CONFIG_HOME", "XDG_CACHE_HOME", "SSL_CERT_FILE", "NIX_SSL_CERT_FILE"} {
+		"NIX_CONF_DIR", "NIX_USER_CONF_FILES", "NIX_SSHOPTS", "XDG_CONFIG_HOME", "XDG_CACHE_HOME", "SSL_CERT_FILE", "NIX_SSL_CERT_FILE"} {
 		if v, ok := os.LookupEnv(k); ok {
 			env = append(env, k+"="+v)
 		}

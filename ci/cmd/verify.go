@@ -12,6 +12,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/ipex-flake/ipex-flake/internal/clierr"
+	"github.com/ipex-flake/ipex-flake/pipelines/cache"
 	"github.com/ipex-flake/ipex-flake/pipelines/report"
 	"github.com/ipex-flake/ipex-flake/pipelines/reproduce"
 	"github.com/ipex-flake/ipex-flake/pipelines/results"
@@ -32,6 +33,9 @@ type VerifyReproducibleOptions struct {
 	Out          string
 	NoRecord     bool
 	Rev          string
+	// Builder is the store URI of a second machine that rebuilds instead
+	// of this one.
+	Builder string
 	// Runner runs nix (tests inject one; default: the host, with an
 	// environment that holds no secrets).
 	Runner reproduce.Runner
@@ -65,6 +69,11 @@ machine's nix (nix-store --realise --check --keep-failed) and compare:
                 kept as <out>.check, and diffoscope (when on PATH) summarises
   failed        the output could not be built, or rebuilt
 
+With --builder URI the second build runs on another machine (its store,
+e.g. ssh-ng://builder): the derivation is copied there, built, and the NAR
+hashes compared; a differing output is copied back into a temporary
+directory and compared file by file.
+
 The result is recorded against the commit like a stage's (stage
 "reproducible": GitHub commit status ci/reproducible with GITHUB_TOKEN and
 GITHUB_REPOSITORY, else .git/ipex-ci/results.json) and shown by
@@ -83,6 +92,7 @@ differs or failed, 2 bad flags or report.`,
 	f.BoolVar(&o.AllowDiffers, "allow-differs", false, "exit 0 when outputs differ (they are still reported and recorded)")
 	f.StringVar(&o.Out, "out", "", "write the results as JSON to `FILE`")
 	f.BoolVar(&o.NoRecord, "no-record", false, "do not record the result against the commit")
+	f.StringVar(&o.Builder, "builder", "", "rebuild on this second machine instead, a store `URI` such as ssh-ng://builder (NIX_SSHOPTS applies); compared by NAR hash, a differing output copied back to compare its files")
 	f.StringVar(&o.Rev, "rev", "", "commit `SHA` the result is recorded against (default: the report's, else $GITHUB_SHA, else HEAD)")
 	return c
 }
@@ -106,11 +116,19 @@ func runVerifyReproducible(ctx context.Context, o *VerifyReproducibleOptions) er
 	if len(sel) == 0 {
 		return clierr.Usagef("no built or cached output of %s matches --attr %q: list them with jq '.outputs[].attr' %s", o.Report, o.Attr, o.Report)
 	}
+	if o.Builder != "" {
+		if err := cache.Validate(o.Builder); err != nil {
+			return clierr.Usagef("--builder: %v", err)
+		}
+	}
 	run := o.Runner
 	if run == nil {
 		run = childRunner{}
 	}
-	chk := &reproduce.Checker{Engine: run, Log: o.IO.Err}
+	chk := &reproduce.Checker{Engine: run, Log: o.IO.Err, Builder: o.Builder}
+	if v := o.IO.Getenv("NIX_SSHOPTS"); v != "" {
+		chk.BuilderEnv = map[string]string{"NIX_SSHOPTS": v}
+	}
 	out := ReproducibleReport{Flake: rep.Flake, Rev: rep.Rev}
 	counts := map[string]int{}
 	var bad []string

@@ -43,6 +43,7 @@ func TestVerifyReproducibleUsageErrors(t *testing.T) {
 		{"no report", []string{"verify", "reproducible", "--report", filepath.Join(dir, "missing.json")}, "run ci build --report"},
 		{"nothing selected", []string{"verify", "reproducible", "--report", rep, "--attr", "checks.*"}, "no built or cached output"},
 		{"bad glob", []string{"verify", "reproducible", "--report", rep, "--attr", "["}, "not a glob"},
+		{"bad builder", []string{"verify", "reproducible", "--report", rep, "--builder", "builder.example"}, "--builder: "},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

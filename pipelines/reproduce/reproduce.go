@@ -71,6 +71,14 @@ type Checker struct {
 	Diffoscope string
 	// DiffoscopeLines bounds the summary kept per output (default 40).
 	DiffoscopeLines int
+	// Builder is the store URI of a second machine (ssh-ng://host) that
+	// rebuilds the outputs instead of this one ("" = rebuild here).
+	Builder string
+	// BuilderEnv is the environment nix needs to reach it (NIX_SSHOPTS).
+	BuilderEnv map[string]string
+	// KeepDir receives the builder's output of a differing rebuild
+	// (default: a new directory under the system's temporary directory).
+	KeepDir string
 }
 
 // Select returns the outputs of rep that have a derivation and were built
@@ -129,6 +137,10 @@ func (c *Checker) Check(ctx context.Context, o report.Output) Result {
 	outs = filterStorePaths(outs)
 	if len(outs) == 0 {
 		outs = o.OutPaths
+	}
+
+	if c.Builder != "" {
+		return c.checkOnBuilder(ctx, r, outs, start)
 	}
 
 	// The second build.

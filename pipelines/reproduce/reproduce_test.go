@@ -1,6 +1,8 @@
 package reproduce
 
 import (
+	"bytes"
+	"encoding/base64"
 	"encoding/json"
 	"os"
 	"os/exec"
@@ -12,6 +14,7 @@ import (
 
 	"github.com/ipex-flake/ipex-flake/internal/fixture"
 	"github.com/ipex-flake/ipex-flake/internal/testlib"
+	"github.com/ipex-flake/ipex-flake/internal/testsshd"
 	"github.com/ipex-flake/ipex-flake/pipelines/engine"
 	"github.com/ipex-flake/ipex-flake/pipelines/engine/host"
 	"github.com/ipex-flake/ipex-flake/pipelines/report"
@@ -177,4 +180,62 @@ func TestDiffoscopeSummary(t *testing.T) {
 	require.Equal(t, StatusDiffers, r.Status, r.Reason)
 	assert.Contains(t, r.Outputs[0].Diffoscope, "stamp")
 	assert.NotContains(t, r.Outputs[0].Diffoscope, "diffoscope failed")
+}
+
+// TestUnpackNAR round-trips a tree through nix-store --dump.
+func TestUnpackNAR(t *testing.T) {
+	testlib.CheckPath(t, "nix-store")
+	src := filepath.Join(t.TempDir(), "tree")
+	require.NoError(t, os.MkdirAll(filepath.Join(src, "bin"), 0o755))
+	require.NoError(t, os.MkdirAll(filepath.Join(src, "share", "empty"), 0o755))
+	require.NoError(t, os.WriteFile(filepath.Join(src, "bin", "tool"), []byte("#!/bin/sh\necho hi\n"), 0o755))
+	require.NoError(t, os.WriteFile(filepath.Join(src, "share", "data"), make([]byte, 70001), 0o644))
+	require.NoError(t, os.WriteFile(filepath.Join(src, "odd"), []byte("123"), 0o644))
+	require.NoError(t, os.Symlink("bin/tool", filepath.Join(src, "link")))
+	nar, err := exec.Command("nix-store", "--dump", src).Output()
+	require.NoError(t, err)
+	dst := filepath.Join(t.TempDir(), "out")
+	require.NoError(t, UnpackNAR(bytes.NewReader(nar), dst))
+	diffs, err := CompareTrees(src, dst)
+	require.NoError(t, err)
+	assert.Empty(t, diffs)
+	st, err := os.Stat(filepath.Join(dst, "bin", "tool"))
+	require.NoError(t, err)
+	assert.NotZero(t, st.Mode()&0o100, "executable bit kept")
+
+	require.ErrorContains(t, UnpackNAR(bytes.NewReader([]byte("garbage!")), filepath.Join(t.TempDir(), "x")), "not a NAR")
+	require.Error(t, UnpackNAR(bytes.NewReader(nar[:len(nar)-16]), filepath.Join(t.TempDir(), "y")), "truncated")
+}
+
+// TestCheckOnBuilder rebuilds on a second machine: a loopback sshd whose
+// nix store is a second store directory.
+func TestCheckOnBuilder(t *testing.T) {
+	testlib.OfflineNix(t)
+	srv := testsshd.Start(t)
+	dir := t.TempDir()
+	require.NoError(t, fixture.Write(dir, nondeterministicFlake(testlib.Nonce())))
+	drvs := drvPaths(t, dir, "det", "rnd", "fails")
+	eng, err := host.New(engine.Options{Source: dir})
+	require.NoError(t, err)
+	t.Cleanup(func() { eng.Close() })
+	keep := t.TempDir()
+	hostKey, err := os.ReadFile(filepath.Join(srv.Dir, "host_key.pub"))
+	require.NoError(t, err)
+	uri := srv.URI() + "&ssh-key=" + filepath.Join(srv.Dir, "client_key") + "&base64-ssh-public-host-key=" + base64.StdEncoding.EncodeToString(hostKey)
+	c := &Checker{Engine: eng, Diffoscope: "-", Builder: uri, BuilderEnv: map[string]string{"NIX_SSHOPTS": srv.SSHOpts()}, KeepDir: keep}
+
+	det := c.Check(t.Context(), report.Output{Attr: "packages.x86_64-linux.det", DrvPath: drvs["det"]})
+	assert.Equal(t, StatusReproducible, det.Status, det.Reason)
+
+	rnd := c.Check(t.Context(), report.Output{Attr: "packages.x86_64-linux.rnd", DrvPath: drvs["rnd"]})
+	require.Equal(t, StatusDiffers, rnd.Status, rnd.Reason)
+	o := rnd.Outputs[0]
+	assert.Equal(t, filepath.Join(keep, filepath.Base(o.Path)+".check"), o.Check)
+	assert.Equal(t, []Difference{{".", DiffContent}}, o.Differences)
+	second, err := os.ReadFile(o.Check)
+	require.NoError(t, err)
+	assert.Contains(t, string(second), "stamp ")
+
+	bad := c.Check(t.Context(), report.Output{Attr: "packages.x86_64-linux.fails", DrvPath: drvs["fails"]})
+	assert.Equal(t, StatusFailed, bad.Status)
 }

@@ -1,0 +1,174 @@
+package reproduce
+
+import (
+	"bufio"
+	"encoding/binary"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+)
+
+// maxNARString bounds a name or symlink target read from a NAR.
+const maxNARString = 1 << 16
+
+// UnpackNAR writes the file system object of a NAR (nix store dump-path)
+// to dst, which must not exist: a file, a symlink or a directory tree.
+func UnpackNAR(r io.Reader, dst string) error {
+	n := &narReader{r: bufio.NewReader(r)}
+	if s, err := n.str(); err != nil || s != "nix-archive-1" {
+		return fmt.Errorf("not a NAR (magic %q): %v", s, err)
+	}
+	return n.object(dst)
+}
+
+type narReader struct{ r *bufio.Reader }
+
+func (n *narReader) u64() (uint64, error) {
+	var b [8]byte
+	if _, err := io.ReadFull(n.r, b[:]); err != nil {
+		return 0, err
+	}
+	return binary.LittleEndian.Uint64(b[:]), nil
+}
+
+func (n *narReader) pad(l uint64) error {
+	if p := (8 - l%8) % 8; p > 0 {
+		_, err := n.r.Discard(int(p))
+		return err
+	}
+	return nil
+}
+
+func (n *narReader) str() (string, error) {
+	l, err := n.u64()
+	if err != nil {
+		return "", err
+	}
+	if l > maxNARString {
+		return "", fmt.Errorf("NAR string of %d bytes", l)
+	}
+	b := make([]byte, l)
+	if _, err := io.ReadFull(n.r, b); err != nil {
+		return "", err
+	}
+	return string(b), n.pad(l)
+}
+
+func (n *narReader) expect(want string) error {
+	s, err := n.str()
+	if err != nil {
+		return err
+	}
+	if s != want {
+		return fmt.Errorf("NAR: want %q, got %q", want, s)
+	}
+	return nil
+}
+
+func (n *narReader) object(dst string) error {
+	if err := n.expect("("); err != nil {
+		return err
+	}
+	if err := n.expect("type"); err != nil {
+		return err
+	}
+	typ, err := n.str()
+	if err != nil {
+		return err
+	}
+	switch typ {
+	case "regular":
+		tag, err := n.str()
+		if err != nil {
+			return err
+		}
+		mode := os.FileMode(0o444)
+		if tag == "executable" {
+			mode = 0o555
+			if err := n.expect(""); err != nil {
+				return err
+			}
+			if tag, err = n.str(); err != nil {
+				return err
+			}
+		}
+		if tag != "contents" {
+			return fmt.Errorf("NAR: want contents, got %q", tag)
+		}
+		size, err := n.u64()
+		if err != nil {
+			return err
+		}
+		f, err := os.OpenFile(dst, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o600)
+		if err != nil {
+			return err
+		}
+		if _, err := io.CopyN(f, n.r, int64(size)); err != nil {
+			f.Close()
+			return err
+		}
+		if err := f.Close(); err != nil {
+			return err
+		}
+		if err := os.Chmod(dst, mode); err != nil {
+			return err
+		}
+		if err := n.pad(size); err != nil {
+			return err
+		}
+	case "symlink":
+		if err := n.expect("target"); err != nil {
+			return err
+		}
+		target, err := n.str()
+		if err != nil {
+			return err
+		}
+		if err := os.Symlink(target, dst); err != nil {
+			return err
+		}
+	case "directory":
+		if err := os.Mkdir(dst, 0o755); err != nil {
+			return err
+		}
+		for {
+			tag, err := n.str()
+			if err != nil {
+				return err
+			}
+			if tag == ")" {
+				return nil // directories stay writable, so the copy can be removed
+			}
+			if tag != "entry" {
+				return fmt.Errorf("NAR: want entry, got %q", tag)
+			}
+			if err := n.expect("("); err != nil {
+				return err
+			}
+			if err := n.expect("name"); err != nil {
+				return err
+			}
+			name, err := n.str()
+			if err != nil {
+				return err
+			}
+			if name == "" || name == "." || name == ".." || strings.ContainsAny(name, "/\x00") {
+				return fmt.Errorf("NAR: bad entry name %q", name)
+			}
+			if err := n.expect("node"); err != nil {
+				return err
+			}
+			if err := n.object(filepath.Join(dst, name)); err != nil {
+				return err
+			}
+			if err := n.expect(")"); err != nil {
+				return err
+			}
+		}
+	default:
+		return fmt.Errorf("NAR: unknown type %q", typ)
+	}
+	return n.expect(")")
+}
