@@ -2,9 +2,11 @@ package cmd
 
 import (
 	"context"
+	"encoding/base64"
 	"encoding/json"
 	"os"
 	"path/filepath"
+	"regexp"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
@@ -13,6 +15,7 @@ import (
 	"github.com/ipex-flake/ipex-flake/internal/clierr"
 	"github.com/ipex-flake/ipex-flake/internal/fixture"
 	"github.com/ipex-flake/ipex-flake/internal/testlib"
+	"github.com/ipex-flake/ipex-flake/internal/testsshd"
 	"github.com/ipex-flake/ipex-flake/pipelines/results"
 	"github.com/ipex-flake/ipex-flake/release/gitrepo/gittest"
 )
@@ -113,4 +116,28 @@ func TestVerifyReproducibleComposed(t *testing.T) {
 	io, stdout, errb = relIO(nil)
 	require.Equal(t, 0, Run(t.Context(), io, []string{"release", "status"}), errb.String())
 	assert.Contains(t, stdout.String(), "evidence for "+sha[:7]+": reproducible failed (1 reproducible, 1 differs, 0 failed: packages.x86_64-linux.rnd)")
+}
+
+// TestVerifyReproducibleOnBuilder rebuilds on a second machine (a loopback
+// sshd with its own store) through the command.
+func TestVerifyReproducibleOnBuilder(t *testing.T) {
+	testlib.OfflineNix(t)
+	srv := testsshd.Start(t)
+	hostKey, err := os.ReadFile(filepath.Join(srv.Dir, "host_key.pub"))
+	require.NoError(t, err)
+	uri := srv.URI() + "&ssh-key=" + filepath.Join(srv.Dir, "client_key") + "&base64-ssh-public-host-key=" + base64.StdEncoding.EncodeToString(hostKey)
+	dir := t.TempDir()
+	require.NoError(t, fixture.Write(dir, fixture.Flake{Nonce: testlib.Nonce(),
+		Drvs:     map[string]fixture.Drv{"rnd": {Script: "echo built by $$ > $out"}},
+		Packages: map[string]string{"rnd": "rnd"}}))
+	out := t.TempDir()
+	rep := filepath.Join(out, "r.json")
+	io, _, errb := testIO(nil)
+	require.Equal(t, 0, Run(t.Context(), io, []string{"build", "--engine", "host", "--flake", dir, "--cache", "file://" + filepath.Join(out, "cache"), "--report", rep}), errb.String())
+	tmp := t.TempDir()
+	t.Setenv("TMPDIR", tmp) // where the builder's differing output is kept
+	io, stdout, errb := testIO(map[string]string{"NIX_SSHOPTS": srv.SSHOpts()})
+	assert.Equal(t, clierr.ExitFailed, Run(t.Context(), io, []string{"verify", "reproducible", "--report", rep, "--builder", uri, "--no-record"}), errb.String())
+	assert.Contains(t, stdout.String(), "differs       packages.x86_64-linux.rnd")
+	assert.Regexp(t, `second build kept as `+regexp.QuoteMeta(tmp)+`/ipex-reproducible-\d+/[a-z0-9]{32}-rnd\.check\n`, stdout.String())
 }
