@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
+	"encoding/base64"
 	"encoding/hex"
 	"fmt"
 	"os"
@@ -37,7 +38,7 @@ func (s *provenanceSource) attach() promote.AttachFunc {
 		if err != nil {
 			return nil, err
 		}
-		env, err := provenance.Sign(st, s.key)
+		env, err := provenance.Sign(st, keySigner{s.key})
 		if err != nil {
 			return nil, err
 		}
@@ -183,4 +184,19 @@ func withProvenance(ctx context.Context, o *ReleasePromoteOptions, opts *promote
 	src := &provenanceSource{io: o.IO, dir: p.Repo.Dir, report: opts.Report, key: key, results: p.Results}
 	opts.Attach = src.attach()
 	return nil
+}
+
+// keySigner signs provenance with a Nix signing key: the same ed25519
+// signature nix makes over a narinfo fingerprint, here over DSSE's
+// pre-authentication encoding.
+type keySigner struct{ k *signing.Key }
+
+// Name is the key name (the DSSE keyid).
+func (s keySigner) Name() string { return s.k.Name() }
+
+// Sign returns the raw signature of msg.
+func (s keySigner) Sign(msg []byte) []byte {
+	_, b64, _ := strings.Cut(s.k.Sign(string(msg)), ":")
+	sig, _ := base64.StdEncoding.DecodeString(b64)
+	return sig
 }

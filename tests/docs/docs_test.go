@@ -129,8 +129,6 @@ func TestLinkChecker(t *testing.T) {
 var pending = []pendingName{
 	{"build", "dry-run", true},
 	{"build", "dagger-connect-timeout", false},
-	{"verify reproducible", "", false},
-	{"verify release", "", false},
 }
 
 // pendingName is a command (flag "") or a flag not yet on main.
