@@ -4,15 +4,17 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"os"
 	"os/exec"
 	"syscall"
 	"time"
 
+	"github.com/ipex-flake/ipex-flake/internal/childenv"
 	"github.com/ipex-flake/ipex-flake/pipelines/engine"
 )
 
-// childRunner runs commands on the host with childEnv's environment: nix
-// and what it needs, never the signing key or tokens of this process.
+// childRunner runs commands on the host with the allow-listed environment
+// (internal/childenv): never the signing key or tokens of this process.
 type childRunner struct{}
 
 // Run runs c; a non-zero exit is in the result, not the error.
@@ -21,7 +23,7 @@ func (childRunner) Run(ctx context.Context, c engine.Cmd) (engine.Result, error)
 		return engine.Result{}, errors.New("empty command")
 	}
 	cmd := exec.CommandContext(ctx, c.Args[0], c.Args[1:]...)
-	cmd.Env = childEnv()
+	cmd.Env = childenv.Filter(os.Environ())
 	for k, v := range c.Env {
 		cmd.Env = append(cmd.Env, k+"="+v)
 	}

@@ -63,9 +63,13 @@ func TestGPUClassesComposed(t *testing.T) {
 	g.Git("add", "-A")
 	sha := g.Commit("feat: two GPU classes")
 	t.Chdir(g.Dir)
+	rep := filepath.Join(t.TempDir(), "build-report.json")
+	io, out, errb := testIO(nil)
+	require.Equal(t, 0, Run(t.Context(), io, []string{"build", "--engine", "host", "--flake", g.Dir, "--cache", "file://" + filepath.Join(t.TempDir(), "cache"), "--report", rep}), errb.String())
+	bound := bindingOf(t, g.Dir, rep)
 	store := &results.FileStore{Path: results.DefaultPath(filepath.Join(g.Dir, ".git"))}
 	for _, s := range []string{"unit", "security"} {
-		require.NoError(t, store.Record(t.Context(), results.Result{Stage: s, Rev: sha, State: results.StatePassed}))
+		require.NoError(t, store.Record(t.Context(), results.Result{Stage: s, Rev: sha, State: results.StatePassed, Binding: bound}))
 	}
 
 	// arc-a: a server that serves every user; xe2: one that serves two at once.
@@ -75,13 +79,14 @@ func TestGPUClassesComposed(t *testing.T) {
 		c := fakes.NewComfyUI()
 		t.Cleanup(c.Close)
 		env := map[string]string{"OLLAMA_HOST": o.URL, "COMFYUI_URL": c.URL}
-		args := []string{"test", "--gpu-class", class, "--assume", "intel-gpu", "--assume", "big-memory", "--users", users, "--requests", "100"}
+		args := []string{"test", "--gpu-class", class, "--assume", "intel-gpu", "--assume", "big-memory", "--users", users, "--requests", "100",
+			"--report", rep, "--external-services"}
 		for _, s := range stages {
 			args = append(args, "--stage", s)
 		}
-		io, out, errb := testIO(env)
+		io, sout, serr := testIO(env)
 		code := Run(t.Context(), io, args)
-		t.Logf("%s: exit %d\n%s%s", class, code, out, errb)
+		t.Logf("%s: exit %d\n%s%s", class, code, sout, serr)
 		return code
 	}
 	// arc-a serves 100 users; on xe2 the run is too small for the target.
@@ -91,9 +96,9 @@ func TestGPUClassesComposed(t *testing.T) {
 	got, err := store.Get(t.Context(), sha)
 	require.NoError(t, err)
 	assert.Equal(t, results.StateSkipped, got["integration@intel-gpu-arc-a"].State)
-	require.NoError(t, store.Record(t.Context(), results.Result{Stage: "integration@intel-gpu-arc-a", Rev: sha, State: results.StatePassed, Description: "passed (4 passed)"}))
+	require.NoError(t, store.Record(t.Context(), results.Result{Stage: "integration@intel-gpu-arc-a", Rev: sha, State: results.StatePassed, Description: "passed (4 passed)", Binding: bound}))
 	assert.Equal(t, clierr.ExitFailed, runClass("intel-gpu-xe2", "8", "performance"))
-	io, _, errb := testIO(nil)
+	io, _, errb = testIO(nil)
 	assert.Equal(t, clierr.ExitUsage, Run(t.Context(), io, []string{"test", "--stage", "integration", "--gpu-class", "intel-gpu-igpu"}))
 	assert.Contains(t, errb.String(), "use one of intel-gpu-arc-a, intel-gpu-xe2")
 
@@ -107,17 +112,17 @@ func TestGPUClassesComposed(t *testing.T) {
 
 	// A dry run signs nothing and generates no key; the promotion does.
 	keyFile := filepath.Join(config, "ipex-flake", "signing-key.sec")
-	io, out, errb := relIO(nil)
-	require.Equal(t, 0, Run(t.Context(), io, []string{"release", "promote", "--to", "dev", "--dry-run"}), errb.String())
+	io, out, errb = relIO(nil)
+	require.Equal(t, 0, Run(t.Context(), io, []string{"release", "promote", "--to", "dev", "--dry-run", "--report", rep}), errb.String())
 	assert.NoFileExists(t, keyFile)
 	assert.NotContains(t, out.String(), "provenance")
 	io, out, errb = relIO(nil)
-	require.Equal(t, 0, Run(t.Context(), io, []string{"release", "promote", "--to", "dev"}), errb.String())
+	require.Equal(t, 0, Run(t.Context(), io, []string{"release", "promote", "--to", "dev", "--report", rep}), errb.String())
 	assert.FileExists(t, keyFile)
 	assert.Contains(t, errb.String(), "generated signing key")
 	assert.Contains(t, out.String(), "attached provenance.intoto.jsonl")
 	io, out, errb = relIO(nil)
-	require.Equal(t, 0, Run(t.Context(), io, []string{"release", "promote", "--to", "beta"}), errb.String())
+	require.Equal(t, 0, Run(t.Context(), io, []string{"release", "promote", "--to", "beta", "--report", rep, "--allow-external-services"}), errb.String())
 	notes := out.String()
 	assert.Contains(t, notes, "### Intel GPU compatibility\n\n| GPU class | integration | performance |\n|---|---|---|\n")
 	assert.Regexp(t, `\| intel-gpu-arc-a \(required\) \| passed \(4 passed\) \| passed: ttft p95 \d+ ms, [\d.]+ tokens/s, 100/100 users \(\d+ passed, 1 skipped\) \|\n`, notes)
@@ -125,7 +130,7 @@ func TestGPUClassesComposed(t *testing.T) {
 
 	// Stable requires both classes, each stage.
 	io, _, errb = relIO(nil)
-	assert.Equal(t, clierr.ExitUsage, Run(t.Context(), io, []string{"release", "promote", "--to", "stable", "--approved-by", "alice"}))
+	assert.Equal(t, clierr.ExitUsage, Run(t.Context(), io, []string{"release", "promote", "--to", "stable", "--approved-by", "alice", "--report", rep, "--allow-external-services"}))
 	assert.Contains(t, errb.String(), "stage gate: integration@intel-gpu-xe2 has no result for "+sha[:7]+" (run: ci test --stage integration --gpu-class intel-gpu-xe2 on a runner of that class)")
 	assert.Contains(t, errb.String(), "stage gate: performance@intel-gpu-xe2 is failed")
 	assert.NotContains(t, errb.String(), "stage gate: performance has no result", "the classes take the place of the plain stage")

@@ -13,6 +13,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/ipex-flake/ipex-flake/internal/childenv"
 	"github.com/ipex-flake/ipex-flake/pipelines/nixcli"
 	"github.com/ipex-flake/ipex-flake/pipelines/push/signing"
 	"github.com/ipex-flake/ipex-flake/pipelines/report"
@@ -96,8 +97,9 @@ func (s *provenanceSource) statement(ctx context.Context, plan *promote.Plan, no
 	}
 	for _, g := range plan.Stages {
 		r := recorded[g.Name]
-		in.Gates = append(in.Gates, provenance.Gate{Stage: g.Name, State: g.State, Rev: plan.Rev,
-			Description: r.Description, URL: r.URL, Time: r.Time})
+		in.Gates = append(in.Gates, provenance.Gate{Stage: g.Name, State: r.State, Rev: plan.Rev,
+			Description: r.Description, URL: r.URL, Time: r.Time,
+			Flake: r.Flake, NarHash: r.NarHash, Report: r.Report, External: r.External})
 		if !r.Time.IsZero() && r.Time.Before(in.StartedOn) {
 			in.StartedOn = r.Time
 		}
@@ -129,19 +131,6 @@ func repoURL(getenv func(string) string) string {
 	return server + "/" + repo
 }
 
-// childEnv is the environment nix gets from this command: what nix needs,
-// never the signing key or tokens.
-func childEnv() []string {
-	var env []string
-	for _, k := range []string{"PATH", "HOME", "USER", "TMPDIR", "NIX_CONFIG", "NIX_REMOTE", "NIX_STORE_DIR", "NIX_STATE_DIR",
-		"NIX_CONF_DIR", "NIX_USER_CONF_FILES", "NIX_SSHOPTS", "XDG_CONFIG_HOME", "XDG_CACHE_HOME", "SSL_CERT_FILE", "NIX_SSL_CERT_FILE"} {
-		if v, ok := os.LookupEnv(k); ok {
-			env = append(env, k+"="+v)
-		}
-	}
-	return env
-}
-
 // pathInfo runs nix path-info --json on the local store, or on store when
 // given.
 func pathInfo(ctx context.Context, paths []string, store string) ([]nixcli.PathInfo, error) {
@@ -151,7 +140,7 @@ func pathInfo(ctx context.Context, paths []string, store string) ([]nixcli.PathI
 	}
 	argv := nixcli.Nix(append(args, paths...)...)
 	cmd := exec.CommandContext(ctx, argv[0], argv[1:]...)
-	cmd.Env = childEnv()
+	cmd.Env = childenv.Filter(os.Environ())
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	if err := cmd.Run(); err != nil {

@@ -174,7 +174,12 @@ func runVerifyReproducible(ctx context.Context, o *VerifyReproducibleOptions) er
 		summary += ": " + strings.Join(bad, ", ")
 	}
 	if !o.NoRecord {
-		recordEvidence(ctx, o.IO, flakeDir(rep.Flake), firstNonEmpty(o.Rev, rep.Rev), ReproducibleStage, state, summary)
+		// Bound like a stage's result: to the flake and this build report.
+		b, err := reportBinding(ctx, rep)
+		if err != nil {
+			fmt.Fprintf(o.IO.Err, "note: %v: the result names no flake\n", err)
+		}
+		recordEvidence(ctx, o.IO, flakeDir(rep.Flake), firstNonEmpty(o.Rev, rep.Rev), results.Result{Stage: ReproducibleStage, State: state, Description: summary, Binding: b})
 	}
 	switch {
 	case counts[reproduce.StatusFailed] > 0:
@@ -229,9 +234,9 @@ func evidenceStore(ctx context.Context, io *IO, dir string) results.Store {
 	return &results.FileStore{Path: results.DefaultPath(gitDir)}
 }
 
-// recordEvidence records a result the way ci test records a stage's; a
-// failure to record is a warning.
-func recordEvidence(ctx context.Context, io *IO, dir, rev, name, state, desc string) {
+// recordEvidence records r against rev the way ci test records a stage's
+// result; a failure to record is a warning.
+func recordEvidence(ctx context.Context, io *IO, dir, rev string, r results.Result) {
 	if rev == "" {
 		rev = commitUnderTest(io.Getenv)
 	}
@@ -247,15 +252,15 @@ func recordEvidence(ctx context.Context, io *IO, dir, rev, name, state, desc str
 		fmt.Fprintf(io.Err, "note: no git directory for %s: the result is not recorded\n", dir)
 		return
 	}
-	if len(desc) > 140 {
-		desc = desc[:139] + "…"
+	if len(r.Description) > 140 {
+		r.Description = r.Description[:139] + "…"
 	}
-	err := st.Record(ctx, results.Result{Stage: name, Rev: rev, State: state, Description: desc, URL: runURL(io.Getenv), Time: time.Now().UTC()})
-	if err != nil {
-		fmt.Fprintf(io.Err, "warning: result of %s not recorded: %v\n", name, err)
+	r.Rev, r.URL, r.Time = rev, runURL(io.Getenv), time.Now().UTC()
+	if err := st.Record(ctx, r); err != nil {
+		fmt.Fprintf(io.Err, "warning: result of %s not recorded: %v\n", r.Stage, err)
 		return
 	}
 	if fs, ok := st.(*results.FileStore); ok {
-		fmt.Fprintf(io.Err, "recorded %s %s for %.12s in %s\n", name, state, rev, filepath.Clean(fs.Path))
+		fmt.Fprintf(io.Err, "recorded %s %s for %.12s in %s\n", r.Stage, r.State, rev, filepath.Clean(fs.Path))
 	}
 }

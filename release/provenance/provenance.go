@@ -95,6 +95,13 @@ type Gate struct {
 	Description string    `json:"description,omitempty"`
 	URL         string    `json:"url,omitempty"`
 	Time        time.Time `json:"time"`
+	// Flake, NarHash and Report are what the result was bound to: the
+	// flake's directory and narHash, and the build report's digest.
+	Flake   string `json:"flake,omitempty"`
+	NarHash string `json:"narHash,omitempty"`
+	Report  string `json:"report,omitempty"`
+	// External is set for a result that tested external services.
+	External bool `json:"external,omitempty"`
 }
 
 // RunDetails says who ran the build and when.

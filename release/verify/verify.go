@@ -159,6 +159,8 @@ func checkGates(ctx context.Context, in Input, st *provenance.Statement) Check {
 			c.Problems = append(c.Problems, fmt.Sprintf("%s: the provenance says %s, but no result is recorded for %s", g.Stage, g.State, short(g.Rev)))
 		case r.State != g.State:
 			c.Problems = append(c.Problems, fmt.Sprintf("%s: the provenance says %s, the recorded result is %s", g.Stage, g.State, r.State))
+		case !r.Binding.Matches(results.Binding{Flake: g.Flake, NarHash: g.NarHash, Report: g.Report}):
+			c.Problems = append(c.Problems, fmt.Sprintf("%s: the recorded result is bound to %s, the provenance's to flake %s (%s), report %s", g.Stage, r.Binding, g.Flake, g.NarHash, g.Report))
 		case g.State != results.StatePassed:
 			c.Problems = append(c.Problems, fmt.Sprintf("%s: the release was gated on a %s result", g.Stage, g.State))
 		}
