@@ -88,6 +88,7 @@ func TestVerifyReproducibleComposed(t *testing.T) {
 	got, err := store.Get(t.Context(), sha)
 	require.NoError(t, err)
 	assert.Equal(t, results.StatePassed, got[ReproducibleStage].State)
+	assert.Equal(t, bindingOf(t, g.Dir, rep), got[ReproducibleStage].Binding, "bound to the flake and report like a stage's result")
 
 	// Everything: the random output differs, names its file, exits 1.
 	io, stdout, errb = testIO(nil)
