@@ -41,8 +41,10 @@ var SourceExcludes = []string{".git", "result*"}
 
 // NixConfig is given to every command as NIX_CONFIG. Containers run nix as
 // root without a daemon; the build sandbox and seccomp filters need
-// privileges an unprivileged container does not have.
-const NixConfig = "experimental-features = nix-command flakes\nsandbox = false\nfilter-syscalls = false\n"
+// privileges an unprivileged container does not have, and root builds run
+// without build users (`build-users-group =`), so an image need not have a
+// nixbld group.
+const NixConfig = "experimental-features = nix-command flakes\nsandbox = false\nfilter-syscalls = false\nbuild-users-group =\n"
 
 // BustEnv is the variable set to a fresh value before every exec, so that
 // Dagger never answers a command from its own cache: nix's effects land in

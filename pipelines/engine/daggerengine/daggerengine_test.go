@@ -192,6 +192,8 @@ func TestRunFromRegistryImage(t *testing.T) {
 	assert.Equal(t, "bar", env["FOO"])
 	assert.Contains(t, env["NIX_CONFIG"], "experimental-features = nix-command flakes")
 	assert.Contains(t, env["NIX_CONFIG"], "sandbox = false")
+	users, ok := settings(env["NIX_CONFIG"])["build-users-group"]
+	assert.True(t, ok && users == "", "root builds without build users, so images need no nixbld group: %q", env["NIX_CONFIG"])
 	assert.NotEmpty(t, env[BustEnv])
 }
 
