@@ -149,6 +149,9 @@ type Server struct {
 	// returns and the request is cancelled, the query fails.
 	BeforeExec func(ctx context.Context)
 
+	stalled chan struct{} // non-nil: requests wait until it closes
+	held    int           // requests held by Stall
+
 	mu      sync.Mutex
 	nextID  int
 	objs    map[string]*Obj
@@ -178,6 +181,27 @@ func (s *Server) Setenv(t testing.TB) {
 	t.Setenv("DAGGER_SESSION_PORT", s.Port)
 	t.Setenv("DAGGER_SESSION_TOKEN", Token)
 	t.Setenv("_EXPERIMENTAL_DAGGER_RUNNER_HOST", "")
+}
+
+// Stall makes the engine accept connections and never answer, like an
+// engine that hangs: every request waits until its client gives up (or the
+// test ends).
+func (s *Server) Stall(t testing.TB) {
+	t.Helper()
+	ch := make(chan struct{})
+	s.mu.Lock()
+	s.stalled = ch
+	s.mu.Unlock()
+	// Cleanups run last-registered first: release the requests before the
+	// server's Close waits for them.
+	t.Cleanup(func() { close(ch) })
+}
+
+// Held returns how many requests Stall has held unanswered.
+func (s *Server) Held() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.held
 }
 
 // FailOn makes every query that selects field answer with a GraphQL error
@@ -233,6 +257,19 @@ type response struct {
 }
 
 func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
+	s.mu.Lock()
+	stalled := s.stalled
+	s.mu.Unlock()
+	if stalled != nil {
+		s.mu.Lock()
+		s.held++
+		s.mu.Unlock()
+		select {
+		case <-stalled:
+		case <-r.Context().Done():
+		}
+		return
+	}
 	if r.URL.Path != "/query" {
 		http.Error(w, "fakedagger: no such path "+r.URL.Path, http.StatusNotFound)
 		return

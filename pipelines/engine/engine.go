@@ -5,6 +5,7 @@ package engine
 import (
 	"context"
 	"io"
+	"time"
 )
 
 // Engine kinds accepted by --engine.
@@ -66,4 +67,11 @@ type Options struct {
 	Image string
 	// Log receives engine progress (dagger's own log output).
 	Log io.Writer
+	// Getenv reads the variables that say how to reach a Dagger engine
+	// (DAGGER_SESSION_PORT, _EXPERIMENTAL_DAGGER_RUNNER_HOST, PATH…) and
+	// the environment given to the dagger CLI; nil reads the process's.
+	Getenv func(string) string
+	// ConnectTimeout bounds connecting to the Dagger engine (0: the dagger
+	// engine's default, 60 s). Ignored by the host engine.
+	ConnectTimeout time.Duration
 }

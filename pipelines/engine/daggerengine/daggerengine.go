@@ -60,26 +60,19 @@ const (
 )
 
 // Available reports whether a Dagger engine can be reached without
-// downloading anything, and why not. An engine is reachable through an
-// existing session (DAGGER_SESSION_PORT, as under `dagger run`), a remote
-// runner (_EXPERIMENTAL_DAGGER_RUNNER_HOST) or a dagger CLI on PATH. Without
-// any of them the SDK would download the CLI, which fails offline.
+// downloading anything, and how (or why not). An engine is reached through
+// an existing session (DAGGER_SESSION_PORT and DAGGER_SESSION_TOKEN, as
+// under `dagger run`) or through a dagger CLI this process starts
+// (_EXPERIMENTAL_DAGGER_CLI_BIN, else `dagger` on PATH), which connects to
+// _EXPERIMENTAL_DAGGER_RUNNER_HOST when that is set and to its own engine
+// otherwise. A runner host without a CLI is not enough: the SDK would
+// download the CLI, which this package never lets it do.
 func Available(getenv func(string) string) (bool, string) {
-	switch {
-	case getenv(envSessionPort) != "":
-		if getenv(envSessionToken) == "" {
-			return false, "no Dagger engine: DAGGER_SESSION_PORT is set but DAGGER_SESSION_TOKEN is not"
-		}
-		return true, "Dagger session on port " + getenv(envSessionPort)
-	case getenv(envRunnerHost) != "":
-		return true, "Dagger engine at " + getenv(envRunnerHost)
-	case getenv(envCLIBin) != "":
-		return true, "dagger CLI " + getenv(envCLIBin)
+	r, err := findRoute(getenv)
+	if err != nil {
+		return false, err.Error()
 	}
-	if p := lookPath("dagger", getenv("PATH")); p != "" {
-		return true, "dagger CLI " + p
-	}
-	return false, "no Dagger engine: neither _EXPERIMENTAL_DAGGER_RUNNER_HOST nor DAGGER_SESSION_PORT is set and the dagger CLI is not on PATH (without it the Dagger SDK would download the CLI, which needs internet)"
+	return true, r.String()
 }
 
 // lookPath finds an executable file name in the directories of pathList.
@@ -177,9 +170,8 @@ func VolumeName(img Image) string {
 // New connects to the Dagger engine and prepares the base container: the
 // image is pulled (or imported) and the source uploaded once, so a bad
 // --image fails here, before any command. It fails with the reason of
-// Available when no engine is reachable, rather than letting the SDK try to
-// download its CLI; a dagger CLI on PATH is handed to the SDK through
-// _EXPERIMENTAL_DAGGER_CLI_BIN (set in this process) for the same reason.
+// Available when no engine is reachable, and with a *ConnectError when the
+// engine does not answer within opts.ConnectTimeout (default 60 s).
 func New(ctx context.Context, opts engine.Options) (engine.Engine, error) {
 	e, err := Open(ctx, opts)
 	if err != nil {
@@ -190,8 +182,13 @@ func New(ctx context.Context, opts engine.Options) (engine.Engine, error) {
 
 // Open is New returning the concrete type.
 func Open(ctx context.Context, opts engine.Options) (*Engine, error) {
-	if ok, why := Available(os.Getenv); !ok {
-		return nil, errors.New(why)
+	getenv := opts.Getenv
+	if getenv == nil {
+		getenv = os.Getenv
+	}
+	r, err := findRoute(getenv)
+	if err != nil {
+		return nil, err
 	}
 	img, err := ResolveImage(opts.Image)
 	if err != nil {
@@ -209,14 +206,9 @@ func Open(ctx context.Context, opts engine.Options) (*Engine, error) {
 		return nil, fmt.Errorf("source %s is not a directory", src)
 	}
 
-	useCLIOnPath()
-	var copts []dagger.ClientOpt
-	if opts.Log != nil {
-		copts = append(copts, dagger.WithLogOutput(opts.Log))
-	}
-	client, err := dagger.Connect(ctx, copts...)
+	client, err := connect(ctx, r, getenv, opts.ConnectTimeout, opts.Log)
 	if err != nil {
-		return nil, fmt.Errorf("connect to the Dagger engine: %w", err)
+		return nil, err
 	}
 
 	e := &Engine{client: client, image: img, volume: VolumeName(img), nonce: newNonce()}
@@ -230,17 +222,6 @@ func Open(ctx context.Context, opts engine.Options) (*Engine, error) {
 	}
 	e.base = synced
 	return e, nil
-}
-
-// useCLIOnPath makes the SDK start the dagger CLI found on PATH instead of
-// downloading one, unless an existing session or an explicit CLI is set.
-func useCLIOnPath() {
-	if os.Getenv(envSessionPort) != "" || os.Getenv(envCLIBin) != "" {
-		return
-	}
-	if p := lookPath("dagger", os.Getenv("PATH")); p != "" {
-		_ = os.Setenv(envCLIBin, p)
-	}
 }
 
 // baseContainer is the image with /nix on the cache volume (seeded from the
