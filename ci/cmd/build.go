@@ -11,6 +11,7 @@ import (
 	"regexp"
 	"runtime"
 	"strings"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -46,6 +47,8 @@ type BuildOptions struct {
 	ShardPlan string
 	// PushTo is the staging cache (build_pushto.go).
 	PushTo string
+	// DaggerConnectTimeout bounds connecting to the Dagger engine.
+	DaggerConnectTimeout time.Duration
 }
 
 func newBuildCmd(io *IO) *cobra.Command { return newBuildCmdWith(io, runBuild) }
@@ -86,6 +89,7 @@ output failed, 2 usage or configuration error (nothing was built).`,
 	addScaleFlags(f, opts)
 	f.StringVar(&opts.PushTo, "push-to", "", pushToHelp)
 	f.StringVar(&opts.Image, "image", daggerengine.DefaultImage, "Dagger base image with nix: a registry reference or, for offline machines, a local OCI tarball (`REF_OR_OCI_TAR`)")
+	f.DurationVar(&opts.DaggerConnectTimeout, "dagger-connect-timeout", daggerengine.DefaultConnectTimeout, "give up on a Dagger engine that has not answered within `D` (exit 2; --engine auto uses the host's nix instead)")
 	return c
 }
 
@@ -139,6 +143,9 @@ func (o *BuildOptions) validate() error {
 			return clierr.Usagef("--systems: %q is not a nix system name: use names like x86_64-linux,aarch64-linux", s)
 		}
 	}
+	if o.DaggerConnectTimeout <= 0 {
+		return clierr.Usagef("--dagger-connect-timeout %s: give a positive duration such as 60s or 2m", o.DaggerConnectTimeout)
+	}
 	switch o.Engine {
 	case engine.KindAuto, engine.KindDagger, engine.KindHost:
 	default:
@@ -180,7 +187,9 @@ func runBuild(ctx context.Context, io *IO, opts *BuildOptions) error {
 	if remote {
 		src = "."
 	}
-	eng, err := engines.Open(ctx, opts.Engine, io.Getenv, engine.Options{Source: src, Image: opts.Image, Log: io.Err})
+	eng, err := engines.Open(ctx, opts.Engine, io.Getenv, engine.Options{
+		Source: src, Image: opts.Image, Log: io.Err, ConnectTimeout: opts.DaggerConnectTimeout,
+	})
 	if err != nil {
 		return err
 	}

@@ -30,11 +30,13 @@ func TestBuildFlags(t *testing.T) {
 		want    BuildOptions
 		wantErr string
 	}{
-		{"defaults", nil, BuildOptions{Flake: ".", Engine: "auto", Report: report.DefaultReportPath, Image: daggerengine.DefaultImage}, ""},
+		{"defaults", nil, BuildOptions{Flake: ".", Engine: "auto", Report: report.DefaultReportPath, Image: daggerengine.DefaultImage,
+			DaggerConnectTimeout: daggerengine.DefaultConnectTimeout}, ""},
 		{"all", []string{"--flake", "github:o/r", "--engine", "host", "--systems", "x86_64-linux,aarch64-linux", "--jobs", "4",
-			"--cache", "https://c.example", "--attr", "packages.*.a", "--attr", "checks.**", "--report", "r.json", "--junit", "j.xml", "--image", "img.tar"},
+			"--cache", "https://c.example", "--attr", "packages.*.a", "--attr", "checks.**", "--report", "r.json", "--junit", "j.xml", "--image", "img.tar", "--dagger-connect-timeout", "90s"},
 			BuildOptions{Flake: "github:o/r", Engine: "host", Systems: []string{"x86_64-linux", "aarch64-linux"}, Jobs: 4,
-				Cache: "https://c.example", Attrs: []string{"packages.*.a", "checks.**"}, Report: "r.json", JUnit: "j.xml", Image: "img.tar"}, ""},
+				Cache: "https://c.example", Attrs: []string{"packages.*.a", "checks.**"}, Report: "r.json", JUnit: "j.xml", Image: "img.tar",
+				DaggerConnectTimeout: 90 * time.Second}, ""},
 		{"unknown flag", []string{"--offline"}, BuildOptions{}, "unknown flag"},
 		{"positional", []string{"extra"}, BuildOptions{}, "unknown command"},
 	}
@@ -85,6 +87,7 @@ func TestBuildUsageErrors(t *testing.T) {
 		{"cache without scheme", []string{"--flake", good, "--cache", "/tmp/cache"}, "not a Nix store URI"},
 		{"bad system", []string{"--flake", good, "--systems", "linux"}, "not a nix system name"},
 		{"bad jobs", []string{"--flake", good, "--jobs", "-1"}, "--jobs"},
+		{"zero connect timeout", []string{"--flake", good, "--dagger-connect-timeout", "0s"}, "--dagger-connect-timeout 0s: give a positive duration"},
 		{"does not evaluate", []string{"--flake", broken, "--engine", "host"}, "does not evaluate"},
 		{"dagger without engine", []string{"--flake", good, "--engine", "dagger"}, "no Dagger engine"},
 	}

@@ -124,13 +124,27 @@ func (e *ConnectError) Error() string {
 	} else {
 		fmt.Fprintf(&b, "cannot connect to the Dagger engine (%s): %v", e.Route, e.Err)
 	}
-	if out := strings.TrimSpace(e.Output); out != "" {
+	if out := lastLines(e.Output, 3); out != "" {
 		fmt.Fprintf(&b, "; dagger said: %s", out)
 	}
 	return b.String()
 }
 
 func (e *ConnectError) Unwrap() error { return e.Err }
+
+// lastLines joins the last n non-empty lines of s into one line.
+func lastLines(s string, n int) string {
+	var lines []string
+	for _, l := range strings.Split(s, "\n") {
+		if l = strings.TrimSpace(l); l != "" {
+			lines = append(lines, l)
+		}
+	}
+	if len(lines) > n {
+		lines = lines[len(lines)-n:]
+	}
+	return strings.Join(lines, " | ")
+}
 
 // connect reaches the engine along r and asks it one question, all within
 // timeout, so an engine that never answers fails here and not in the first
