@@ -10,6 +10,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"testing"
 )
 
 // Recorded is one command as it ran on a real engine: its arguments and
@@ -149,4 +150,29 @@ func RealEngineConfigured() bool {
 		return true
 	}
 	return os.Getenv("DAGGER_SESSION_PORT") != "" && os.Getenv("DAGGER_SESSION_TOKEN") != Token
+}
+
+// RequireEnv is the variable that makes tests needing a real Dagger engine
+// or CLI fail instead of skipping: the Dagger job of the workflow sets it
+// to 1, so that it cannot pass by skipping them.
+const RequireEnv = "IPEX_FLAKE_REQUIRE_DAGGER"
+
+// SkipUnlessRealEngine skips a test that needs a real engine when none is
+// configured, or fails it when RequireEnv is 1. No Dagger engine can run on
+// machines without internet (its image and CLI are downloaded), so the skip
+// holds under CI=true as well.
+func SkipUnlessRealEngine(t testing.TB) {
+	t.Helper()
+	if !RealEngineConfigured() {
+		Skip(t, "no Dagger engine: set _EXPERIMENTAL_DAGGER_RUNNER_HOST (with a dagger CLI on PATH or in _EXPERIMENTAL_DAGGER_CLI_BIN) or DAGGER_SESSION_PORT to run against a real engine")
+	}
+}
+
+// Skip skips the test with why, or fails it when RequireEnv is 1.
+func Skip(t testing.TB, why string) {
+	t.Helper()
+	if os.Getenv(RequireEnv) == "1" {
+		t.Fatalf("%s=1 but %s", RequireEnv, why)
+	}
+	t.Skip(why)
 }

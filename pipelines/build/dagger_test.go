@@ -353,11 +353,7 @@ func valueOf(args []string, flag string) string {
 // when one is configured. The image is IPEX_FLAKE_DAGGER_IMAGE (a reference
 // or an OCI tarball), else the default nix image.
 func TestRunOnRealDaggerEngine(t *testing.T) {
-	if !fakedagger.RealEngineConfigured() {
-		// No Dagger engine can run on machines without internet (its image and
-		// CLI are downloaded), so this skip holds under CI=true as well.
-		t.Skip("no Dagger engine: set _EXPERIMENTAL_DAGGER_RUNNER_HOST or DAGGER_SESSION_PORT to run against a real engine")
-	}
+	fakedagger.SkipUnlessRealEngine(t)
 	src := t.TempDir()
 	require.NoError(t, fixture.Write(src, fixture.EveryStatus(testlib.Nonce())))
 	var log bytes.Buffer

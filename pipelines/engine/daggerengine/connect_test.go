@@ -216,14 +216,14 @@ func TestConnectCancelled(t *testing.T) {
 // TestRealCLIUnreachableRunner runs a real dagger CLI against a runner that
 // does not exist: the connection fails within the deadline and no dagger
 // process is left. It needs a dagger CLI (_EXPERIMENTAL_DAGGER_CLI_BIN or
-// on PATH); IPEX_FLAKE_REQUIRE_DAGGER=1 makes its absence a failure.
+// on PATH); with IPEX_FLAKE_REQUIRE_DAGGER=1 its absence is a failure.
 func TestRealCLIUnreachableRunner(t *testing.T) {
 	bin := os.Getenv("_EXPERIMENTAL_DAGGER_CLI_BIN")
 	if bin == "" {
 		bin = lookPath("dagger", os.Getenv("PATH"))
 	}
 	if bin == "" {
-		requireDagger(t, "no dagger CLI: set _EXPERIMENTAL_DAGGER_CLI_BIN or put dagger on PATH to run this test")
+		fakedagger.Skip(t, "no dagger CLI: set _EXPERIMENTAL_DAGGER_CLI_BIN or put dagger on PATH to run this test")
 	}
 	marker := filepath.Join(t.TempDir(), "real-dagger-"+testlib.Nonce())
 	require.NoError(t, os.MkdirAll(marker, 0o755))
@@ -241,16 +241,6 @@ func TestRealCLIUnreachableRunner(t *testing.T) {
 	t.Logf("connection failed after %s: %v", took, err)
 	assert.Less(t, took, timeout+KillGrace+2*time.Second)
 	assert.Empty(t, testlib.PidsWith(marker), "no dagger process outlives the failed connection")
-}
-
-// requireDagger skips the test, or fails it when IPEX_FLAKE_REQUIRE_DAGGER=1
-// (the Dagger job of the workflow, which must not pass by skipping).
-func requireDagger(t *testing.T, why string) {
-	t.Helper()
-	if os.Getenv("IPEX_FLAKE_REQUIRE_DAGGER") == "1" {
-		t.Fatalf("IPEX_FLAKE_REQUIRE_DAGGER=1 but %s", why)
-	}
-	t.Skip(why)
 }
 
 type writerFunc func([]byte) (int, error)

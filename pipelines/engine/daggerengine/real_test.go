@@ -31,11 +31,7 @@ const realFixtureFlake = `{
 // engine. The image is IPEX_FLAKE_DAGGER_IMAGE (a reference or an OCI
 // tarball), else DefaultImage.
 func TestRealEngine(t *testing.T) {
-	if !fakedagger.RealEngineConfigured() {
-		// No Dagger engine can run on machines without internet (its image and
-		// CLI are downloaded), so this skip holds under CI=true as well.
-		t.Skip("no Dagger engine: set _EXPERIMENTAL_DAGGER_RUNNER_HOST or DAGGER_SESSION_PORT to run against a real engine")
-	}
+	fakedagger.SkipUnlessRealEngine(t)
 	src := t.TempDir()
 	require.NoError(t, os.WriteFile(filepath.Join(src, "flake.nix"), []byte(realFixtureFlake), 0o644))
 	require.NoError(t, os.Symlink("/nonexistent", filepath.Join(src, "result")))
