@@ -306,7 +306,11 @@ func buildAll(ctx context.Context, opts Options, m *Machine, prog Progress, outs
 
 	for _, i := range todo {
 		o := &outs[i]
-		o.DurationMs = parser.Elapsed[o.DrvPath].Milliseconds()
+		if !res.Buffered {
+			// Timed from the lines as they came; an engine that hands the
+			// log over at the end (Dagger) gives no times, so none is set.
+			o.DurationMs = parser.Elapsed[o.DrvPath].Milliseconds()
+		}
 		o.Builder = parser.Builders[o.DrvPath]
 		if allIn(valid, o.OutPaths) {
 			o.Status = report.StatusBuilt

@@ -42,6 +42,10 @@ type Cmd struct {
 // Result is the outcome of a command that ran.
 type Result struct {
 	ExitCode int
+	// Buffered is true when Stdout and Stderr were written only after the
+	// command ended (the dagger engine): the times their lines arrive say
+	// nothing about when the command printed them.
+	Buffered bool
 }
 
 // Engine runs commands against a source tree that holds the flake.

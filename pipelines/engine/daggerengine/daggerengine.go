@@ -271,7 +271,8 @@ func (e *Engine) Volume() string { return e.volume }
 
 // Run implements engine.Engine. Env becomes container variables, Secrets
 // become *dagger.Secret variables, Stdin is passed whole. Stdout and Stderr
-// are written when the command has finished.
+// are written when the command has finished (Result.Buffered): the engine's
+// API reports no times of its own.
 func (e *Engine) Run(ctx context.Context, c engine.Cmd) (engine.Result, error) {
 	if len(c.Args) == 0 {
 		return engine.Result{}, errors.New("dagger engine: empty command")
@@ -329,7 +330,7 @@ func (e *Engine) Run(ctx context.Context, c engine.Cmd) (engine.Result, error) {
 		var xe *dagger.ExecError
 		if errors.As(err, &xe) {
 			writeOut(c, xe.Stdout, xe.Stderr)
-			return engine.Result{ExitCode: xe.ExitCode}, nil
+			return engine.Result{ExitCode: xe.ExitCode, Buffered: true}, nil
 		}
 		return engine.Result{}, fmt.Errorf("dagger: %s: %w", c.Args[0], err)
 	}
@@ -346,7 +347,7 @@ func (e *Engine) Run(ctx context.Context, c engine.Cmd) (engine.Result, error) {
 		return engine.Result{}, e.fieldErr(ctx, "stderr", err)
 	}
 	writeOut(c, stdout, stderr)
-	return engine.Result{ExitCode: code}, nil
+	return engine.Result{ExitCode: code, Buffered: true}, nil
 }
 
 func (e *Engine) fieldErr(ctx context.Context, what string, err error) error {

@@ -144,6 +144,7 @@ func TestRunFromRegistryImage(t *testing.T) {
 	})
 	require.NoError(t, err)
 	assert.Equal(t, 0, res.ExitCode)
+	assert.True(t, res.Buffered, "output is handed over when the exec ends")
 	assert.Equal(t, "out:nix build --no-link .#hello", stdout.String())
 	assert.Equal(t, "log", stderr.String())
 	assert.Equal(t, "/src", e.SourcePath())
@@ -287,6 +288,7 @@ func TestRunNonZeroExitIsAResult(t *testing.T) {
 	res, err := e.Run(t.Context(), engine.Cmd{Args: []string{"nix", "build", ".#broken"}, Stdout: &stdout, Stderr: &stderr})
 	require.NoError(t, err)
 	assert.Equal(t, 3, res.ExitCode)
+	assert.True(t, res.Buffered)
 	assert.Equal(t, "partial", stdout.String())
 	assert.Equal(t, "error: build failed", stderr.String())
 }
