@@ -26,6 +26,7 @@ func newReportCmd(io *IO) *cobra.Command {
 		Args:  cobra.NoArgs,
 	}
 	c.AddCommand(newReportMergeCmd(io, runReportMerge))
+	c.AddCommand(newReportDiffCmdWith(io, runReportDiff))
 	return c
 }
 

@@ -60,6 +60,7 @@ and in GitHub Actions:
   ci verify     rebuild outputs bit for bit; check a release's provenance
   ci bench      measure the pipeline against plain nix
   ci docs       write the command-line reference (docs/cli)
+  ci report     merge the reports of a sharded build, compare two reports
 
 Exit codes: 0 success, 1 something failed, 2 usage or configuration error
 (nothing was started or changed).`,
