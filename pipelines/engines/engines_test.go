@@ -50,6 +50,8 @@ func TestResolve(t *testing.T) {
 	}{
 		{"auto prefers a reachable engine", "auto", env("_EXPERIMENTAL_DAGGER_RUNNER_HOST", "tcp://engine:1234", "PATH", cliDir), withNix, "dagger", ""},
 		{"auto: runner host without a CLI is the host", "auto", env("_EXPERIMENTAL_DAGGER_RUNNER_HOST", "tcp://engine:1234", "PATH", empty), withNix, "host", ""},
+		{"auto uses a session", "auto", env("DAGGER_SESSION_PORT", "9000", "DAGGER_SESSION_TOKEN", "t"), withNix, "dagger", ""},
+		{"auto uses the CLI on PATH", "auto", env("PATH", cliDir), withNix, "dagger", ""},
 		{"auto falls back to nix", "auto", env(), withNix, "host", ""},
 		{"empty means auto", "", env(), withNix, "host", ""},
 		{"auto with nothing", "auto", env(), noNix, "", "Install Nix"},
