@@ -185,10 +185,11 @@ func connect(ctx context.Context, r route, getenv func(string) string, timeout t
 		c = newConn(strconv.Itoa(p.Port), p.SessionToken, s)
 	}
 	client, err := dagger.Connect(cctx, dagger.WithConn(c))
-	if err != nil {
-		return nil, fail(err, c.sess)
+	if err == nil {
+		_, err = client.Version(cctx)
 	}
-	if _, err := client.Version(cctx); err != nil {
+	if err != nil {
+		c.Client.CloseIdleConnections()
 		return nil, fail(err, c.sess)
 	}
 	return client, nil
