@@ -107,3 +107,71 @@ wait
 		})
 	}
 }
+
+// TestBuildThroughDaggerCLI: `ci build --engine dagger` with only a dagger
+// CLI configured starts the CLI's session, builds through it (the fake
+// engine replays the recorded nix session), and ends the session: no CLI
+// process is left, and GITHUB_TOKEN reached neither the CLI's environment
+// nor anything but a Dagger secret.
+func TestBuildThroughDaggerCLI(t *testing.T) {
+	rec, err := fakedagger.LoadRecording(daggerSession)
+	require.NoError(t, err)
+	nonce, err := os.ReadFile(filepath.Join(daggerSession, "nonce"))
+	require.NoError(t, err)
+	fake := fakedagger.New(t)
+	fake.ExecResult = func(exec *fakedagger.Obj) fakedagger.ExecResult {
+		r, ok := rec[fakedagger.NixCommandKey(exec.Strings("args"))]
+		if !ok {
+			return fakedagger.ExecResult{ExitCode: 127, Stderr: "not recorded\n"}
+		}
+		return r.ExecResult
+	}
+	cli := filepath.Join(t.TempDir(), "dagger")
+	require.NoError(t, os.WriteFile(cli, []byte(`#!/bin/sh
+export -p > "$TMPDIR/env"
+printf '{"port":`+fake.Port+`,"session_token":"`+fakedagger.Token+`"}\n'
+while read -r _; do :; done
+echo ended > "$TMPDIR/ended"
+`), 0o755))
+
+	const token = "ghp_ci-build-through-the-cli"
+	src := t.TempDir()
+	require.NoError(t, fixture.Write(src, fixture.EveryStatus(strings.TrimSpace(string(nonce)))))
+	marker := filepath.Join(t.TempDir(), "ci-build-cli-"+testlib.Nonce())
+	require.NoError(t, os.MkdirAll(marker, 0o755))
+	io, _, errb := testIO(map[string]string{
+		"CI": "true", "TMPDIR": marker, "PATH": os.Getenv("PATH"), "HOME": t.TempDir(),
+		"_EXPERIMENTAL_DAGGER_CLI_BIN": cli, "GITHUB_TOKEN": token,
+	})
+	rep := filepath.Join(t.TempDir(), "report.json")
+	code := Run(t.Context(), io, []string{"build", "--engine", "dagger", "--image", "docker.io/nixos/nix:2.8.0", "--flake", src,
+		"--systems", "x86_64-linux", "--cache", "file://" + t.TempDir(), "--report", rep, "--jobs", "2"})
+	assert.Equal(t, clierr.ExitFailed, code, errb.String())
+	assert.Contains(t, errb.String(), "on the dagger engine")
+
+	r, err := report.Read(rep)
+	require.NoError(t, err)
+	assert.Equal(t, engine.KindDagger, r.Engine)
+	got := map[string]string{}
+	for _, o := range r.Outputs {
+		got[o.Attr] = o.Status
+		assert.Zero(t, o.DurationMs, "%s: the Dagger engine reports no build times", o.Attr)
+	}
+	assert.Equal(t, report.StatusBuilt, got["packages.x86_64-linux.ok"])
+	assert.Equal(t, report.StatusFailed, got["packages.x86_64-linux.bad"])
+	assert.NotEmpty(t, fake.Execs(), "the commands reached the engine through the CLI's session")
+
+	assert.FileExists(t, filepath.Join(marker, "ended"), "ci build ended the session")
+	assert.Empty(t, testlib.PidsWith(marker), "no dagger process outlives ci build")
+	cliEnv, err := os.ReadFile(filepath.Join(marker, "env"))
+	require.NoError(t, err)
+	assert.NotContains(t, string(cliEnv), token)
+	assert.NotContains(t, string(cliEnv), "GITHUB_TOKEN")
+	for _, c := range fake.Calls() {
+		for arg, v := range c.Args {
+			if s, ok := v.(string); ok && strings.Contains(s, token) {
+				assert.Equal(t, "setSecret.plaintext", c.Field+"."+arg, "the token travels only as a Dagger secret")
+			}
+		}
+	}
+}

@@ -2,9 +2,12 @@ package fakedagger
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"net/http"
+	"strings"
 	"testing"
+	"time"
 
 	"dagger.io/dagger"
 	"github.com/stretchr/testify/assert"
@@ -127,4 +130,19 @@ func TestSDK(t *testing.T) {
 	vol := s.Resolve(m.Str("cache"))
 	require.NotNil(t, vol)
 	assert.Equal(t, `cacheVolume(key:"v")`, vol.String())
+}
+
+// TestStall: a stalled engine holds every request until its client gives up.
+func TestStall(t *testing.T) {
+	s := New(t)
+	s.Stall(t)
+	ctx, cancel := context.WithTimeout(t.Context(), 200*time.Millisecond)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, s.URL+"/query", strings.NewReader(`{"query":"{version}"}`))
+	require.NoError(t, err)
+	req.SetBasicAuth(Token, "")
+	_, err = http.DefaultClient.Do(req)
+	require.ErrorIs(t, err, context.DeadlineExceeded)
+	assert.Equal(t, 1, s.Held())
+	assert.Empty(t, s.Calls(), "nothing was answered")
 }

@@ -37,7 +37,7 @@ exit 1
 	// its arguments and environment, and ends when stdin closes.
 	cliSession = `#!/bin/sh
 echo "$@" > "$TMPDIR/args"
-export -p > "$TMPDIR/env"
+echo $$ > "$TMPDIR/pid"
 printf '{"port":PORT,"session_token":"TOKEN"}\n'
 while read -r _; do :; done
 echo ended > "$TMPDIR/ended"
@@ -167,13 +167,22 @@ func TestConnectThroughCLI(t *testing.T) {
 	args, err := os.ReadFile(filepath.Join(marker, "args"))
 	require.NoError(t, err)
 	assert.True(t, strings.HasPrefix(string(args), "session "), string(args))
-	cliEnv, err := os.ReadFile(filepath.Join(marker, "env"))
+	// The running CLI's environment, as the kernel has it.
+	pid, err := os.ReadFile(filepath.Join(marker, "pid"))
 	require.NoError(t, err)
-	assert.Contains(t, string(cliEnv), "_EXPERIMENTAL_DAGGER_RUNNER_HOST='tcp://127.0.0.1:1'")
-	assert.Contains(t, string(cliEnv), "PATH=")
-	assert.NotContains(t, string(cliEnv), secret)
-	for _, k := range []string{"GITHUB_TOKEN", "DAGGER_CLOUD_TOKEN", "AWS_SECRET_ACCESS_KEY", "DAGGER_SESSION_TOKEN"} {
-		assert.NotContains(t, string(cliEnv), k)
+	raw, err := os.ReadFile(filepath.Join("/proc", strings.TrimSpace(string(pid)), "environ"))
+	require.NoError(t, err, "the CLI runs while the session is open")
+	cliEnv := map[string]string{}
+	for _, kv := range strings.Split(strings.TrimRight(string(raw), "\x00"), "\x00") {
+		k, v, _ := strings.Cut(kv, "=")
+		cliEnv[k] = v
+	}
+	assert.Equal(t, "tcp://127.0.0.1:1", cliEnv["_EXPERIMENTAL_DAGGER_RUNNER_HOST"])
+	assert.Equal(t, env["PATH"], cliEnv["PATH"])
+	assert.Equal(t, env["HOME"], cliEnv["HOME"])
+	assert.NotContains(t, string(raw), secret)
+	for _, k := range []string{"GITHUB_TOKEN", "DAGGER_CLOUD_TOKEN", "AWS_SECRET_ACCESS_KEY", "DAGGER_SESSION_TOKEN", "DAGGER_SESSION_PORT"} {
+		assert.NotContains(t, cliEnv, k)
 	}
 
 	require.NoError(t, e.Close())
