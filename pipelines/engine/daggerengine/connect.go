@@ -120,7 +120,11 @@ type ConnectError struct {
 func (e *ConnectError) Error() string {
 	var b strings.Builder
 	if e.Timeout > 0 {
-		fmt.Fprintf(&b, "the Dagger engine did not answer within %s (%s): check that the engine runs and _EXPERIMENTAL_DAGGER_RUNNER_HOST names it, or allow longer with --dagger-connect-timeout", e.Timeout, e.Route)
+		check := "check that the engine runs and _EXPERIMENTAL_DAGGER_RUNNER_HOST names it"
+		if strings.HasPrefix(e.Route, "Dagger session") {
+			check = "check that the session of DAGGER_SESSION_PORT is still open"
+		}
+		fmt.Fprintf(&b, "the Dagger engine did not answer within %s (%s): %s, or allow longer with --dagger-connect-timeout", e.Timeout, e.Route, check)
 	} else {
 		fmt.Fprintf(&b, "cannot connect to the Dagger engine (%s): %v", e.Route, e.Err)
 	}
@@ -160,6 +164,11 @@ func connect(ctx context.Context, r route, getenv func(string) string, timeout t
 		ce := &ConnectError{Route: r.String(), Err: err}
 		if s != nil {
 			s.kill()
+			// Its group is gone: the rest of what it printed is in the pipe.
+			select {
+			case <-s.stderrDone:
+			case <-time.After(time.Second):
+			}
 			ce.Output = s.output()
 		}
 		if errors.Is(cctx.Err(), context.DeadlineExceeded) && ctx.Err() == nil {
