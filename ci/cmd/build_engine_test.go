@@ -32,9 +32,9 @@ func TestBuildHelpNamesConnectTimeout(t *testing.T) {
 // host's nix instead and says why in one line.
 func TestBuildUnreachableDaggerEngine(t *testing.T) {
 	testlib.OfflineNix(t)
-	old := daggerengine.KillGrace
-	daggerengine.KillGrace = 500 * time.Millisecond
-	t.Cleanup(func() { daggerengine.KillGrace = old })
+	old := daggerengine.ConnectKillGrace
+	daggerengine.ConnectKillGrace = 500 * time.Millisecond
+	t.Cleanup(func() { daggerengine.ConnectKillGrace = old })
 
 	stalled := fakedagger.New(t)
 	stalled.Stall(t)
@@ -83,7 +83,7 @@ wait
 			if tt.wantErr != "" {
 				assert.Contains(t, errb.String(), tt.wantErr)
 				assert.Contains(t, errb.String(), "--dagger-connect-timeout")
-				assert.Less(t, took, 500*time.Millisecond+daggerengine.KillGrace+3*time.Second, "fails at the deadline")
+				assert.Less(t, took, 500*time.Millisecond+daggerengine.ConnectKillGrace+time.Second, "fails at the deadline")
 				assert.NoFileExists(t, rep, "nothing written")
 				return
 			}

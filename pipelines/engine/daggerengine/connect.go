@@ -28,10 +28,13 @@ const DefaultConnectTimeout = 60 * time.Second
 
 // CloseGrace is how long the dagger CLI gets to end its session once its
 // stdin is closed, and KillGrace how long it gets after SIGTERM before its
-// process group is killed with SIGKILL.
+// process group is killed with SIGKILL. A CLI that never opened a session
+// has nothing to finish: it gets ConnectKillGrace after SIGTERM, so a
+// failed connection ends close to its deadline.
 var (
-	CloseGrace = 10 * time.Second
-	KillGrace  = 5 * time.Second
+	CloseGrace       = 10 * time.Second
+	KillGrace        = 5 * time.Second
+	ConnectKillGrace = time.Second
 )
 
 // sessionEnv are the variables the dagger CLI is given, when the
@@ -390,12 +393,12 @@ func (s *session) signal(sig syscall.Signal) {
 }
 
 // kill ends a session that never opened: SIGTERM to its process group at
-// once, SIGKILL after KillGrace.
+// once, SIGKILL after ConnectKillGrace.
 func (s *session) kill() {
 	s.stopOnce.Do(func() {
 		s.stdin.Close()
 		s.signal(syscall.SIGTERM)
-		s.reap(KillGrace)
+		s.reap(ConnectKillGrace)
 	})
 }
 

@@ -78,9 +78,9 @@ func getenvOf(env map[string]string) func(string) string {
 
 // shortGraces makes the kill path quick for the test.
 func shortGraces(t *testing.T) {
-	oldClose, oldKill := CloseGrace, KillGrace
-	CloseGrace, KillGrace = 500*time.Millisecond, 500*time.Millisecond
-	t.Cleanup(func() { CloseGrace, KillGrace = oldClose, oldKill })
+	oldClose, oldKill, oldConnect := CloseGrace, KillGrace, ConnectKillGrace
+	CloseGrace, KillGrace, ConnectKillGrace = 500*time.Millisecond, 500*time.Millisecond, 500*time.Millisecond
+	t.Cleanup(func() { CloseGrace, KillGrace, ConnectKillGrace = oldClose, oldKill, oldConnect })
 }
 
 func openWith(t *testing.T, env map[string]string, timeout time.Duration) (*Engine, error, time.Duration, string) {
@@ -107,6 +107,7 @@ func TestConnectEngineNeverAnswers(t *testing.T) {
 	assert.Contains(t, err.Error(), "did not answer within 400ms")
 	assert.Contains(t, err.Error(), "--dagger-connect-timeout")
 	assert.Contains(t, err.Error(), "session on port "+fake.Port)
+	assert.Contains(t, err.Error(), "DAGGER_SESSION_PORT is still open")
 	assert.GreaterOrEqual(t, took, timeout)
 	assert.Less(t, took, timeout+2*time.Second, "fails at the deadline")
 	assert.Positive(t, fake.Held(), "the engine was asked")
@@ -125,7 +126,7 @@ func TestConnectCLIHangs(t *testing.T) {
 	assert.Contains(t, err.Error(), "docker-container://nonexistent")
 	assert.Contains(t, err.Error(), "dagger said: connecting to the engine...")
 	assert.Contains(t, log, "connecting to the engine...", "the CLI's output reaches the log")
-	assert.Less(t, took, timeout+KillGrace+2*time.Second)
+	assert.Less(t, took, timeout+ConnectKillGrace+time.Second)
 	assert.Empty(t, testlib.PidsWith(marker), "no process of the CLI outlives the failed connection")
 }
 
@@ -218,7 +219,7 @@ func TestConnectCancelled(t *testing.T) {
 	start := time.Now()
 	_, err := Open(ctx, engine.Options{Source: t.TempDir(), Log: log, Getenv: getenvOf(env), ConnectTimeout: time.Minute})
 	require.ErrorIs(t, err, context.Canceled)
-	assert.Less(t, time.Since(start), KillGrace+5*time.Second)
+	assert.Less(t, time.Since(start), ConnectKillGrace+2*time.Second)
 	assert.Empty(t, testlib.PidsWith(marker))
 }
 
@@ -248,7 +249,7 @@ func TestRealCLIUnreachableRunner(t *testing.T) {
 	var ce *ConnectError
 	require.ErrorAs(t, err, &ce, log)
 	t.Logf("connection failed after %s: %v", took, err)
-	assert.Less(t, took, timeout+KillGrace+2*time.Second)
+	assert.Less(t, took, timeout+ConnectKillGrace+2*time.Second)
 	assert.Empty(t, testlib.PidsWith(marker), "no dagger process outlives the failed connection")
 }
 
