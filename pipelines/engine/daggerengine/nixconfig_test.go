@@ -68,13 +68,42 @@ func TestBuiltOut(t *testing.T) {
 	assert.Equal(t, "hello\n", string(data))
 }
 
-// TestDropGroup runs the script that removes the nixbld group on a copy of
-// a group file.
+// TestDropGroup runs the script that removes the nixbld group on copies of
+// a group file: a plain file, and a symlink whose target must stay as it
+// was.
 func TestDropGroup(t *testing.T) {
-	f := filepath.Join(t.TempDir(), "group")
-	require.NoError(t, os.WriteFile(f, []byte("root:x:0:\nnixbld:x:30000:nixbld1,nixbld2\nnogroup:x:65534:\n"), 0o644))
-	require.NoError(t, exec.Command("/bin/sh", "-c", dropGroup(f, "nixbld")).Run())
-	data, err := os.ReadFile(f)
-	require.NoError(t, err)
-	assert.Equal(t, "root:x:0:\nnogroup:x:65534:\n", string(data))
+	const group = "root:x:0:\nnixbld:x:30000:nixbld1,nixbld2\nnogroup:x:65534:\n"
+	tests := []struct {
+		name    string
+		symlink bool
+	}{
+		{"file", false},
+		{"symlink into a store", true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			dir := t.TempDir()
+			f := filepath.Join(dir, "group")
+			target := filepath.Join(dir, "store-group")
+			if tt.symlink {
+				require.NoError(t, os.WriteFile(target, []byte(group), 0o444))
+				require.NoError(t, os.Symlink(target, f))
+			} else {
+				require.NoError(t, os.WriteFile(f, []byte(group), 0o644))
+			}
+			out, err := exec.Command("/bin/sh", "-c", dropGroup(f, "nixbld")).CombinedOutput()
+			require.NoError(t, err, string(out))
+			data, err := os.ReadFile(f)
+			require.NoError(t, err)
+			assert.Equal(t, "root:x:0:\nnogroup:x:65534:\n", string(data))
+			if tt.symlink {
+				kept, err := os.ReadFile(target)
+				require.NoError(t, err)
+				assert.Equal(t, group, string(kept), "the store file is not written through the link")
+				fi, err := os.Lstat(f)
+				require.NoError(t, err)
+				assert.True(t, fi.Mode().IsRegular())
+			}
+		})
+	}
 }
