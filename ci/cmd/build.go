@@ -47,7 +47,7 @@ type BuildOptions struct {
 	ShardPlan string
 	// PushTo is the staging cache (build_pushto.go).
 	PushTo string
-	// DaggerConnectTimeout bounds connecting to the Dagger engine.
+	// DaggerConnectTimeout bounds connecting to the Dagger engine (0: 60 s).
 	DaggerConnectTimeout time.Duration
 }
 
@@ -89,7 +89,7 @@ output failed, 2 usage or configuration error (nothing was built).`,
 	addScaleFlags(f, opts)
 	f.StringVar(&opts.PushTo, "push-to", "", pushToHelp)
 	f.StringVar(&opts.Image, "image", daggerengine.DefaultImage, "Dagger base image with nix: a registry reference or, for offline machines, a local OCI tarball (`REF_OR_OCI_TAR`)")
-	f.DurationVar(&opts.DaggerConnectTimeout, "dagger-connect-timeout", daggerengine.DefaultConnectTimeout, "give up on a Dagger engine that has not answered within `D` (exit 2; --engine auto uses the host's nix instead)")
+	f.DurationVar(&opts.DaggerConnectTimeout, "dagger-connect-timeout", daggerengine.DefaultConnectTimeout, "give up on a Dagger engine that has not answered within `D` (exit 2; --engine auto uses the host's nix instead; 0: the default)")
 	return c
 }
 
@@ -143,8 +143,11 @@ func (o *BuildOptions) validate() error {
 			return clierr.Usagef("--systems: %q is not a nix system name: use names like x86_64-linux,aarch64-linux", s)
 		}
 	}
-	if o.DaggerConnectTimeout <= 0 {
+	switch {
+	case o.DaggerConnectTimeout < 0:
 		return clierr.Usagef("--dagger-connect-timeout %s: give a positive duration such as 60s or 2m", o.DaggerConnectTimeout)
+	case o.DaggerConnectTimeout == 0:
+		o.DaggerConnectTimeout = daggerengine.DefaultConnectTimeout
 	}
 	switch o.Engine {
 	case engine.KindAuto, engine.KindDagger, engine.KindHost:

@@ -87,7 +87,7 @@ func TestBuildUsageErrors(t *testing.T) {
 		{"cache without scheme", []string{"--flake", good, "--cache", "/tmp/cache"}, "not a Nix store URI"},
 		{"bad system", []string{"--flake", good, "--systems", "linux"}, "not a nix system name"},
 		{"bad jobs", []string{"--flake", good, "--jobs", "-1"}, "--jobs"},
-		{"zero connect timeout", []string{"--flake", good, "--dagger-connect-timeout", "0s"}, "--dagger-connect-timeout 0s: give a positive duration"},
+		{"negative connect timeout", []string{"--flake", good, "--dagger-connect-timeout", "-1s"}, "--dagger-connect-timeout -1s: give a positive duration"},
 		{"does not evaluate", []string{"--flake", broken, "--engine", "host"}, "does not evaluate"},
 		{"dagger without engine", []string{"--flake", good, "--engine", "dagger"}, "no Dagger engine"},
 	}
