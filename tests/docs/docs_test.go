@@ -128,7 +128,6 @@ func TestLinkChecker(t *testing.T) {
 // the real definition.
 var pending = []pendingName{
 	{"build", "dry-run", true},
-	{"build", "dagger-connect-timeout", false},
 }
 
 // pendingName is a command (flag "") or a flag not yet on main.
