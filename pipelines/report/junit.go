@@ -44,7 +44,7 @@ func (r *Report) JUnit() ([]byte, error) {
 		c := junitCase{
 			Name:      o.Attr,
 			Classname: strings.SplitN(o.Attr, ".", 2)[0],
-			Time:      seconds(o.DurationMs),
+			Time:      seconds(msOrZero(o.DurationMs)),
 		}
 		switch o.Status {
 		case StatusFailed:
@@ -53,12 +53,10 @@ func (r *Report) JUnit() ([]byte, error) {
 		case StatusSkipped:
 			s.Skipped++
 			c.Skipped = &junitMessage{Message: o.Reason}
-		case StatusCached:
-			c.SystemOut = "cached: " + strings.Join(o.OutPaths, " ")
-		case StatusBuilt:
-			c.SystemOut = "built: " + strings.Join(o.OutPaths, " ")
+		default:
+			c.SystemOut = o.Status + ": " + strings.Join(o.OutPaths, " ")
 		}
-		total += o.DurationMs
+		total += msOrZero(o.DurationMs)
 		s.Tests++
 		s.Cases = append(s.Cases, c)
 	}
@@ -80,3 +78,11 @@ func (r *Report) WriteJUnit(path string) error {
 }
 
 func seconds(ms int64) string { return fmt.Sprintf("%.3f", float64(ms)/1000) }
+
+// msOrZero is a known duration, or 0 for an unknown one.
+func msOrZero(ms *int64) int64 {
+	if ms == nil {
+		return 0
+	}
+	return *ms
+}

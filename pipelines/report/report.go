@@ -8,26 +8,57 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
+	"time"
 )
 
 // Output statuses.
 const (
-	StatusBuilt   = "built"
-	StatusCached  = "cached"
-	StatusFailed  = "failed"
+	// StatusBuilt: built by this run.
+	StatusBuilt = "built"
+	// StatusPresent: already valid in the local store; nothing was built.
+	StatusPresent = "present"
+	// StatusCached: the binary cache has it; nothing was built or fetched.
+	StatusCached = "cached"
+	// StatusFailed: evaluation or build failed (see Reason).
+	StatusFailed = "failed"
+	// StatusSkipped: not built here (see Reason).
 	StatusSkipped = "skipped"
+	// StatusWouldBuild: a dry run found it neither cached nor present.
+	StatusWouldBuild = "would build"
 )
+
+// Statuses lists every status in report order.
+var Statuses = []string{StatusBuilt, StatusPresent, StatusCached, StatusWouldBuild, StatusFailed, StatusSkipped}
+
+// Available reports whether the output's paths exist after the run: built
+// or present in the local store, or held by the binary cache.
+func (o Output) Available() bool {
+	return (o.Status == StatusBuilt || o.Status == StatusPresent || o.Status == StatusCached) && len(o.OutPaths) > 0
+}
+
+// Local reports whether the output's paths are in the local store (built by
+// this run or already present), so they can be pushed from it.
+func (o Output) Local() bool {
+	return (o.Status == StatusBuilt || o.Status == StatusPresent) && len(o.OutPaths) > 0
+}
 
 // Output is the result for one flake output.
 type Output struct {
-	Attr       string   `json:"attr"`
-	System     string   `json:"system"`
-	DrvPath    string   `json:"drvPath,omitempty"`
-	OutPaths   []string `json:"outPaths,omitempty"`
-	Status     string   `json:"status"`
-	DurationMs int64    `json:"durationMs"`
-	Reason     string   `json:"reason,omitempty"`
-	// Log is the tail of the build log of a failed output.
+	Attr     string   `json:"attr"`
+	System   string   `json:"system"`
+	DrvPath  string   `json:"drvPath,omitempty"`
+	OutPaths []string `json:"outPaths,omitempty"`
+	Status   string   `json:"status"`
+	// DurationMs is the build's own duration, from nix's start of the
+	// build to its end (the activity's stop or the output's registration in
+	// the store); nil when it is not known, e.g. nothing was built.
+	DurationMs *int64 `json:"durationMs,omitempty"`
+	Reason     string `json:"reason,omitempty"`
+	// FailedDependency is the derivation whose own build failed and made
+	// this output fail ("" when the output's own build failed).
+	FailedDependency string `json:"failedDependency,omitempty"`
+	// Log is the tail of the build log of a failed output (for a failed
+	// dependency, that dependency's log).
 	Log []string `json:"log,omitempty"`
 	// Builder is the machine that built the output: "local", or the URI of
 	// a Nix remote builder.
@@ -53,6 +84,12 @@ func (r *Report) Counts() map[string]int {
 		c[o.Status]++
 	}
 	return c
+}
+
+// Ms returns a pointer to d in milliseconds, for Output.DurationMs.
+func Ms(d time.Duration) *int64 {
+	ms := d.Milliseconds()
+	return &ms
 }
 
 // Sort orders outputs by attribute path.

@@ -213,7 +213,7 @@ func (s *Security) sboms(ctx context.Context) error {
 	}
 	n := 0
 	for _, o := range rep.Outputs {
-		if (o.Status != report.StatusBuilt && o.Status != report.StatusCached) || len(o.OutPaths) == 0 {
+		if !o.Available() {
 			continue
 		}
 		n++

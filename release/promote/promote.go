@@ -432,7 +432,7 @@ func (p *Promoter) render(ctx context.Context, o Options, st *state, plan *Plan)
 			return clierr.Usagef("--report is the build of %s, not of %s: pass the report of the commit being promoted", short(rep.Rev), short(plan.Rev))
 		}
 		for _, out := range rep.Outputs {
-			if (out.Status == report.StatusBuilt || out.Status == report.StatusCached) && len(out.OutPaths) > 0 {
+			if out.Available() {
 				m.Outputs[out.Attr] = out.OutPaths[0]
 			}
 		}

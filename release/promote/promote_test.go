@@ -325,7 +325,9 @@ func TestManifestFromReport(t *testing.T) {
 	rep := &report.Report{Rev: c2, Cache: "file:///cache", Outputs: []report.Output{
 		{Attr: "packages.x86_64-linux.ollama", Status: report.StatusBuilt, OutPaths: []string{"/nix/store/aaa-ollama"}},
 		{Attr: "packages.x86_64-linux.comfyui", Status: report.StatusCached, OutPaths: []string{"/nix/store/bbb-comfyui"}},
+		{Attr: "packages.x86_64-linux.python", Status: report.StatusPresent, OutPaths: []string{"/nix/store/ccc-python"}},
 		{Attr: "packages.x86_64-linux.broken", Status: report.StatusFailed},
+		{Attr: "packages.x86_64-linux.planned", Status: report.StatusWouldBuild, OutPaths: []string{"/nix/store/ddd-planned"}},
 	}}
 	_, err := e.run(Options{Want: testWant, Channel: version.Dev, Rev: c2, Report: rep, PublicKey: "cache-1:abc="})
 	require.NoError(t, err)
@@ -334,7 +336,7 @@ func TestManifestFromReport(t *testing.T) {
 	var m Manifest
 	require.NoError(t, json.Unmarshal(data, &m))
 	assert.Equal(t, Manifest{Version: "v0.2.0-dev.1", Channel: "dev", Rev: c2, Cache: "file:///cache", PublicKey: "cache-1:abc=",
-		Outputs: map[string]string{"packages.x86_64-linux.ollama": "/nix/store/aaa-ollama", "packages.x86_64-linux.comfyui": "/nix/store/bbb-comfyui"}}, m)
+		Outputs: map[string]string{"packages.x86_64-linux.ollama": "/nix/store/aaa-ollama", "packages.x86_64-linux.comfyui": "/nix/store/bbb-comfyui", "packages.x86_64-linux.python": "/nix/store/ccc-python"}}, m)
 
 	rep.Rev = strings.Repeat("f", 40)
 	c3 := e.g.Commit("fix: x")
