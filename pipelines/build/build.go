@@ -8,14 +8,12 @@ import (
 	"bufio"
 	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"maps"
 	"path/filepath"
 	"sort"
-	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -51,6 +49,15 @@ type Options struct {
 	Cache cache.Lookup
 	// Progress receives progress (nil: none).
 	Progress Progress
+	// BatchSize is the most derivations one nix build is asked for (0:
+	// DefaultBatchSize).
+	BatchSize int
+	// Processes is how many nix build processes run at once (0:
+	// DefaultProcesses). Jobs applies to each.
+	Processes int
+	// DryRun evaluates and asks the cache and the store, and builds
+	// nothing: outputs that would be built are reported "would build".
+	DryRun bool
 	// Secrets are given to the evaluation and build commands as secret
 	// environment variables, e.g. NIX_CONFIG with access-tokens for
 	// fetching the flake's inputs.
@@ -203,7 +210,39 @@ func Run(ctx context.Context, opts Options) (*report.Report, *Stats, error) {
 		}
 	}
 
-	// Build the rest with one nix scheduler.
+	// Outputs already valid in the local store need no build.
+	if len(todo) > 0 {
+		var paths []string
+		for _, i := range todo {
+			paths = append(paths, outs[i].OutPaths...)
+		}
+		invalid, err := invalidPaths(ctx, opts.Engine, paths)
+		if err != nil {
+			if ctx.Err() != nil {
+				return nil, st, ErrInterrupted
+			}
+			return nil, st, fmt.Errorf("asking the store which outputs it has: %w", err)
+		}
+		rest := todo[:0]
+		for _, i := range todo {
+			if len(outs[i].OutPaths) > 0 && !anyIn(invalid, outs[i].OutPaths) {
+				outs[i].Status = report.StatusPresent
+			} else {
+				rest = append(rest, i)
+			}
+		}
+		todo = rest
+	}
+
+	if opts.DryRun {
+		for _, i := range todo {
+			outs[i].Status = report.StatusWouldBuild
+		}
+		rep.Outputs = outs
+		return rep, st, nil
+	}
+
+	// Build the rest.
 	if len(todo) > 0 {
 		t2 := time.Now()
 		err := buildAll(ctx, opts, machine, prog, outs, todo, st)
@@ -224,6 +263,15 @@ func jobsOr(j, def int) int {
 	return def
 }
 
+func anyIn(set map[string]bool, paths []string) bool {
+	for _, p := range paths {
+		if set[p] {
+			return true
+		}
+	}
+	return false
+}
+
 func allIn(has map[string]bool, paths []string) bool {
 	if len(paths) == 0 {
 		return false
@@ -236,6 +284,68 @@ func allIn(has map[string]bool, paths []string) bool {
 	return true
 }
 
+// buildState collects what the nix processes of one build report.
+type buildState struct {
+	mu        sync.Mutex
+	failed    map[string]string // a derivation's own build failed
+	depFailed map[string]string
+	logs      map[string][]string
+	elapsed   map[string]time.Duration
+	started   map[string]time.Time
+	stopped   map[string]time.Time
+	other     []string
+	exitCodes []int
+	// builders maps a derivation to the machine that built it.
+	builders map[string]string
+	// blocked maps a requested derivation that was not started to the
+	// failed derivation it needs.
+	blocked map[string]string
+	// notStarted holds requested derivations left when the build was
+	// interrupted.
+	notStarted map[string]bool
+}
+
+func (s *buildState) add(p *eventParser, exit int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for d, v := range p.Failed {
+		s.failed[d] = v
+	}
+	for d, v := range p.DepFailed {
+		if _, ok := s.depFailed[d]; !ok {
+			s.depFailed[d] = v
+		}
+	}
+	for d, v := range p.Logs {
+		s.logs[d] = v
+	}
+	for d, v := range p.Elapsed {
+		s.elapsed[d] = v
+	}
+	for d, v := range p.Started {
+		s.started[d] = v
+	}
+	for d, v := range p.Stopped {
+		s.stopped[d] = v
+	}
+	for d, v := range p.Builders {
+		if cur := s.builders[d]; cur == "" || cur == BuilderLocal {
+			s.builders[d] = v
+		}
+	}
+	s.other = append(s.other, p.Other...)
+	s.exitCodes = append(s.exitCodes, exit)
+}
+
+func (s *buildState) failedSnapshot() map[string]string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return maps.Clone(s.failed)
+}
+
+// buildAll builds the requested derivations in stages of batches, a few
+// nix processes at a time (see planStages), and gives every output in
+// todo its status.
 func buildAll(ctx context.Context, opts Options, m *Machine, prog Progress, outs []report.Output, todo []int, st *Stats) error {
 	seen := map[string]bool{}
 	var drvs []string
@@ -247,31 +357,93 @@ func buildAll(ctx context.Context, opts Options, m *Machine, prog Progress, outs
 	}
 	sort.Strings(drvs)
 	st.Derivations = len(drvs)
-	prog.Phase(fmt.Sprintf("building %d outputs (%d derivations and what they need)", len(todo), len(drvs)))
+	batch := opts.BatchSize
+	if batch <= 0 {
+		batch = DefaultBatchSize
+	}
+	procs := opts.Processes
+	if procs <= 0 {
+		procs = DefaultProcesses
+	}
 
-	args := []string{"build", "--keep-going", "--no-link", "--log-format", "internal-json", "-v"}
-	switch {
-	case opts.Jobs > 0:
-		args = append(args, "--max-jobs", strconv.Itoa(opts.Jobs))
-	case !m.MaxJobsSet:
-		// nix's own default is one job at a time; build in parallel unless
-		// nix.conf chose a number.
-		args = append(args, "--max-jobs", "auto")
+	// Plan: with more than one process, read the graph so that shared
+	// dependencies build first, once.
+	var graph *drvGraph
+	if procs > 1 && len(drvs) > minBatch {
+		g, err := loadGraph(ctx, opts.Engine, m, drvs)
+		switch {
+		case err != nil && ctx.Err() != nil:
+			return ErrInterrupted
+		case err != nil:
+			prog.Phase(fmt.Sprintf("warning: reading the derivation graph failed, building in one stage: %v", err))
+		default:
+			graph = g
+		}
 	}
-	args = append(args, opts.Remote.remoteArgs()...)
-	for _, d := range drvs {
-		args = append(args, m.Version.DrvInstallable(d))
+	stages := planStages(drvs, graph, batch, procs, 0)
+	nb := 0
+	for _, sg := range stages {
+		nb += len(sg)
 	}
-	parser := newEventParser(prog.Event, func() bool { return ctx.Err() != nil }, drvs)
-	lw := newLineWriter(parser.Line)
-	var stdout bytes.Buffer
-	res, runErr := opts.Engine.Run(ctx, engine.Cmd{Args: nixcli.Nix(args...), Env: opts.Remote.Env, Stdout: &stdout, Stderr: lw})
-	lw.Flush()
-	parser.explainRemote()
+	prog.Phase(fmt.Sprintf("building %d outputs (%d derivations and what they need) in %d nix processes, %d at a time",
+		len(todo), len(drvs), nb, min(procs, nb)))
+
+	bs := &buildState{
+		failed: map[string]string{}, depFailed: map[string]string{}, logs: map[string][]string{},
+		elapsed: map[string]time.Duration{}, started: map[string]time.Time{}, stopped: map[string]time.Time{},
+		blocked: map[string]string{}, notStarted: map[string]bool{}, builders: map[string]string{},
+	}
+	merger := &countsMerger{per: map[int]Counts{}, emit: prog.Event}
+	var runErr error
+	var errOnce sync.Once
+	bi := 0
+	for _, sg := range stages {
+		failedSoFar := bs.failedSnapshot()
+		var wg sync.WaitGroup
+		sem := make(chan struct{}, procs)
+		for _, b := range sg {
+			var run []string
+			for _, d := range b {
+				if graph != nil {
+					if dep := graph.FailedIn(d, failedSoFar); dep != "" {
+						bs.mu.Lock()
+						bs.blocked[d] = dep
+						bs.mu.Unlock()
+						continue
+					}
+				}
+				run = append(run, d)
+			}
+			if len(run) == 0 {
+				continue
+			}
+			sem <- struct{}{}
+			if ctx.Err() != nil {
+				<-sem
+				bs.mu.Lock()
+				for _, d := range run {
+					bs.notStarted[d] = true
+				}
+				bs.mu.Unlock()
+				continue
+			}
+			wg.Add(1)
+			go func(i int, run []string) {
+				defer func() { <-sem; wg.Done() }()
+				p, exit, err := runBatch(ctx, opts, m, run, merger.forBatch(i, prog.Event))
+				if err != nil && ctx.Err() == nil {
+					errOnce.Do(func() { runErr = fmt.Errorf("running nix build: %w", err) })
+				}
+				bs.add(p, exit)
+			}(bi, run)
+			bi++
+		}
+		wg.Wait()
+		if runErr != nil {
+			return runErr
+		}
+	}
 	interrupted := ctx.Err() != nil
-	if runErr != nil && !interrupted {
-		return fmt.Errorf("running nix build: %w", runErr)
-	}
 
 	// Which outputs exist now? nix exits 0 only when all of them do.
 	valid := map[string]bool{}
@@ -279,7 +451,11 @@ func buildAll(ctx context.Context, opts Options, m *Machine, prog Progress, outs
 	for _, i := range todo {
 		paths = append(paths, outs[i].OutPaths...)
 	}
-	if res.ExitCode == 0 && !interrupted {
+	allOK := !interrupted && len(bs.blocked) == 0 && len(bs.exitCodes) == nb
+	for _, c := range bs.exitCodes {
+		allOK = allOK && c == 0
+	}
+	if allOK {
 		for _, p := range paths {
 			valid[p] = true
 		}
@@ -295,44 +471,56 @@ func buildAll(ctx context.Context, opts Options, m *Machine, prog Progress, outs
 		}
 	}
 
+	// Which failed dependency made a requested derivation fail?
+	causes := map[string]string{}
 	var unexplained []string
-	for _, i := range todo {
-		o := &outs[i]
-		if _, own := parser.Failed[o.DrvPath]; !own && !allIn(valid, o.OutPaths) && !interrupted {
-			unexplained = append(unexplained, o.DrvPath)
+	for _, d := range drvs {
+		if _, own := bs.failed[d]; own || bs.blocked[d] != "" || bs.notStarted[d] {
+			continue
+		}
+		if o := outs[firstOutput(outs, todo, d)]; !allIn(valid, o.OutPaths) && !interrupted {
+			if graph != nil {
+				if dep := graph.FailedIn(d, bs.failed); dep != "" {
+					causes[d] = dep
+					continue
+				}
+			}
+			unexplained = append(unexplained, d)
 		}
 	}
-	causes := failedDependencies(ctx, opts.Engine, m, unexplained, parser.Failed)
+	maps.Copy(causes, failedDependencies(ctx, opts.Engine, m, unexplained, bs.failed))
+	maps.Copy(causes, bs.blocked)
 
+	durations := buildDurations(ctx, opts.Engine, outs, todo, valid, bs)
 	for _, i := range todo {
 		o := &outs[i]
-		if !res.Buffered {
-			// Timed from the lines as they came; an engine that hands the
-			// log over at the end (Dagger) gives no times, so none is set.
-			o.DurationMs = parser.Elapsed[o.DrvPath].Milliseconds()
-		}
-		o.Builder = parser.Builders[o.DrvPath]
+		o.Builder = bs.builders[o.DrvPath]
 		if allIn(valid, o.OutPaths) {
 			o.Status = report.StatusBuilt
+			o.DurationMs = durations[o.DrvPath]
 			continue
 		}
 		o.Status = report.StatusFailed
-		o.Log = parser.Logs[o.DrvPath]
-		switch msg, ok := parser.Failed[o.DrvPath]; {
+		o.Log = bs.logs[o.DrvPath]
+		switch msg, ok := bs.failed[o.DrvPath]; {
 		case ok:
 			o.Reason = msg
+			if d, ok := bs.elapsed[o.DrvPath]; ok {
+				o.DurationMs = report.Ms(d)
+			}
 		case causes[o.DrvPath] != "":
 			dep := causes[o.DrvPath]
-			o.Reason = fmt.Sprintf("dependency %s failed: %s", filepath.Base(dep), parser.Failed[dep])
-			o.Log = parser.Logs[dep]
-		case parser.DepFailed[o.DrvPath] != "":
-			o.Reason = parser.DepFailed[o.DrvPath]
+			o.Reason = fmt.Sprintf("dependency %s failed: %s", filepath.Base(dep), bs.failed[dep])
+			o.Log = bs.logs[dep]
+			o.FailedDependency = dep
+		case bs.depFailed[o.DrvPath] != "":
+			o.Reason = bs.depFailed[o.DrvPath]
 		case interrupted:
 			o.Reason = "interrupted before it was built: rerun to finish"
-		case len(parser.Other) > 0:
-			o.Reason = strings.Join(parser.Other, "; ")
+		case len(bs.other) > 0:
+			o.Reason = strings.Join(bs.other, "; ")
 		default:
-			o.Reason = fmt.Sprintf("not built (nix build exited with %d)", res.ExitCode)
+			o.Reason = fmt.Sprintf("not built (nix build exited with %v)", bs.exitCodes)
 		}
 	}
 	// The outcome of the requested derivations, now that the store says it.
@@ -347,14 +535,79 @@ func buildAll(ctx context.Context, opts Options, m *Machine, prog Progress, outs
 		if o.Status == report.StatusFailed {
 			kind = BuildFailed
 		}
-		// Nix ends the activity of a requested derivation only when it
-		// exits, so its duration is not known well enough to show here.
-		prog.Event(Event{Kind: kind, DrvPath: o.DrvPath})
+		var el time.Duration
+		if o.DurationMs != nil {
+			el = time.Duration(*o.DurationMs) * time.Millisecond
+		}
+		prog.Event(Event{Kind: kind, DrvPath: o.DrvPath, Elapsed: el})
 	}
 	if interrupted {
 		return ErrInterrupted
 	}
 	return nil
+}
+
+func firstOutput(outs []report.Output, todo []int, drv string) int {
+	for _, i := range todo {
+		if outs[i].DrvPath == drv {
+			return i
+		}
+	}
+	return todo[0]
+}
+
+// buildDurations measures each built requested derivation from the start
+// of its build activity to its end. A dependency's activity stops when its
+// build ends; a requested derivation's activity stops only when nix exits,
+// so its end is the earlier of that stop and the end of the second in which
+// the store registered its output (registrationTime has whole seconds).
+// Derivations whose start or end is unknown get no duration.
+func buildDurations(ctx context.Context, eng engine.Engine, outs []report.Output, todo []int, valid map[string]bool, bs *buildState) map[string]*int64 {
+	res := map[string]*int64{}
+	var ask []string
+	first := map[string]string{} // out path -> drv
+	for _, i := range todo {
+		o := outs[i]
+		if !allIn(valid, o.OutPaths) || res[o.DrvPath] != nil {
+			continue
+		}
+		if d, ok := bs.elapsed[o.DrvPath]; ok {
+			res[o.DrvPath] = report.Ms(d)
+			continue
+		}
+		if _, ok := bs.started[o.DrvPath]; ok && first[o.OutPaths[0]] == "" {
+			first[o.OutPaths[0]] = o.DrvPath
+			ask = append(ask, o.OutPaths[0])
+		}
+	}
+	if len(ask) == 0 {
+		return res
+	}
+	var out bytes.Buffer
+	r, err := eng.Run(ctx, engine.Cmd{Args: nixcli.Nix(append([]string{"path-info", "--json"}, ask...)...), Stdout: &out, Stderr: io.Discard})
+	if err != nil || r.ExitCode != 0 {
+		return res
+	}
+	infos, err := nixcli.ParsePathInfo(out.Bytes())
+	if err != nil {
+		return res
+	}
+	for _, pi := range infos {
+		d := first[pi.Path]
+		start, ok := bs.started[d]
+		if d == "" || !ok || pi.RegistrationTime == 0 {
+			continue
+		}
+		end := time.Unix(pi.RegistrationTime+1, 0)
+		if stop, ok := bs.stopped[d]; ok && stop.Before(end) {
+			end = stop
+		}
+		if end.Before(start) {
+			continue // registered before this build started: not ours
+		}
+		res[d] = report.Ms(end.Sub(start))
+	}
+	return res
 }
 
 // failedDependencies finds, for each derivation, a failed derivation in its
@@ -400,50 +653,26 @@ func failedDependencies(ctx context.Context, eng engine.Engine, m *Machine, drvs
 	return causes
 }
 
-// parseDerivationGraph reads `nix derivation show` JSON into drv -> input
-// drvs. Store paths may be printed in full or, in newer nix, as base names.
-func parseDerivationGraph(data []byte) (map[string][]string, error) {
-	var raw map[string]struct {
-		InputDrvs map[string]json.RawMessage `json:"inputDrvs"`
-	}
-	if err := json.Unmarshal(data, &raw); err != nil {
-		return nil, err
-	}
-	full := func(p string) string {
-		if strings.HasPrefix(p, "/") {
-			return p
-		}
-		return "/nix/store/" + p
-	}
-	g := map[string][]string{}
-	for d, v := range raw {
-		var ins []string
-		for in := range v.InputDrvs {
-			ins = append(ins, full(in))
-		}
-		sort.Strings(ins)
-		g[full(d)] = ins
-	}
-	return g, nil
-}
-
-// invalidPaths asks the engine's store which paths are not valid.
+// invalidPaths asks the engine's store which paths are not valid, a few
+// thousand paths per call to stay below the argument list's limit.
 func invalidPaths(ctx context.Context, eng engine.Engine, paths []string) (map[string]bool, error) {
-	var out, errb bytes.Buffer
-	res, err := eng.Run(ctx, engine.Cmd{
-		Args:   append([]string{"nix-store", "--check-validity", "--print-invalid"}, paths...),
-		Stdout: &out, Stderr: &errb,
-	})
-	if err != nil {
-		return nil, err
-	}
-	if res.ExitCode != 0 {
-		return nil, fmt.Errorf("nix-store --check-validity: %s", CleanNixError(errb.String()))
-	}
 	invalid := map[string]bool{}
-	for _, l := range strings.Split(out.String(), "\n") {
-		if l = strings.TrimSpace(l); l != "" {
-			invalid[l] = true
+	for lo := 0; lo < len(paths); lo += 2000 {
+		var out, errb bytes.Buffer
+		res, err := eng.Run(ctx, engine.Cmd{
+			Args:   append([]string{"nix-store", "--check-validity", "--print-invalid"}, paths[lo:min(lo+2000, len(paths))]...),
+			Stdout: &out, Stderr: &errb,
+		})
+		if err != nil {
+			return nil, err
+		}
+		if res.ExitCode != 0 {
+			return nil, fmt.Errorf("nix-store --check-validity: %s", CleanNixError(errb.String()))
+		}
+		for _, l := range strings.Split(out.String(), "\n") {
+			if l = strings.TrimSpace(l); l != "" {
+				invalid[l] = true
+			}
 		}
 	}
 	return invalid, nil

@@ -207,6 +207,18 @@ func TestRunOneEvaluation(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, map[string]int{report.StatusCached: 20}, rep2.Counts())
 	assert.Zero(t, st2.Derivations)
+
+	// Without the cache the outputs are present in the store: nothing is
+	// built, and no duration is invented.
+	rec := &recorder{}
+	rep3, st3, err := Run(t.Context(), Options{Engine: eng, Flake: eng.SourcePath(), Systems: []string{"x86_64-linux"}, Progress: rec})
+	require.NoError(t, err)
+	assert.Equal(t, map[string]int{report.StatusPresent: 20}, rep3.Counts())
+	assert.Zero(t, st3.Derivations)
+	assert.Empty(t, rec.started())
+	for _, o := range rep3.Outputs {
+		assert.Nil(t, o.DurationMs, o.Attr)
+	}
 }
 
 func TestRunAttrFilter(t *testing.T) {
@@ -272,7 +284,7 @@ func TestRunInterrupted(t *testing.T) {
 	require.NoError(t, os.WriteFile(gate, nil, 0o644))
 	rep, _, err = Run(t.Context(), Options{Engine: eng, Flake: eng.SourcePath(), Systems: []string{"x86_64-linux"}})
 	require.NoError(t, err)
-	assert.Equal(t, map[string]int{report.StatusBuilt: 2}, rep.Counts())
+	assert.Equal(t, map[string]int{report.StatusBuilt: 1, report.StatusPresent: 1}, rep.Counts(), "quick was built before the interruption")
 }
 
 // spyEngine records the commands it runs on another engine.

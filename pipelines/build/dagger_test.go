@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"flag"
+	"fmt"
 	"io"
 	"maps"
 	"os"
@@ -80,6 +81,28 @@ func assertDaggerReport(t *testing.T, rep *report.Report) {
 	assert.NotEmpty(t, got["packages.x86_64-linux.ok"].OutPaths)
 }
 
+// sessionKeys names the commands of one session: fakedagger.NixCommandKey,
+// numbered from the second run of a kind on ("check-validity-2": the store
+// is asked once for present outputs and once after the build).
+type sessionKeys struct {
+	mu   sync.Mutex
+	seen map[string]int
+}
+
+func (k *sessionKeys) key(args []string) string {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	if k.seen == nil {
+		k.seen = map[string]int{}
+	}
+	base := fakedagger.NixCommandKey(args)
+	k.seen[base]++
+	if n := k.seen[base]; n > 1 {
+		return fmt.Sprintf("%s-%d", base, n)
+	}
+	return base
+}
+
 // recordingEngine runs commands on another engine and records them under
 // fakedagger.NixCommandKey, with the flake directory written as the Dagger
 // engine's source mount.
@@ -88,8 +111,9 @@ type recordingEngine struct {
 	t   *testing.T
 	src string
 
-	mu  sync.Mutex
-	rec fakedagger.Recording
+	mu   sync.Mutex
+	rec  fakedagger.Recording
+	keys sessionKeys
 }
 
 func (r *recordingEngine) Run(ctx context.Context, c engine.Cmd) (engine.Result, error) {
@@ -105,7 +129,7 @@ func (r *recordingEngine) Run(ctx context.Context, c engine.Cmd) (engine.Result,
 	for i, a := range c.Args {
 		args[i] = strings.ReplaceAll(a, r.src, daggerengine.SourceMount)
 	}
-	key := fakedagger.NixCommandKey(c.Args)
+	key := r.keys.key(c.Args)
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if _, dup := r.rec[key]; dup {
@@ -160,9 +184,10 @@ func loadDaggerSession(t *testing.T) (fakedagger.Recording, string) {
 // replay answers each exec of the fake from the recording and fails the
 // test on a command that was not recorded.
 func replay(t *testing.T, rec fakedagger.Recording) func(*fakedagger.Obj) fakedagger.ExecResult {
+	keys := &sessionKeys{}
 	return func(exec *fakedagger.Obj) fakedagger.ExecResult {
 		args := exec.Strings("args")
-		r, ok := rec[fakedagger.NixCommandKey(args)]
+		r, ok := rec[keys.key(args)]
 		if !ok {
 			t.Errorf("the pipeline sent a command that was not recorded: %q", args)
 			return fakedagger.ExecResult{ExitCode: 127, Stderr: "not recorded\n"}
@@ -240,8 +265,9 @@ func TestRunOnDaggerEngine(t *testing.T) {
 			assert.Contains(t, logs, "the compiler says no")
 
 			execs := map[string]*fakedagger.Obj{}
+			keys := &sessionKeys{}
 			for _, x := range fake.Execs() {
-				key := fakedagger.NixCommandKey(x.Strings("args"))
+				key := keys.key(x.Strings("args"))
 				assert.NotContains(t, execs, key, "%s ran once", key)
 				execs[key] = x
 				assertDaggerContainer(t, fake, x, eng, src, tt.image)
@@ -281,8 +307,10 @@ func TestRunOnDaggerEngine(t *testing.T) {
 				assert.NotContains(t, a, "/src", "the build names derivations, not the flake")
 			}
 
-			// After a failed build the store is asked which outputs exist.
-			v := execs["check-validity"]
+			// Before the build the store is asked for present outputs,
+			// after a failed build for the outputs that exist.
+			require.NotNil(t, execs["check-validity"])
+			v := execs["check-validity-2"]
 			require.NotNil(t, v)
 			assert.Equal(t, []string{"nix-store", "--check-validity", "--print-invalid"}, v.Strings("args")[:3])
 			var okOut string

@@ -86,8 +86,13 @@ type eventParser struct {
 	Failed    map[string]string
 	DepFailed map[string]string
 	Logs      map[string][]string
-	Elapsed   map[string]time.Duration
-	Built     map[string]bool
+	// Elapsed is the exact duration of builds that were not requested on
+	// the command line (nix stops their activity when they end).
+	Elapsed map[string]time.Duration
+	// Started and Stopped are the activity's start and stop of requested
+	// derivations: the stop can be long after the build's end.
+	Started, Stopped map[string]time.Time
+	Built            map[string]bool
 	Other     []string // error messages not tied to a derivation
 	// Builders maps a derivation to the machine that built it (builders.go).
 	Builders map[string]string
@@ -96,7 +101,6 @@ type eventParser struct {
 type activity struct {
 	drv   string
 	start time.Time
-	last  time.Time // start, or the latest log line
 }
 
 func newEventParser(emit func(Event), cancelled func() bool, requested []string) *eventParser {
@@ -115,6 +119,8 @@ func newEventParser(emit func(Event), cancelled func() bool, requested []string)
 		Logs:      map[string][]string{},
 		Elapsed:   map[string]time.Duration{},
 		Built:     map[string]bool{},
+		Started:   map[string]time.Time{},
+		Stopped:   map[string]time.Time{},
 	}
 }
 
@@ -144,7 +150,7 @@ func (p *eventParser) Line(line string) {
 			return
 		}
 		now := p.now()
-		p.acts[ev.ID] = activity{drv: drv, start: now, last: now}
+		p.acts[ev.ID] = activity{drv: drv, start: now}
 		if ev.Type == actBuild {
 			p.noteBuilder(drv, ev.Fields)
 			p.emit(Event{Kind: BuildStarted, DrvPath: drv})
@@ -161,13 +167,11 @@ func (p *eventParser) Line(line string) {
 			return
 		}
 		if p.requested[a.drv] {
-			// The activity may have outlived the build: the log's end is
-			// the better measure, and the outcome comes from the store.
-			end := a.last
-			if end.Equal(a.start) {
-				end = p.now()
-			}
-			p.Elapsed[a.drv] = end.Sub(a.start)
+			// The activity may have outlived the build (nix stops it when
+			// it exits): only its start is exact, and the stop is an upper
+			// bound of the end. The outcome comes from the store.
+			p.Started[a.drv] = a.start
+			p.Stopped[a.drv] = p.now()
 			p.emit(Event{Kind: BuildStopped, DrvPath: a.drv})
 			return
 		}
@@ -193,8 +197,6 @@ func (p *eventParser) Line(line string) {
 		if !ok {
 			return
 		}
-		a.last = p.now()
-		p.acts[ev.ID] = a
 		var l string
 		if json.Unmarshal(ev.Fields[0], &l) != nil {
 			return

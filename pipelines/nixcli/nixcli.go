@@ -65,6 +65,9 @@ type PathInfo struct {
 	Signatures []string `json:"signatures"`
 	Deriver    string   `json:"deriver"`
 	Valid      bool     `json:"valid"`
+	// RegistrationTime is when the path became valid in the store (Unix
+	// seconds; 0 when nix does not say).
+	RegistrationTime int64 `json:"registrationTime"`
 }
 
 // ParsePathInfo parses `nix path-info --json` from any Nix version: before

@@ -4,6 +4,7 @@
 package progress
 
 import (
+	"context"
 	"fmt"
 	"io"
 	"os"
@@ -146,6 +147,52 @@ func (p *Printer) Event(e build.Event) {
 	p.draw(true)
 }
 
+// Tick redraws the live view so that the elapsed time and the timers of
+// running builds move while nix is quiet.
+func (p *Printer) Tick() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.drawn > 0 {
+		p.draw(true)
+	}
+}
+
+// TickEvery calls Tick at every value from ticks until ctx ends or ticks
+// closes; Live mode runs it with a one-second ticker while a build runs.
+func (p *Printer) TickEvery(ctx context.Context, ticks <-chan time.Time) {
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case _, ok := <-ticks:
+			if !ok {
+				return
+			}
+			p.Tick()
+		}
+	}
+}
+
+// Ticking starts redrawing the live view every second (Live mode only);
+// the returned function stops it.
+func (p *Printer) Ticking(ctx context.Context) (stop func()) {
+	if p.mode != Live {
+		return func() {}
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	t := time.NewTicker(time.Second)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		p.TickEvery(ctx, t.C)
+	}()
+	return func() {
+		cancel()
+		t.Stop()
+		<-done
+	}
+}
+
 // clear erases the live view so permanent lines can be printed.
 func (p *Printer) clear() {
 	if p.mode != Live || p.drawn == 0 {
@@ -228,12 +275,13 @@ func (p *Printer) Finish(r *report.Report) error {
 	defer p.mu.Unlock()
 	p.clear()
 	p.running = map[string]*running{}
+	logs := failureLogs(r)
 	if p.mode != GitHubActions {
 		var b strings.Builder
 		b.WriteString(Summary(r))
-		for _, o := range r.Outputs {
-			if o.Status == report.StatusFailed && len(o.Log) > 0 {
-				fmt.Fprintf(&b, "\n--- last log lines of %s ---\n%s\n", o.Attr, strings.Join(o.Log, "\n"))
+		for _, l := range logs {
+			if len(l.lines) > 0 {
+				fmt.Fprintf(&b, "\n--- last log lines of %s ---\n%s\n", l.title, strings.Join(l.lines, "\n"))
 			}
 		}
 		out := b.String()
@@ -248,14 +296,11 @@ func (p *Printer) Finish(r *report.Report) error {
 		return nil
 	}
 	fmt.Fprint(p.w, Summary(r))
-	for _, o := range r.Outputs {
-		if o.Status != report.StatusFailed {
-			continue
-		}
-		fmt.Fprintf(p.w, "::error title=%s failed::%s\n", escapeProperty(o.Attr), escapeData(o.Reason))
-		fmt.Fprintf(p.w, "::group::%s: last log lines\n", o.Attr)
-		for _, l := range o.Log {
-			fmt.Fprintln(p.w, l)
+	for _, l := range logs {
+		fmt.Fprintf(p.w, "::error title=%s failed::%s\n", escapeProperty(l.name), escapeData(l.reason))
+		fmt.Fprintf(p.w, "::group::%s: last log lines\n", l.title)
+		for _, line := range l.lines {
+			fmt.Fprintln(p.w, line)
 		}
 		fmt.Fprintln(p.w, "::endgroup::")
 	}
@@ -269,6 +314,45 @@ func (p *Printer) Finish(r *report.Report) error {
 	defer f.Close()
 	_, err = io.WriteString(f, Markdown(r))
 	return err
+}
+
+// failureLog is one log tail to print: of a failed output, or once of a
+// failed dependency with the outputs that need it.
+type failureLog struct {
+	name, title, reason string
+	lines               []string
+}
+
+// failureLogs lists the log tails of the failures in report order; a
+// dependency that made several outputs fail is listed once, where its
+// first dependent is, naming all of them.
+func failureLogs(r *report.Report) []failureLog {
+	dependents := map[string][]string{}
+	for _, o := range r.Outputs {
+		if o.Status == report.StatusFailed && o.FailedDependency != "" {
+			dependents[o.FailedDependency] = append(dependents[o.FailedDependency], o.Attr)
+		}
+	}
+	var out []failureLog
+	done := map[string]bool{}
+	for _, o := range r.Outputs {
+		switch {
+		case o.Status != report.StatusFailed:
+		case o.FailedDependency == "":
+			out = append(out, failureLog{name: o.Attr, title: o.Attr, reason: o.Reason, lines: o.Log})
+		case !done[o.FailedDependency]:
+			done[o.FailedDependency] = true
+			deps := dependents[o.FailedDependency]
+			name := Name(o.FailedDependency)
+			out = append(out, failureLog{
+				name:   name,
+				title:  fmt.Sprintf("%s (needed by %d: %s)", name, len(deps), strings.Join(deps, ", ")),
+				reason: fmt.Sprintf("%s failed; %d outputs need it: %s", name, len(deps), strings.Join(deps, ", ")),
+				lines:  o.Log,
+			})
+		}
+	}
+	return out
 }
 
 // Summary is the plain-text result table.
@@ -287,16 +371,29 @@ func Summary(r *report.Report) string {
 	return b.String()
 }
 
-// Counts is the one-line count of outputs per status.
+// Counts is the one-line count of outputs per status ("would build" only
+// when a dry run found some).
 func Counts(r *report.Report) string {
 	c := r.Counts()
-	return fmt.Sprintf("%d outputs: %d built, %d cached, %d failed, %d skipped",
-		len(r.Outputs), c[report.StatusBuilt], c[report.StatusCached], c[report.StatusFailed], c[report.StatusSkipped])
+	s := fmt.Sprintf("%d outputs: %d built, %d present, %d cached, %d failed, %d skipped",
+		len(r.Outputs), c[report.StatusBuilt], c[report.StatusPresent], c[report.StatusCached], c[report.StatusFailed], c[report.StatusSkipped])
+	if n := c[report.StatusWouldBuild]; n > 0 {
+		s += fmt.Sprintf(", %d would build", n)
+	}
+	return s
 }
 
 var statusIcon = map[string]string{
-	report.StatusBuilt: "✅ built", report.StatusCached: "📦 cached",
-	report.StatusFailed: "❌ failed", report.StatusSkipped: "⏭️ skipped",
+	report.StatusBuilt: "✅ built", report.StatusPresent: "🏠 present", report.StatusCached: "📦 cached",
+	report.StatusWouldBuild: "🔨 would build", report.StatusFailed: "❌ failed", report.StatusSkipped: "⏭️ skipped",
+}
+
+// duration renders a report duration; unknown ones are left empty.
+func duration(ms *int64) string {
+	if ms == nil {
+		return ""
+	}
+	return (time.Duration(*ms) * time.Millisecond).Round(100 * time.Millisecond).String()
 }
 
 // Markdown is the step summary table.
@@ -306,7 +403,7 @@ func Markdown(r *report.Report) string {
 	b.WriteString("| output | status | time | details |\n|---|---|---:|---|\n")
 	for _, o := range r.Outputs {
 		fmt.Fprintf(&b, "| `%s` | %s | %s | %s |\n", o.Attr, statusIcon[o.Status],
-			(time.Duration(o.DurationMs) * time.Millisecond).Round(100*time.Millisecond), mdCell(firstLine(o.Reason)))
+			duration(o.DurationMs), mdCell(firstLine(o.Reason)))
 	}
 	b.WriteString("\n")
 	return b.String()
