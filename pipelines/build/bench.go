@@ -3,11 +3,13 @@ package build
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"os"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -17,54 +19,136 @@ import (
 	"github.com/ipex-flake/ipex-flake/pipelines/engine"
 	"github.com/ipex-flake/ipex-flake/pipelines/engine/host"
 	"github.com/ipex-flake/ipex-flake/pipelines/nixcli"
+	"github.com/ipex-flake/ipex-flake/pipelines/report"
 )
 
-// Benchmark targets of `ci bench build`.
-const (
-	// BuildTargetRatio bounds ci build ÷ plain nix build at 100 outputs.
-	BuildTargetRatio = 1.10
-	// CachedTargetRatio bounds a fully cached rerun ÷ nix build
-	// substituting the same outputs from that cache.
-	CachedTargetRatio = 1.0
-)
+// Workload is one generated flake of the build benchmark: Outputs packages,
+// independent or over Shared shared dependencies.
+type Workload struct {
+	Outputs int
+	Shared  int
+}
+
+func (w Workload) String() string {
+	if w.Shared > 0 {
+		return fmt.Sprintf("%d/%d", w.Outputs, w.Shared)
+	}
+	return fmt.Sprint(w.Outputs)
+}
+
+// ParseWorkload reads "N" (independent outputs) or "N/K" (N outputs over K
+// shared dependencies).
+func ParseWorkload(s string) (Workload, error) {
+	var w Workload
+	n, k, shared := strings.Cut(s, "/")
+	if _, err := fmt.Sscanf(n, "%d", &w.Outputs); err != nil || w.Outputs < 1 {
+		return w, fmt.Errorf("workload %q: want N or N/K with N ≥ 1 outputs and K shared dependencies", s)
+	}
+	if shared {
+		if _, err := fmt.Sscanf(k, "%d", &w.Shared); err != nil || w.Shared < 1 {
+			return w, fmt.Errorf("workload %q: want N or N/K with K ≥ 1 shared dependencies", s)
+		}
+	}
+	return w, nil
+}
+
+// DefaultWorkloads are the workloads of `ci bench build`.
+var DefaultWorkloads = []Workload{{Outputs: 100}, {Outputs: 1000}, {Outputs: 2000}, {Outputs: 1000, Shared: 10}}
+
+// Targets are the ratios `ci bench build` requires, each of medians.
+type Targets struct {
+	// Small bounds ci ÷ one nix build at SmallMax outputs or fewer.
+	Small    float64
+	SmallMax int
+	// OneCall and Batched bound ci ÷ one nix build and ci ÷ nix in calls of
+	// BatchSize at LargeMin outputs or more.
+	OneCall, Batched float64
+	LargeMin         int
+}
+
+// DefaultTargets are issue 14's targets.
+var DefaultTargets = Targets{Small: 1.05, SmallMax: 100, OneCall: 0.5, Batched: 1.0, LargeMin: 1000}
+
+// ErrTargetMissed is returned when a measured ratio misses its target.
+var ErrTargetMissed = errors.New("benchmark target missed")
 
 // BenchOptions configure the build benchmark.
 type BenchOptions struct {
-	// Sizes are the numbers of outputs of the generated flakes.
-	Sizes []int
-	// Jobs is --max-jobs for both nix build and ci build (0: one per CPU).
+	Workloads []Workload
+	// Reps is the number of repetitions of every measurement (≥ 3 for a
+	// median; fewer only in tests).
+	Reps int
+	// Jobs is --max-jobs of every nix build on every side (0: one per CPU).
 	Jobs int
 	// Dir holds the generated flakes and caches ("" = a temporary directory).
-	Dir string
+	Dir     string
+	Targets Targets
 }
 
-// BenchResult is one size's measurements.
+// Sample is the repetitions of one measurement.
+type Sample []time.Duration
+
+// Median is the middle repetition (the mean of the middle two).
+func (s Sample) Median() time.Duration {
+	if len(s) == 0 {
+		return 0
+	}
+	c := slices.Clone(s)
+	slices.Sort(c)
+	if len(c)%2 == 1 {
+		return c[len(c)/2]
+	}
+	return (c[len(c)/2-1] + c[len(c)/2]) / 2
+}
+
+// Spread is (max − min) ÷ median.
+func (s Sample) Spread() float64 {
+	if len(s) == 0 || s.Median() == 0 {
+		return 0
+	}
+	return (slices.Max(s) - slices.Min(s)).Seconds() / s.Median().Seconds()
+}
+
+func (s Sample) String() string {
+	return fmt.Sprintf("%s ±%.0f%%", s.Median().Round(10*time.Millisecond), 100*s.Spread())
+}
+
+// BenchResult is one workload's measurements.
 type BenchResult struct {
-	Outputs       int
-	NixBuild      time.Duration
-	CIBuild       time.Duration
-	EvalProcesses int
-	CachedRerun   time.Duration
-	NixSubstitute time.Duration
+	Workload Workload
+	// OneCall is one `nix build` of every attribute; Batched the same in
+	// sequential calls of DefaultBatchSize attributes; CI is `ci build`
+	// with an empty cache.
+	OneCall, Batched, CI Sample
+	// CICached is `ci build` with every output in a file:// cache and none
+	// in the store; NixDryRun is `nix build --dry-run` with that cache as
+	// the only substituter: both only answer what is cached.
+	CICached, NixDryRun Sample
+	EvalProcesses       int
+	// Load is the 1-minute load average before and after.
+	LoadBefore, LoadAfter string
+	// Missed lists the targets this workload missed.
+	Missed []string
 }
 
-// BuildRatio is ci build ÷ nix build.
-func (r BenchResult) BuildRatio() float64 { return r.CIBuild.Seconds() / r.NixBuild.Seconds() }
+func ratio(a, b Sample) float64 { return a.Median().Seconds() / b.Median().Seconds() }
 
-// CachedRatio is the cached rerun ÷ nix build substituting from the cache.
-func (r BenchResult) CachedRatio() float64 {
-	return r.CachedRerun.Seconds() / r.NixSubstitute.Seconds()
-}
-
-// RunBench measures, on generated flakes with /bin/sh builders, `ci build`
-// against plain `nix build` of the same attributes, the evaluation processes
-// started, and a rerun whose outputs are all in a file:// cache against
-// `nix build` with that cache as its only substituter. Both sides of every
-// ratio run in the same process on the same machine, with substituters
-// other than the bench's own cache switched off.
+// RunBench measures `ci build` against plain nix on generated flakes with
+// /bin/sh builders: one `nix build` of every attribute, the same attributes
+// in sequential `nix build` calls of 100, and `ci build`, each building
+// fresh derivations of the same shape, repeated with the order of the sides
+// alternated; then a fully cached `ci build` against `nix build --dry-run`
+// with the same cache. It returns ErrTargetMissed (after printing every
+// result) when a ratio of medians misses its target.
 func RunBench(ctx context.Context, w io.Writer, o BenchOptions) ([]BenchResult, error) {
-	if len(o.Sizes) == 0 {
-		o.Sizes = []int{10, 100, 1000}
+	if len(o.Workloads) == 0 {
+		o.Workloads = DefaultWorkloads
+	}
+	if o.Reps <= 0 {
+		o.Reps = 3
+	}
+	if o.Targets == (Targets{}) {
+		o.Targets = DefaultTargets
 	}
 	dir := o.Dir
 	if dir == "" {
@@ -80,17 +164,25 @@ func RunBench(ctx context.Context, w io.Writer, o BenchOptions) ([]BenchResult, 
 	if o.Jobs <= 0 {
 		o.Jobs = runtime.NumCPU()
 	}
+	fmt.Fprintf(w, "ci bench build: %d repetitions, --max-jobs %d on every side, %d CPUs\n", o.Reps, o.Jobs, runtime.NumCPU())
 
 	var results []BenchResult
-	for _, n := range o.Sizes {
-		fmt.Fprintf(w, "== %d outputs\n", n)
-		r, err := benchOne(ctx, w, dir, n, o.Jobs)
+	for _, wl := range o.Workloads {
+		fmt.Fprintf(w, "== %s outputs\n", wl)
+		r, err := benchOne(ctx, w, dir, wl, o)
 		if err != nil {
-			return results, fmt.Errorf("%d outputs: %w", n, err)
+			return results, fmt.Errorf("%s outputs: %w", wl, err)
 		}
 		results = append(results, r)
 	}
-	printBench(w, results)
+	printBench(w, results, o.Targets)
+	var missed []string
+	for _, r := range results {
+		missed = append(missed, r.Missed...)
+	}
+	if len(missed) > 0 {
+		return results, fmt.Errorf("%w: %s", ErrTargetMissed, strings.Join(missed, "; "))
+	}
 	return results, nil
 }
 
@@ -112,94 +204,196 @@ func offline() func() {
 	}
 }
 
-func benchOne(ctx context.Context, w io.Writer, dir string, n, jobs int) (BenchResult, error) {
-	r := BenchResult{Outputs: n}
-	stamp := fmt.Sprintf("%d-%d", n, time.Now().UnixNano())
-	plainDir := filepath.Join(dir, "plain-"+stamp)
-	ciDir := filepath.Join(dir, "ci-"+stamp)
-	// Same shape, different nonce: both sides build everything for real.
-	if err := fixture.Write(plainDir, fixture.Generated(n, "plain-"+stamp)); err != nil {
-		return r, err
+func loadavg() string {
+	data, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return "?"
 	}
-	if err := fixture.Write(ciDir, fixture.Generated(n, "ci-"+stamp)); err != nil {
-		return r, err
-	}
+	return strings.Fields(string(data))[0]
+}
+
+// side is one way of building a fresh flake of the workload.
+type side struct {
+	name string
+	run  func(ctx context.Context, dir string, attrs []string) (time.Duration, error)
+}
+
+func benchOne(ctx context.Context, w io.Writer, dir string, wl Workload, o BenchOptions) (BenchResult, error) {
+	r := BenchResult{Workload: wl, LoadBefore: loadavg()}
 	var attrs []string
-	for i := 0; i < n; i++ {
+	for i := 0; i < wl.Outputs; i++ {
 		attrs = append(attrs, fmt.Sprintf("packages.x86_64-linux.pkg-%04d", i))
 	}
-	jobArgs := []string{"--max-jobs", fmt.Sprint(jobs)}
+	jobArgs := []string{"--max-jobs", fmt.Sprint(o.Jobs)}
+	nixBuild := func(ctx context.Context, dir string, attrs []string, extra ...string) (time.Duration, error) {
+		eng, err := host.New(engine.Options{Source: dir})
+		if err != nil {
+			return 0, err
+		}
+		defer eng.Close()
+		args := append(append([]string{"build", "--no-link"}, jobArgs...), extra...)
+		for _, a := range attrs {
+			args = append(args, dir+"#"+a)
+		}
+		return timed(ctx, eng, nixcli.Nix(args...))
+	}
+	var lastCI string
+	sides := []side{
+		{"one nix build", func(ctx context.Context, dir string, attrs []string) (time.Duration, error) {
+			return nixBuild(ctx, dir, attrs)
+		}},
+		{"nix build in calls of 100", func(ctx context.Context, dir string, attrs []string) (time.Duration, error) {
+			var total time.Duration
+			for lo := 0; lo < len(attrs); lo += DefaultBatchSize {
+				d, err := nixBuild(ctx, dir, attrs[lo:min(lo+DefaultBatchSize, len(attrs))])
+				total += d
+				if err != nil {
+					return total, err
+				}
+			}
+			return total, nil
+		}},
+		{"ci build", func(ctx context.Context, dir string, attrs []string) (time.Duration, error) {
+			eng, err := host.New(engine.Options{Source: dir})
+			if err != nil {
+				return 0, err
+			}
+			defer eng.Close()
+			lookup, err := cache.New("file://"+filepath.Join(dir, "empty-cache"), nil)
+			if err != nil {
+				return 0, err
+			}
+			t0 := time.Now()
+			rep, st, err := Run(ctx, Options{Engine: eng, Flake: dir, Systems: []string{"x86_64-linux"}, Jobs: o.Jobs, Cache: lookup})
+			d := time.Since(t0)
+			if err != nil {
+				return d, err
+			}
+			if c := rep.Counts(); c[report.StatusBuilt] != len(attrs) {
+				return d, fmt.Errorf("ci build built %d of %d outputs: %v", c[report.StatusBuilt], len(attrs), c)
+			}
+			r.EvalProcesses = st.EvalProcesses
+			lastCI = dir
+			return d, nil
+		}},
+	}
+	samples := make([]Sample, len(sides))
+	for rep := 0; rep < o.Reps; rep++ {
+		order := []int{0, 1, 2}
+		if rep%2 == 1 {
+			slices.Reverse(order)
+		}
+		for _, si := range order {
+			s := sides[si]
+			d := filepath.Join(dir, fmt.Sprintf("%s-%d-%d-%d", strings.ReplaceAll(wl.String(), "/", "over"), si, rep, time.Now().UnixNano()))
+			if err := fixture.Write(d, flakeFor(wl, filepath.Base(d))); err != nil {
+				return r, err
+			}
+			t, err := s.run(ctx, d, attrs)
+			if err != nil {
+				return r, fmt.Errorf("%s: %w", s.name, err)
+			}
+			samples[si] = append(samples[si], t)
+			fmt.Fprintf(w, "  rep %d  %-26s %s\n", rep+1, s.name, t.Round(time.Millisecond))
+		}
+	}
+	r.OneCall, r.Batched, r.CI = samples[0], samples[1], samples[2]
 
-	// Plain nix build of the same attributes.
-	plainEng, err := host.New(engine.Options{Source: plainDir})
-	if err != nil {
-		return r, err
+	if err := benchCached(ctx, w, dir, lastCI, attrs, o, &r); err != nil {
+		return r, fmt.Errorf("cached: %w", err)
 	}
-	args := append([]string{"build", "--no-link"}, jobArgs...)
-	for _, a := range attrs {
-		args = append(args, plainDir+"#"+a)
+	r.LoadAfter = loadavg()
+	t := o.Targets
+	if wl.Outputs <= t.SmallMax && ratio(r.CI, r.OneCall) > t.Small {
+		r.Missed = append(r.Missed, fmt.Sprintf("%s outputs: ci ÷ one nix build %.3f > %.2f", wl, ratio(r.CI, r.OneCall), t.Small))
 	}
-	if r.NixBuild, err = timed(ctx, plainEng, nixcli.Nix(args...)); err != nil {
-		return r, err
+	if wl.Outputs >= t.LargeMin {
+		if x := ratio(r.CI, r.OneCall); x > t.OneCall {
+			r.Missed = append(r.Missed, fmt.Sprintf("%s outputs: ci ÷ one nix build %.3f > %.2f", wl, x, t.OneCall))
+		}
+		if x := ratio(r.CI, r.Batched); x > t.Batched {
+			r.Missed = append(r.Missed, fmt.Sprintf("%s outputs: ci ÷ nix in calls of 100 %.3f > %.2f", wl, x, t.Batched))
+		}
 	}
-	fmt.Fprintf(w, "nix build: %s\n", r.NixBuild.Round(time.Millisecond))
+	return r, nil
+}
 
-	// ci build, with an empty file:// cache asked first.
-	eng, err := host.New(engine.Options{Source: ciDir})
-	if err != nil {
-		return r, err
+func flakeFor(wl Workload, nonce string) fixture.Flake {
+	if wl.Shared > 0 {
+		return fixture.SharedDeps(wl.Outputs, wl.Shared, nonce)
 	}
-	cacheDir := filepath.Join(dir, "cache-"+stamp)
-	lookup, err := cache.New("file://"+cacheDir, nil)
-	if err != nil {
-		return r, err
-	}
-	t0 := time.Now()
-	rep, st, err := Run(ctx, Options{Engine: eng, Flake: ciDir, Systems: []string{"x86_64-linux"}, Jobs: jobs, Cache: lookup})
-	r.CIBuild = time.Since(t0)
-	if err != nil {
-		return r, err
-	}
-	if c := rep.Counts(); c["built"] != n {
-		return r, fmt.Errorf("ci build built %d of %d outputs", c["built"], n)
-	}
-	r.EvalProcesses = st.EvalProcesses
-	fmt.Fprintf(w, "ci build:  %s (%d evaluation process)\n", r.CIBuild.Round(time.Millisecond), r.EvalProcesses)
+	return fixture.Independent(wl.Outputs, nonce)
+}
 
-	// Put the outputs into the cache and remove them from the store.
+// benchCached puts the outputs of the last ci build into a file:// cache,
+// deletes them from the store, and times both sides answering "what is
+// cached?": ci build (evaluation and cache lookup) against nix build
+// --dry-run with the cache as the only substituter.
+func benchCached(ctx context.Context, w io.Writer, dir, flakeDir string, attrs []string, o BenchOptions, r *BenchResult) error {
+	eng, err := host.New(engine.Options{Source: flakeDir})
+	if err != nil {
+		return err
+	}
+	defer eng.Close()
+	disc, err := Discover(ctx, eng, flakeDir, []string{"x86_64-linux"}, nil, 1)
+	if err != nil {
+		return err
+	}
 	var outs []string
-	for _, o := range rep.Outputs {
-		outs = append(outs, o.OutPaths...)
+	for _, d := range disc.Outputs {
+		outs = append(outs, d.OutPaths()...)
 	}
+	cacheDir := filepath.Join(dir, filepath.Base(flakeDir)+"-cache")
 	if _, err := timed(ctx, eng, nixcli.Nix(append([]string{"copy", "--to", "file://" + cacheDir}, outs...)...)); err != nil {
-		return r, err
+		return err
 	}
 	if _, err := timed(ctx, eng, nixcli.Nix(append([]string{"store", "delete"}, outs...)...)); err != nil {
-		return r, err
+		return err
 	}
-
-	// Rerun: everything is cached, nothing is built or fetched.
-	t1 := time.Now()
-	rep, _, err = Run(ctx, Options{Engine: eng, Flake: ciDir, Systems: []string{"x86_64-linux"}, Jobs: jobs, Cache: lookup})
-	r.CachedRerun = time.Since(t1)
+	lookup, err := cache.New("file://"+cacheDir, nil)
 	if err != nil {
-		return r, err
+		return err
 	}
-	if c := rep.Counts(); c["cached"] != n {
-		return r, fmt.Errorf("rerun found %d of %d outputs cached", c["cached"], n)
+	ciCached := func() (time.Duration, error) {
+		t0 := time.Now()
+		rep, _, err := Run(ctx, Options{Engine: eng, Flake: flakeDir, Systems: []string{"x86_64-linux"}, Jobs: o.Jobs, Cache: lookup})
+		d := time.Since(t0)
+		if err != nil {
+			return d, err
+		}
+		if c := rep.Counts(); c[report.StatusCached] != len(attrs) {
+			return d, fmt.Errorf("ci build found %d of %d outputs cached", c[report.StatusCached], len(attrs))
+		}
+		return d, nil
 	}
-	fmt.Fprintf(w, "ci build, all cached: %s\n", r.CachedRerun.Round(time.Millisecond))
-
-	// nix build with that cache as its only substituter.
-	args = append([]string{"build", "--no-link", "--option", "substituters", "file://" + cacheDir, "--option", "require-sigs", "false"}, jobArgs...)
-	for _, a := range attrs {
-		args = append(args, ciDir+"#"+a)
+	dryRun := func() (time.Duration, error) {
+		args := []string{"build", "--dry-run", "--no-link", "--option", "substituters", "file://" + cacheDir, "--option", "require-sigs", "false"}
+		for _, a := range attrs {
+			args = append(args, flakeDir+"#"+a)
+		}
+		return timed(ctx, eng, nixcli.Nix(args...))
 	}
-	if r.NixSubstitute, err = timed(ctx, eng, nixcli.Nix(args...)); err != nil {
-		return r, err
+	for rep := 0; rep < o.Reps; rep++ {
+		first, second := ciCached, dryRun
+		if rep%2 == 1 {
+			first, second = dryRun, ciCached
+		}
+		a, err := first()
+		if err != nil {
+			return err
+		}
+		b, err := second()
+		if err != nil {
+			return err
+		}
+		if rep%2 == 1 {
+			a, b = b, a
+		}
+		r.CICached = append(r.CICached, a)
+		r.NixDryRun = append(r.NixDryRun, b)
+		fmt.Fprintf(w, "  rep %d  ci build, all cached %s · nix build --dry-run %s\n", rep+1, a.Round(time.Millisecond), b.Round(time.Millisecond))
 	}
-	fmt.Fprintf(w, "nix build from the cache: %s\n", r.NixSubstitute.Round(time.Millisecond))
-	return r, nil
+	return nil
 }
 
 func timed(ctx context.Context, eng engine.Engine, args []string) (time.Duration, error) {
@@ -211,19 +405,30 @@ func timed(ctx context.Context, eng engine.Engine, args []string) (time.Duration
 		return d, err
 	}
 	if res.ExitCode != 0 {
-		return d, fmt.Errorf("%s: %s", strings.Join(args[:4], " "), CleanNixError(errb.String()))
+		return d, fmt.Errorf("%s: %s", strings.Join(args[:min(4, len(args))], " "), CleanNixError(errb.String()))
 	}
 	return d, nil
 }
 
-func printBench(w io.Writer, rs []BenchResult) {
+func printBench(w io.Writer, rs []BenchResult, t Targets) {
+	fmt.Fprintf(w, "\nmedian ±spread (max−min ÷ median) of each side; ratios are of medians.\n")
+	fmt.Fprintf(w, "targets: ≤%d outputs ci÷one ≤ %.2f; ≥%d outputs ci÷one ≤ %.2f and ci÷batched ≤ %.2f\n",
+		t.SmallMax, t.Small, t.LargeMin, t.OneCall, t.Batched)
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(w)
-	fmt.Fprintf(tw, "outputs\tnix build\tci build\tci÷nix (≤%.2f)\teval processes (1)\tcached rerun\tnix from cache\trerun÷nix (≤%.2f)\t\n", BuildTargetRatio, CachedTargetRatio)
+	fmt.Fprintf(tw, "outputs\treps\tone nix build\tnix, calls of 100\tci build\tci÷one\tci÷batched\tci cached\tnix --dry-run\tcached÷dry-run\teval procs\tload before→after\tresult\t\n")
 	for _, r := range rs {
-		fmt.Fprintf(tw, "%d\t%s\t%s\t%.3f\t%d\t%s\t%s\t%.3f\t\n", r.Outputs,
-			r.NixBuild.Round(time.Millisecond), r.CIBuild.Round(time.Millisecond), r.BuildRatio(), r.EvalProcesses,
-			r.CachedRerun.Round(time.Millisecond), r.NixSubstitute.Round(time.Millisecond), r.CachedRatio())
+		res := "ok"
+		if len(r.Missed) > 0 {
+			res = "MISSED"
+		}
+		fmt.Fprintf(tw, "%s\t%d\t%s\t%s\t%s\t%.3f\t%.3f\t%s\t%s\t%.3f\t%d\t%s→%s\t%s\t\n", r.Workload, len(r.CI),
+			r.OneCall, r.Batched, r.CI, ratio(r.CI, r.OneCall), ratio(r.CI, r.Batched),
+			r.CICached, r.NixDryRun, ratio(r.CICached, r.NixDryRun), r.EvalProcesses, r.LoadBefore, r.LoadAfter, res)
 	}
 	tw.Flush()
+	for _, r := range rs {
+		for _, m := range r.Missed {
+			fmt.Fprintf(w, "MISSED: %s\n", m)
+		}
+	}
 }

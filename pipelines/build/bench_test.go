@@ -3,6 +3,7 @@ package build
 import (
 	"bytes"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -10,19 +11,71 @@ import (
 	"github.com/ipex-flake/ipex-flake/internal/testlib"
 )
 
-// TestRunBench runs the benchmark on a small flake: it must measure every
-// column and print the ratios (the numbers themselves are not asserted).
+// TestRunBench runs the benchmark on small flakes: every column is measured
+// and printed, a target that holds passes, and a missed target fails.
 func TestRunBench(t *testing.T) {
 	testlib.OfflineNix(t)
-	var out bytes.Buffer
-	rs, err := RunBench(t.Context(), &out, BenchOptions{Sizes: []int{3}, Dir: t.TempDir()})
-	require.NoError(t, err, out.String())
-	require.Len(t, rs, 1)
-	r := rs[0]
-	assert.Equal(t, 1, r.EvalProcesses)
-	for _, d := range []any{r.NixBuild, r.CIBuild, r.CachedRerun, r.NixSubstitute} {
-		assert.Positive(t, d)
+	tests := []struct {
+		name    string
+		targets Targets
+		wantErr bool
+	}{
+		{"targets met", Targets{Small: 1000, SmallMax: 100, OneCall: 1000, Batched: 1000, LargeMin: 4}, false},
+		{"missed target fails", Targets{Small: 0.001, SmallMax: 100, OneCall: 0.001, Batched: 0.001, LargeMin: 4}, true},
 	}
-	assert.Contains(t, out.String(), "ci÷nix (≤1.10)")
-	assert.Contains(t, out.String(), "rerun÷nix (≤1.00)")
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var out bytes.Buffer
+			rs, err := RunBench(t.Context(), &out, BenchOptions{
+				Workloads: []Workload{{Outputs: 4}, {Outputs: 4, Shared: 2}}, Reps: 2, Jobs: 2, Dir: t.TempDir(), Targets: tt.targets,
+			})
+			if tt.wantErr {
+				require.ErrorIs(t, err, ErrTargetMissed, out.String())
+				assert.Contains(t, out.String(), "MISSED: 4 outputs: ci ÷ one nix build")
+				assert.Contains(t, out.String(), "MISSED: 4/2 outputs: ci ÷ nix in calls of 100")
+			} else {
+				require.NoError(t, err, out.String())
+			}
+			require.Len(t, rs, 2)
+			for _, r := range rs {
+				assert.Equal(t, 1, r.EvalProcesses)
+				for _, s := range []Sample{r.OneCall, r.Batched, r.CI, r.CICached, r.NixDryRun} {
+					require.Len(t, s, 2)
+					assert.Positive(t, s.Median())
+				}
+				assert.NotEmpty(t, r.LoadBefore)
+			}
+			for _, col := range []string{"one nix build", "nix, calls of 100", "ci build", "ci÷one", "ci÷batched", "nix --dry-run", "load before→after", "reps"} {
+				assert.Contains(t, out.String(), col)
+			}
+		})
+	}
+}
+
+func TestSample(t *testing.T) {
+	s := Sample{3 * time.Second, 1 * time.Second, 2 * time.Second}
+	assert.Equal(t, 2*time.Second, s.Median())
+	assert.InDelta(t, 1.0, s.Spread(), 1e-9)
+	assert.Equal(t, 1500*time.Millisecond, Sample{time.Second, 2 * time.Second}.Median())
+}
+
+func TestParseWorkload(t *testing.T) {
+	for _, tc := range []struct {
+		in      string
+		want    Workload
+		wantErr bool
+	}{
+		{"1000", Workload{Outputs: 1000}, false},
+		{"1000/10", Workload{Outputs: 1000, Shared: 10}, false},
+		{"0", Workload{}, true},
+		{"10/x", Workload{}, true},
+	} {
+		got, err := ParseWorkload(tc.in)
+		if tc.wantErr {
+			assert.Error(t, err, tc.in)
+			continue
+		}
+		require.NoError(t, err)
+		assert.Equal(t, tc.want, got)
+	}
 }
