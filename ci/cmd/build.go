@@ -5,12 +5,14 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	goio "io"
 	"net/url"
 	"os"
 	"path/filepath"
 	"regexp"
 	"runtime"
 	"strings"
+	"text/tabwriter"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -49,6 +51,11 @@ type BuildOptions struct {
 	PushTo string
 	// DaggerConnectTimeout bounds connecting to the Dagger engine (0: 60 s).
 	DaggerConnectTimeout time.Duration
+	// DryRun evaluates and asks the cache and the store; builds nothing.
+	DryRun bool
+	// reportSet is true when --report was given (a dry run writes the
+	// report only then).
+	reportSet bool
 }
 
 func newBuildCmd(io *IO) *cobra.Command { return newBuildCmdWith(io, runBuild) }
@@ -63,21 +70,39 @@ programs of apps, nixosConfigurations.*.config.system.build.toplevel and
 homeConfigurations.*.activationPackage, for each selected system.
 
 All outputs are evaluated in one nix evaluation; outputs the binary cache
-already has are reported "cached" and not built; the rest are built by one
-nix scheduler (shared dependencies build once, one failure does not stop the
-others). Every output ends built, cached, failed or skipped (with the reason:
-a system or system feature this machine lacks).
+already has are reported "cached", outputs already in the local store
+"present", and neither is built; the rest are built in batches of about 100
+derivations by a few nix processes at once, shared dependencies first (each
+builds once; one failure does not stop the others). Every output ends built,
+present, cached, failed or skipped (with the reason: a system or system
+feature this machine lacks, or a system not selected with --systems).
 
-Exit codes: 0 every selected output is built or cached (or skipped), 1 an
-output failed, 2 usage or configuration error (nothing was built).`,
+--attr nixosConfigurations.NAME and homeConfigurations.NAME select the
+configuration's toplevel and activation package. Patterns or --systems
+that select nothing are a usage error (exit 2) that lists the attribute
+prefixes the flake has; the report is then left as it was.
+
+--dry-run is the evaluation gate: every output is evaluated and reported
+with its drvPath as "would build", "cached", "present", "skipped" or
+"failed" (with the evaluation error); nothing is built.
+
+Exit codes: 0 every selected output is built, present or cached (or
+skipped), 1 an output failed (with --dry-run: failed to evaluate), 2 usage
+or configuration error (nothing was built).`,
 		Example: `  ci build
   ci build --engine host --attr 'packages.*.ollama-ipex' --jobs 4
   ci build --flake ./examples/offline --cache file:///tmp/cache
+  ci build --dry-run                                 # the evaluation gate
+  ci build --attr nixosConfigurations.workstation
   ci build --engine dagger --image ./nix-image.tar   # offline Dagger base image`,
 		Args: cobra.NoArgs,
-		RunE: func(c *cobra.Command, _ []string) error { return runF(c.Context(), io, opts) },
+		RunE: func(c *cobra.Command, _ []string) error {
+			opts.reportSet = c.Flags().Changed("report")
+			return runF(c.Context(), io, opts)
+		},
 	}
 	f := c.Flags()
+	f.BoolVar(&opts.DryRun, "dry-run", false, "evaluate every output and report its drvPath and whether it would build, is cached or present, or fails to evaluate; build nothing (exit 1 when an output fails to evaluate; the report is written only with an explicit --report)")
 	f.StringVar(&opts.Flake, "flake", ".", "flake to build: a local directory or any nix flake `REF` (github:owner/repo)")
 	f.StringVar(&opts.Engine, "engine", engine.KindAuto, "where nix runs, `auto|dagger|host`: dagger in containers, host on this machine's nix, auto picks dagger when an engine is reachable, else host")
 	f.StringSliceVar(&opts.Systems, "systems", nil, "systems to build for, a comma-separated `LIST` (default: this machine's, "+currentSystem()+")")
@@ -132,6 +157,9 @@ func flakeSource(ref string) (dir string, remote bool, err error) {
 }
 
 func (o *BuildOptions) validate() error {
+	if o.DryRun && o.PushTo != "" {
+		return clierr.Usagef("--dry-run builds and uploads nothing: drop --push-to %s (or --dry-run)", o.PushTo)
+	}
 	if o.Jobs < 0 {
 		return clierr.Usagef("--jobs %d: give a number of jobs ≥ 1, or 0 for nix's own setting", o.Jobs)
 	}
@@ -221,15 +249,21 @@ func runBuild(ctx context.Context, io *IO, opts *BuildOptions) error {
 
 	bprog := staging.wrap(ctx, eng, prog)
 	defer staging.stop()
+	stopTicking := prog.Ticking(ctx)
 	rep, _, runErr := build.Run(ctx, build.Options{
 		Engine: eng, Flake: flakeRef, Systems: opts.Systems, Jobs: opts.Jobs,
 		Attrs: opts.Attrs, Cache: lookup, Progress: bprog, Secrets: nixSecrets(io.Getenv),
 		Remote: rem, Shard: opts.shard(), ShardPlan: opts.ShardPlan,
+		DryRun: opts.DryRun,
 	})
+	stopTicking()
 	var evalErr *build.EvalError
+	var selErr *build.SelectionError
 	switch {
 	case errors.As(runErr, &evalErr):
 		return clierr.Usagef("%v\n%s", runErr, evalErr.Hint())
+	case errors.As(runErr, &selErr):
+		return clierr.Usage(selErr)
 	case rep == nil && runErr != nil:
 		if ctx.Err() != nil {
 			return clierr.Failedf("interrupted before anything was built")
@@ -248,7 +282,10 @@ func runBuild(ctx context.Context, io *IO, opts *BuildOptions) error {
 	if err := prog.Finish(rep); err != nil {
 		fmt.Fprintf(io.Err, "warning: %v\n", err)
 	}
-	if opts.Report != "" {
+	if opts.DryRun {
+		printDryRun(io.Out, rep)
+	}
+	if opts.Report != "" && (!opts.DryRun || opts.reportSet) {
 		if err := rep.Write(opts.Report); err != nil {
 			return fmt.Errorf("writing the report: %w", err)
 		}
@@ -269,9 +306,26 @@ func runBuild(ctx context.Context, io *IO, opts *BuildOptions) error {
 		return stageErr
 	}
 	if n := rep.Counts()[report.StatusFailed]; n > 0 {
+		if opts.DryRun {
+			return clierr.Failedf("%d of %d outputs failed to evaluate", n, len(rep.Outputs))
+		}
 		return clierr.Failedf("%d of %d outputs failed", n, len(rep.Outputs))
 	}
 	return nil
+}
+
+// printDryRun writes one line per output: status, attribute, and the
+// drvPath (or, for failures and skips, the reason).
+func printDryRun(w goio.Writer, rep *report.Report) {
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	for _, o := range rep.Outputs {
+		what := o.DrvPath
+		if o.Status == report.StatusFailed || o.Status == report.StatusSkipped || what == "" {
+			what = strings.ReplaceAll(o.Reason, "\n", " ")
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\n", o.Status, o.Attr, what)
+	}
+	tw.Flush()
 }
 
 // nixSecrets gives nix GITHUB_TOKEN as an access token for fetching flake

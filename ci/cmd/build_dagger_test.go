@@ -3,10 +3,12 @@ package cmd
 import (
 	"encoding/json"
 	"encoding/xml"
+	"fmt"
 	"os"
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
@@ -23,6 +25,23 @@ import (
 // daggerSession is the nix 2.8 session recorded by the build pipeline's
 // tests (pipelines/build, TestRecordDaggerSession) for this flake.
 const daggerSession = "../../pipelines/build/testdata/dagger-nix"
+
+// sessionKeys names commands as the recording does: fakedagger's key,
+// numbered from the second run of a kind on ("check-validity-2").
+func sessionKeys() func(args []string) string {
+	var mu sync.Mutex
+	seen := map[string]int{}
+	return func(args []string) string {
+		mu.Lock()
+		defer mu.Unlock()
+		k := fakedagger.NixCommandKey(args)
+		seen[k]++
+		if n := seen[k]; n > 1 {
+			return fmt.Sprintf("%s-%d", k, n)
+		}
+		return k
+	}
+}
 
 type sessionOutput struct {
 	Attr    string            `json:"attr"`
@@ -81,9 +100,10 @@ func TestBuildOnDaggerEngine(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			fake := fakedagger.New(t)
 			fake.Setenv(t)
+			keys := sessionKeys()
 			fake.ExecResult = func(exec *fakedagger.Obj) fakedagger.ExecResult {
 				args := exec.Strings("args")
-				key := fakedagger.NixCommandKey(args)
+				key := keys(args)
 				r, ok := rec[key]
 				if !ok {
 					t.Errorf("the pipeline sent a command that was not recorded: %q", args)
@@ -152,8 +172,9 @@ func TestBuildOnDaggerEngine(t *testing.T) {
 			// Every command ran in the image, with /nix on the cache volume
 			// and the flake at /src.
 			execs := map[string]*fakedagger.Obj{}
+			keys = sessionKeys()
 			for _, x := range fake.Execs() {
-				execs[fakedagger.NixCommandKey(x.Strings("args"))] = x
+				execs[keys(x.Strings("args"))] = x
 				from := x.Find("from")
 				require.NotNil(t, from, x.String())
 				assert.Equal(t, image, from.Str("address"))

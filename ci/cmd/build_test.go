@@ -33,10 +33,10 @@ func TestBuildFlags(t *testing.T) {
 		{"defaults", nil, BuildOptions{Flake: ".", Engine: "auto", Report: report.DefaultReportPath, Image: daggerengine.DefaultImage,
 			DaggerConnectTimeout: daggerengine.DefaultConnectTimeout}, ""},
 		{"all", []string{"--flake", "github:o/r", "--engine", "host", "--systems", "x86_64-linux,aarch64-linux", "--jobs", "4",
-			"--cache", "https://c.example", "--attr", "packages.*.a", "--attr", "checks.**", "--report", "r.json", "--junit", "j.xml", "--image", "img.tar", "--dagger-connect-timeout", "90s"},
+			"--cache", "https://c.example", "--attr", "packages.*.a", "--attr", "checks.**", "--report", "r.json", "--junit", "j.xml", "--image", "img.tar", "--dagger-connect-timeout", "90s", "--dry-run"},
 			BuildOptions{Flake: "github:o/r", Engine: "host", Systems: []string{"x86_64-linux", "aarch64-linux"}, Jobs: 4,
 				Cache: "https://c.example", Attrs: []string{"packages.*.a", "checks.**"}, Report: "r.json", JUnit: "j.xml", Image: "img.tar",
-				DaggerConnectTimeout: 90 * time.Second}, ""},
+				DaggerConnectTimeout: 90 * time.Second, DryRun: true, reportSet: true}, ""},
 		{"unknown flag", []string{"--offline"}, BuildOptions{}, "unknown flag"},
 		{"positional", []string{"extra"}, BuildOptions{}, "unknown command"},
 	}
@@ -61,7 +61,7 @@ func TestBuildFlags(t *testing.T) {
 func TestBuildHelpExplainsEveryFlag(t *testing.T) {
 	io, out, _ := testIO(nil)
 	require.Equal(t, 0, Run(t.Context(), io, []string{"build", "--help"}))
-	for _, f := range []string{"--flake", "--engine", "--systems", "--jobs", "--cache", "--attr", "--report", "--junit", "--image", "Exit codes"} {
+	for _, f := range []string{"--flake", "--engine", "--systems", "--jobs", "--cache", "--attr", "--report", "--junit", "--image", "--dry-run", "Exit codes"} {
 		assert.Contains(t, out.String(), f)
 	}
 }
@@ -225,7 +225,108 @@ func TestBuildSIGINT(t *testing.T) {
 	rerun := exec.CommandContext(ctx, bin, args...)
 	out, err = rerun.CombinedOutput()
 	require.NoError(t, err, string(out))
-	assert.Contains(t, string(out), "2 outputs: 2 built")
+	assert.Contains(t, string(out), "2 outputs: 1 built, 1 present", "quick was built before the interruption")
+}
+
+// TestBuildDryRun is the evaluation gate on a fixture flake: an output
+// that throws, one that aborts, a cached one and one to build. It reports
+// each with its drvPath, builds nothing, and exits 1.
+func TestBuildDryRun(t *testing.T) {
+	testlib.OfflineNix(t)
+	dir := t.TempDir()
+	require.NoError(t, fixture.Write(dir, fixture.Flake{
+		Nonce: testlib.Nonce(),
+		Drvs: map[string]fixture.Drv{
+			"ok":      {Script: "echo ok > $out"},
+			"warm":    {Script: "echo warm > $out"},
+			"thrown":  {Throw: "thrown on purpose"},
+			"aborted": {Abort: "aborted on purpose"},
+		},
+		Packages: map[string]string{"ok": "ok", "warm": "warm", "thrown": "thrown", "aborted": "aborted"},
+	}))
+	out := t.TempDir()
+	cacheDir := filepath.Join(out, "cache")
+	require.NoError(t, os.MkdirAll(cacheDir, 0o755))
+	warmOut := evalOutPath(t, dir, "packages.x86_64-linux.warm")
+	require.NoError(t, os.WriteFile(filepath.Join(cacheDir, strings.TrimPrefix(filepath.Base(warmOut), "")[:32]+".narinfo"),
+		[]byte("StorePath: "+warmOut+"\n"), 0o644))
+
+	rep := filepath.Join(out, "r.json")
+	io, stdout, errb := testIO(map[string]string{})
+	code := Run(t.Context(), io, []string{"build", "--dry-run", "--engine", "host", "--flake", dir, "--cache", "file://" + cacheDir, "--report", rep})
+	assert.Equal(t, clierr.ExitFailed, code, errb.String())
+	assert.Contains(t, errb.String(), "2 of 4 outputs failed to evaluate")
+
+	r, err := report.Read(rep)
+	require.NoError(t, err)
+	got := map[string]report.Output{}
+	for _, o := range r.Outputs {
+		got[o.Attr] = o
+	}
+	assert.Equal(t, report.StatusWouldBuild, got["packages.x86_64-linux.ok"].Status)
+	assert.Equal(t, report.StatusCached, got["packages.x86_64-linux.warm"].Status)
+	assert.Equal(t, report.StatusFailed, got["packages.x86_64-linux.thrown"].Status)
+	assert.Contains(t, got["packages.x86_64-linux.thrown"].Reason, "thrown on purpose")
+	assert.Equal(t, report.StatusFailed, got["packages.x86_64-linux.aborted"].Status)
+	assert.Contains(t, got["packages.x86_64-linux.aborted"].Reason, "aborted on purpose")
+	for _, a := range []string{"packages.x86_64-linux.ok", "packages.x86_64-linux.warm"} {
+		assert.True(t, strings.HasSuffix(got[a].DrvPath, ".drv"), a)
+		assert.Contains(t, stdout.String(), got[a].DrvPath, "stdout lists the drvPath of %s", a)
+		require.NotEmpty(t, got[a].OutPaths)
+		assert.NoFileExists(t, got[a].OutPaths[0], "nothing is built")
+	}
+	assert.Contains(t, stdout.String(), "would build")
+	assert.Contains(t, stdout.String(), "aborted on purpose")
+
+	// What evaluates passes the gate; without --report no report is written.
+	t.Chdir(out)
+	io, _, errb = testIO(map[string]string{})
+	code = Run(t.Context(), io, []string{"build", "--dry-run", "--engine", "host", "--flake", dir, "--cache", "file://" + cacheDir,
+		"--attr", "packages.*.ok", "--attr", "packages.*.warm"})
+	assert.Equal(t, clierr.ExitOK, code, errb.String())
+	assert.NoFileExists(t, filepath.Join(out, report.DefaultReportPath))
+}
+
+// evalOutPath evaluates the out path of one attribute of a fixture flake.
+func evalOutPath(t *testing.T, dir, attr string) string {
+	t.Helper()
+	out, err := exec.CommandContext(t.Context(), "nix", "--extra-experimental-features", "nix-command flakes",
+		"eval", "--raw", dir+"#"+attr+".outPath").Output()
+	require.NoError(t, err)
+	return string(out)
+}
+
+// TestBuildSelectsNothing: patterns or systems that select nothing exit 2,
+// name them, list the prefixes that exist, and leave the report alone.
+func TestBuildSelectsNothing(t *testing.T) {
+	testlib.OfflineNix(t)
+	dir := t.TempDir()
+	require.NoError(t, fixture.Write(dir, fixture.Generated(2, testlib.Nonce())))
+	tests := []struct {
+		name string
+		args []string
+		want []string
+	}{
+		{"typo", []string{"--attr", "packages.*.typo"}, []string{`--attr "packages.*.typo" matches no output`, "packages.x86_64-linux"}},
+		{"system", []string{"--systems", "riscv64-linux"}, []string{"--systems riscv64-linux", "x86_64-linux"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			rep := filepath.Join(t.TempDir(), "r.json")
+			before := []byte(`{"flake":"earlier","engine":"host","outputs":[]}` + "\n")
+			require.NoError(t, os.WriteFile(rep, before, 0o644))
+			io, _, errb := testIO(map[string]string{})
+			code := Run(t.Context(), io, append([]string{"build", "--engine", "host", "--flake", dir, "--report", rep,
+				"--cache", "file://" + t.TempDir()}, tt.args...))
+			assert.Equal(t, clierr.ExitUsage, code, errb.String())
+			for _, w := range tt.want {
+				assert.Contains(t, errb.String(), w)
+			}
+			after, err := os.ReadFile(rep)
+			require.NoError(t, err)
+			assert.Equal(t, string(before), string(after), "the report is untouched")
+		})
+	}
 }
 
 func TestNixSecrets(t *testing.T) {

@@ -98,6 +98,9 @@ type Stats struct {
 	Build         time.Duration
 }
 
+// NotSelectedReason is the reason of outputs of systems not selected.
+const NotSelectedReason = "system not selected (--systems)"
+
 // ErrInterrupted is returned with a partial report when the build was
 // cancelled (SIGINT): what finished is reported, a rerun completes the rest.
 var ErrInterrupted = errors.New("interrupted")
@@ -166,6 +169,8 @@ func Run(ctx context.Context, opts Options) (*report.Report, *Stats, error) {
 	for i, d := range disc.Outputs {
 		o := report.Output{Attr: d.Attr, System: d.System, DrvPath: d.DrvPath, OutPaths: d.OutPaths()}
 		switch {
+		case d.Unselected:
+			o.Status, o.Reason = report.StatusSkipped, NotSelectedReason
 		case !d.OK:
 			o.Status, o.Reason = report.StatusFailed, "evaluation failed: "+d.Error
 		default:

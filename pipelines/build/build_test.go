@@ -4,6 +4,7 @@ import (
 	"context"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -328,4 +329,136 @@ func TestRunSecrets(t *testing.T) {
 		}
 	}
 	assert.True(t, sawEval && sawBuild)
+}
+
+// evalCounter counts the nix evaluation processes the pipeline starts.
+type evalCounter struct {
+	engine.Engine
+	mu    sync.Mutex
+	evals int
+}
+
+func (c *evalCounter) Run(ctx context.Context, cmd engine.Cmd) (engine.Result, error) {
+	if len(cmd.Args) > 0 && cmd.Args[0] == "nix" && slices.Contains(cmd.Args, "eval") {
+		c.mu.Lock()
+		c.evals++
+		c.mu.Unlock()
+	}
+	return c.Engine.Run(ctx, cmd)
+}
+
+// TestDiscoverBisectsAnAbort: one abort among 64 outputs costs at most
+// 2·log2(64) evaluations beyond the first and the listing, and every
+// other output still evaluates.
+func TestDiscoverBisectsAnAbort(t *testing.T) {
+	f := fixture.Independent(64, testlib.Nonce())
+	f.Drvs["pkg-0041"] = fixture.Drv{Abort: "aborted on purpose"}
+	_, eng := setup(t, f)
+	spy := &evalCounter{Engine: eng}
+	d, err := Discover(t.Context(), spy, eng.SourcePath(), []string{"x86_64-linux"}, nil, 2)
+	require.NoError(t, err)
+	require.Len(t, d.Outputs, 64)
+	failed := 0
+	for _, o := range d.Outputs {
+		if !o.OK {
+			failed++
+			assert.Equal(t, "packages.x86_64-linux.pkg-0041", o.Attr)
+			assert.Contains(t, o.Error, "aborted on purpose")
+		}
+	}
+	assert.Equal(t, 1, failed)
+	assert.Equal(t, spy.evals, d.EvalProcesses, "the count is of real nix processes")
+	assert.LessOrEqual(t, spy.evals, 2+2*6, "first evaluation, listing, two halves per bisection step")
+	assert.Greater(t, spy.evals, 2)
+}
+
+func configurationsFlake(nonce string) fixture.Flake {
+	return fixture.Flake{
+		Nonce: nonce,
+		Drvs: map[string]fixture.Drv{
+			"a": {Script: "echo a > $out"},
+			"b": {Script: "echo b > $out"},
+		},
+		Packages: map[string]string{"a": "a"},
+		Extra: `      packages.aarch64-linux.a = d."a";
+      nixosConfigurations.foo = { config.system.build.toplevel = d."a"; };
+      homeConfigurations.bar = { activationPackage = d."b"; };
+`,
+	}
+}
+
+func TestRunSelection(t *testing.T) {
+	_, eng := setup(t, configurationsFlake(testlib.Nonce()))
+	tests := []struct {
+		name     string
+		attrs    []string
+		systems  []string
+		want     map[string]string
+		wantErr  []string
+		notInErr []string
+	}{
+		{
+			name:  "configuration shorthand",
+			attrs: []string{"nixosConfigurations.foo", "homeConfigurations.bar"},
+			want: map[string]string{
+				"nixosConfigurations.foo.config.system.build.toplevel": report.StatusBuilt,
+				"homeConfigurations.bar.activationPackage":             report.StatusBuilt,
+			},
+		},
+		{
+			name: "unselected systems are skipped",
+			want: map[string]string{
+				"packages.x86_64-linux.a":                              report.StatusBuilt,
+				"packages.aarch64-linux.a":                             report.StatusSkipped,
+				"nixosConfigurations.foo.config.system.build.toplevel": report.StatusBuilt,
+				"homeConfigurations.bar.activationPackage":             report.StatusBuilt,
+			},
+		},
+		{
+			name:     "a pattern that matches nothing",
+			attrs:    []string{"packages.*.a", "packages.*.typo"},
+			wantErr:  []string{`"packages.*.typo" matches no output`, "packages.x86_64-linux", "packages.aarch64-linux", "nixosConfigurations.foo", "homeConfigurations.bar"},
+			notInErr: []string{`"packages.*.a"`},
+		},
+		{
+			name:    "a system the flake lacks",
+			systems: []string{"riscv64-linux"},
+			wantErr: []string{"--systems riscv64-linux", "aarch64-linux, x86_64-linux", "packages.x86_64-linux"},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			systems := tt.systems
+			if systems == nil {
+				systems = []string{"x86_64-linux"}
+			}
+			rep, _, err := Run(t.Context(), Options{Engine: eng, Flake: eng.SourcePath(), Systems: systems, Attrs: tt.attrs})
+			if tt.wantErr != nil {
+				var se *SelectionError
+				require.ErrorAs(t, err, &se)
+				assert.Nil(t, rep)
+				for _, w := range tt.wantErr {
+					assert.Contains(t, err.Error(), w)
+				}
+				for _, w := range tt.notInErr {
+					assert.NotContains(t, err.Error(), w)
+				}
+				return
+			}
+			require.NoError(t, err)
+			got := map[string]string{}
+			for _, o := range rep.Outputs {
+				got[o.Attr] = o.Status
+				if o.Status == report.StatusSkipped {
+					assert.Equal(t, "system not selected (--systems)", o.Reason)
+				}
+			}
+			for attr, st := range tt.want {
+				if st == report.StatusBuilt && got[attr] == report.StatusPresent {
+					got[attr] = report.StatusBuilt // built by an earlier case
+				}
+			}
+			assert.Equal(t, tt.want, got)
+		})
+	}
 }

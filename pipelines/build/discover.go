@@ -6,7 +6,9 @@ import (
 	_ "embed"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"regexp"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -31,6 +33,12 @@ type Output struct {
 	Features  []string          `json:"features"`
 	// Error is the evaluation error of an output that did not evaluate.
 	Error string `json:"error"`
+	// Unselected: the output's system is not one of the selected systems
+	// (not evaluated).
+	Unselected bool `json:"unselected"`
+	// Unwanted: no --attr pattern matches it (not evaluated; only in
+	// Discovery.Listed).
+	Unwanted bool `json:"unwanted"`
 }
 
 // OutPaths returns the output paths sorted by output name.
@@ -57,7 +65,11 @@ type discoverArgs struct {
 
 // Discovery is the result of evaluating a flake's outputs.
 type Discovery struct {
+	// Outputs are the outputs the patterns select: evaluated when their
+	// system is selected, else marked Unselected.
 	Outputs []Output
+	// Listed are all outputs of the flake, for explaining a selection.
+	Listed []Output
 	// EvalProcesses counts the nix evaluation processes started.
 	EvalProcesses int
 	mu            sync.Mutex
@@ -91,11 +103,123 @@ func (e *EvalError) Hint() string {
 	}
 }
 
+// SelectionError is returned when --attr patterns or --systems select
+// nothing: it names them and lists the attribute prefixes that exist.
+type SelectionError struct {
+	// Patterns are the --attr patterns that match no output.
+	Patterns []string
+	// Systems are the selected systems without outputs.
+	Systems []string
+	// Prefixes are the attribute prefixes the flake has
+	// ("packages.x86_64-linux", "nixosConfigurations.host", …).
+	Prefixes []string
+	// FlakeSystems are the systems the flake has outputs for.
+	FlakeSystems []string
+}
+
+func (e *SelectionError) Error() string {
+	var parts []string
+	if len(e.Patterns) > 0 {
+		parts = append(parts, fmt.Sprintf("--attr %s matches no output", strings.Join(quoteAll(e.Patterns), ", ")))
+	}
+	if len(e.Systems) > 0 {
+		parts = append(parts, fmt.Sprintf("--systems %s: the flake has no outputs for %s (it has: %s)",
+			strings.Join(e.Systems, ","), strings.Join(e.Systems, ", "), orNone(e.FlakeSystems)))
+	}
+	if len(parts) == 0 {
+		parts = append(parts, "the selection matches no output")
+	}
+	return fmt.Sprintf("%s\nattribute prefixes that exist: %s\nfix the pattern (* matches within one segment, ** across segments) or --systems",
+		strings.Join(parts, "; "), orNone(e.Prefixes))
+}
+
+func quoteAll(ss []string) []string {
+	out := make([]string, len(ss))
+	for i, s := range ss {
+		out[i] = fmt.Sprintf("%q", s)
+	}
+	return out
+}
+
+func orNone(ss []string) string {
+	if len(ss) == 0 {
+		return "none"
+	}
+	return strings.Join(ss, ", ")
+}
+
+// prefix is an output's attribute prefix: kind.system for per-system
+// outputs, kind.name for configurations.
+func prefix(attr string) string {
+	parts := strings.SplitN(attr, ".", 3)
+	if len(parts) < 2 {
+		return attr
+	}
+	return parts[0] + "." + parts[1]
+}
+
+// checkSelection returns a *SelectionError when a pattern matches no listed
+// output, a selected system has none, or nothing at all is selected.
+func checkSelection(globs, systems []string, d *Discovery) error {
+	res, _ := GlobsToRegexps(globs)
+	e := &SelectionError{}
+	prefixes := map[string]bool{}
+	flakeSystems := map[string]bool{}
+	for _, o := range d.Listed {
+		prefixes[prefix(o.Attr)] = true
+		if o.System != "" {
+			flakeSystems[o.System] = true
+		}
+	}
+	for _, o := range d.Outputs {
+		if o.System != "" {
+			flakeSystems[o.System] = true
+		}
+	}
+	for i, re := range res {
+		rx, err := regexp.Compile("^(?:" + re + ")$")
+		if err != nil {
+			continue
+		}
+		hit := false
+		for _, o := range d.Listed {
+			if rx.MatchString(o.Attr) {
+				hit = true
+				break
+			}
+		}
+		if !hit {
+			e.Patterns = append(e.Patterns, globs[i])
+		}
+	}
+	if len(flakeSystems) > 0 {
+		for _, s := range systems {
+			if !flakeSystems[s] {
+				e.Systems = append(e.Systems, s)
+			}
+		}
+	}
+	selected := 0
+	for _, o := range d.Outputs {
+		if !o.Unselected {
+			selected++
+		}
+	}
+	if len(e.Patterns) == 0 && len(e.Systems) == 0 && selected > 0 {
+		return nil
+	}
+	e.Prefixes = slices.Sorted(maps.Keys(prefixes))
+	e.FlakeSystems = slices.Sorted(maps.Keys(flakeSystems))
+	return e
+}
+
 // Discover evaluates every selected output of flake in one nix evaluation.
 // Errors that builtins.tryEval catches are attributed to their output; an
 // error that aborts the whole evaluation makes Discover list the outputs and
-// evaluate them one by one (at most jobs at a time) so each failure lands on
-// its own output. Output messages of failed outputs are collected the same way.
+// bisect the list, so each failure lands on its own output after about
+// 2·log2(N) more evaluations per failure. Output messages of failed outputs
+// are collected with one evaluation each. A selection that matches nothing
+// is a *SelectionError.
 func Discover(ctx context.Context, eng engine.Engine, flake string, systems, globs []string, jobs int) (*Discovery, error) {
 	patterns, err := GlobsToRegexps(globs)
 	if err != nil {
@@ -104,12 +228,12 @@ func Discover(ctx context.Context, eng engine.Engine, flake string, systems, glo
 	args := discoverArgs{Flake: flake, Systems: systems, Patterns: patterns}
 	d := &Discovery{}
 
-	outs, stderr, err := evalOutputs(ctx, eng, args, d)
+	all, stderr, err := evalOutputs(ctx, eng, args, d)
 	if err != nil {
 		if ctx.Err() != nil {
 			return nil, ctx.Err()
 		}
-		// The whole evaluation aborted: list, then isolate.
+		// The whole evaluation aborted: list, then bisect.
 		list := args
 		list.List = true
 		listed, lerr, err2 := evalOutputs(ctx, eng, list, d)
@@ -123,57 +247,88 @@ func Discover(ctx context.Context, eng engine.Engine, flake string, systems, glo
 			}
 			return nil, &EvalError{Flake: flake, Msg: msg}
 		}
-		outs = isolate(ctx, eng, args, listed, jobs, d)
+		var todo []Output
+		all = nil
+		for _, l := range listed {
+			if l.Unwanted || l.Unselected {
+				all = append(all, l)
+			} else {
+				todo = append(todo, l)
+			}
+		}
+		all = append(all, bisect(ctx, eng, args, todo, stderr, d)...)
+	}
+	var outs []Output
+	for _, o := range all {
+		d.Listed = append(d.Listed, o)
+		if !o.Unwanted {
+			outs = append(outs, o)
+		}
 	}
 	// Messages for outputs whose error tryEval swallowed.
 	parallel(len(outs), jobs, func(i int) {
-		if !outs[i].OK && outs[i].Error == "" {
+		if !outs[i].OK && !outs[i].Unselected && outs[i].Error == "" {
 			outs[i].Error = plainEvalError(ctx, eng, flake, outs[i].Attr)
 			d.count()
 		}
 	})
-	// Configurations carry their system in the derivation: keep selected ones.
+	// Configurations carry their system in the derivation.
 	sel := map[string]bool{}
 	for _, s := range systems {
 		sel[s] = true
 	}
 	for _, o := range outs {
-		if o.System == "" || sel[o.System] || !o.OK {
-			d.Outputs = append(d.Outputs, o)
+		if o.OK && o.System != "" && !sel[o.System] {
+			o.Unselected = true
 		}
+		d.Outputs = append(d.Outputs, o)
 	}
 	sort.Slice(d.Outputs, func(i, j int) bool { return d.Outputs[i].Attr < d.Outputs[j].Attr })
+	if err := checkSelection(globs, systems, d); err != nil {
+		return d, err
+	}
 	return d, nil
 }
 
-// isolate evaluates each listed output in its own process.
-func isolate(ctx context.Context, eng engine.Engine, args discoverArgs, listed []Output, jobs int, d *Discovery) []Output {
-	res := make([]Output, len(listed))
-	parallel(len(listed), jobs, func(i int) {
-		l := listed[i]
+// bisect evaluates items, whose joint evaluation failed with stderr, in
+// halves until each failure is on its own output: one failing output out of
+// N costs 2·log2(N) evaluations, the halves of each step in parallel.
+func bisect(ctx context.Context, eng engine.Engine, args discoverArgs, items []Output, stderr string, d *Discovery) []Output {
+	if len(items) == 0 {
+		return nil
+	}
+	if len(items) == 1 {
+		l := items[0]
+		msg := stderr
+		if msg == "" {
+			msg = "output vanished between listing and evaluation"
+		}
+		return []Output{{Attr: l.Attr, Kind: l.Kind, System: l.System, Error: msg}}
+	}
+	halves := [2][]Output{items[:len(items)/2], items[len(items)/2:]}
+	var res [2][]Output
+	parallel(2, 2, func(i int) {
 		one := args
-		one.Only = []string{l.Attr}
 		one.List = false
-		outs, stderr, err := evalOutputs(ctx, eng, one, d)
+		for _, l := range halves[i] {
+			one.Only = append(one.Only, l.Attr)
+		}
+		outs, msg, err := evalOutputs(ctx, eng, one, d)
 		switch {
-		case err == nil && len(outs) == 1 && outs[0].OK:
-			res[i] = outs[0]
-		case err == nil && len(outs) == 1:
-			res[i] = outs[0]
-			res[i].Error = plainEvalError(ctx, eng, args.Flake, l.Attr)
-			d.count()
+		case err == nil:
+			res[i] = outs
+		case ctx.Err() != nil:
+			for _, l := range halves[i] {
+				res[i] = append(res[i], Output{Attr: l.Attr, Kind: l.Kind, System: l.System, Error: "interrupted"})
+			}
 		default:
-			msg := stderr
-			if msg == "" && err != nil {
+			if msg == "" {
 				msg = err.Error()
 			}
-			if msg == "" {
-				msg = "output vanished between listing and evaluation"
-			}
-			res[i] = Output{Attr: l.Attr, Kind: l.Kind, System: l.System, Error: msg}
+			res[i] = bisect(ctx, eng, args, halves[i], msg, d)
 		}
 	})
-	return res
+	return append(res[0], res[1]...)
 }
 
 // parallel calls fn(0..n-1) with at most jobs calls in flight.
@@ -276,9 +431,29 @@ func indent(s string) string {
 	return "  " + strings.ReplaceAll(s, "\n", "\n  ")
 }
 
+// configurationPaths are the attributes built of a configuration.
+var configurationPaths = map[string]string{
+	"nixosConfigurations": "config.system.build.toplevel",
+	"homeConfigurations":  "activationPackage",
+}
+
+// expandShorthand turns "nixosConfigurations.NAME" into the toplevel and
+// "homeConfigurations.NAME" into the activation package.
+func expandShorthand(g string) string {
+	parts := strings.Split(g, ".")
+	if len(parts) == 2 && !strings.Contains(parts[1], "**") {
+		if p, ok := configurationPaths[parts[0]]; ok {
+			return g + "." + p
+		}
+	}
+	return g
+}
+
 // GlobsToRegexps turns --attr globs into POSIX extended regexes for
 // builtins.match: `*` matches within one attribute segment, `**` across
-// segments, `?` one character. Nil means no filter.
+// segments, `?` one character; `nixosConfigurations.NAME` and
+// `homeConfigurations.NAME` select the configuration's toplevel and
+// activation package. Nil means no filter.
 func GlobsToRegexps(globs []string) ([]string, error) {
 	if len(globs) == 0 {
 		return nil, nil
@@ -288,6 +463,7 @@ func GlobsToRegexps(globs []string) ([]string, error) {
 		if strings.TrimSpace(g) == "" {
 			return nil, fmt.Errorf("--attr: empty pattern")
 		}
+		g = expandShorthand(g)
 		var b strings.Builder
 		for i := 0; i < len(g); i++ {
 			c := g[i]

@@ -8,7 +8,11 @@
 #   list:     true to return the attribute paths without evaluating them.
 # }
 # Each output is { attr, kind, system, drvSystem, ok, drvPath, outputs, features }:
-# system is the attribute's system, drvSystem the derivation's own.
+# system is the attribute's system, drvSystem the derivation's own. Outputs
+# of every system of the flake are listed: those of systems not selected
+# come back unevaluated with `unselected = true`, and (when `only` is null)
+# those the patterns do not match with `unwanted = true`, so the caller can
+# report them and explain a selection that matches nothing.
 # Evaluation errors that `builtins.tryEval` can catch are reported per output;
 # others abort the evaluation and the caller isolates outputs one by one.
 argsJSON:
@@ -17,12 +21,23 @@ let
   flake = builtins.getFlake args.flake;
   inherit (builtins) attrNames concatMap filter hasAttr map elem;
 
-  wanted =
-    attr:
-    (args.patterns == null || builtins.any (re: builtins.match re attr != null) args.patterns)
-    && (args.only == null || elem attr args.only);
+  matches =
+    attr: args.patterns == null || builtins.any (re: builtins.match re attr != null) args.patterns;
+  inOnly = attr: args.only == null || elem attr args.only;
 
-  entry = kind: system: attr: get: { inherit kind system attr get; };
+  entry = kind: system: attr: get: {
+    inherit kind system attr get;
+    selected = system == null || elem system args.systems;
+  };
+
+  # Attribute names of a set, or none when listing them fails (a system
+  # whose set cannot be built here must not stop the others).
+  namesOf =
+    v:
+    let
+      r = builtins.tryEval (attrNames v);
+    in
+    if r.success then r.value else [ ];
 
   # packages, checks, devShells, apps: <kind>.<system>.<name>
   perSystem =
@@ -30,13 +45,10 @@ let
     if hasAttr kind flake then
       concatMap (
         system:
-        if hasAttr system flake.${kind} then
-          map (name: entry kind system "${kind}.${system}.${name}" (get flake.${kind}.${system}.${name})) (
-            attrNames flake.${kind}.${system}
-          )
-        else
-          [ ]
-      ) args.systems
+        map (name: entry kind system "${kind}.${system}.${name}" (get flake.${kind}.${system}.${name})) (
+          namesOf flake.${kind}.${system}
+        )
+      ) (namesOf flake.${kind})
     else
       [ ];
 
@@ -44,7 +56,7 @@ let
   formatters =
     if hasAttr "formatter" flake then
       map (system: entry "formatter" system "formatter.${system}" (drv flake.formatter.${system})) (
-        filter (s: hasAttr s flake.formatter) args.systems
+        namesOf flake.formatter
       )
     else
       [ ];
@@ -110,7 +122,7 @@ let
         features = [ ];
       };
 
-  entries = filter (e: wanted e.attr) (
+  entries = filter (e: inOnly e.attr) (
     perSystem "packages" drv
     ++ perSystem "checks" drv
     ++ perSystem "devShells" drv
@@ -139,8 +151,26 @@ let
       else
         { system = e.system; }
     );
+  result =
+    e:
+    if !(matches e.attr) then
+      {
+        inherit (e) attr kind system;
+        unwanted = true;
+      }
+    else if !e.selected then
+      {
+        inherit (e) attr kind system;
+        unselected = true;
+      }
+    else
+      evaluate e;
 in
 if args.list or false then
-  map (e: { inherit (e) attr kind system; }) entries
+  map (e: {
+    inherit (e) attr kind system;
+    unwanted = !(matches e.attr);
+    unselected = !e.selected;
+  }) entries
 else
-  map evaluate entries
+  map result entries
