@@ -2,12 +2,14 @@ package build
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -461,4 +463,94 @@ func TestRunSelection(t *testing.T) {
 			assert.Equal(t, tt.want, got)
 		})
 	}
+}
+
+// TestRunSharedDependencyFails: with more outputs than one batch, a shared
+// dependency builds first, once; when it fails, its dependents are not
+// handed to nix again, and each names it, with its log.
+func TestRunSharedDependencyFails(t *testing.T) {
+	f := fixture.Flake{Nonce: testlib.Nonce(), Drvs: map[string]fixture.Drv{
+		"base":   {Script: "echo base breaks; exit 4"},
+		"common": {Script: "echo common > $out"},
+	}, Packages: map[string]string{}}
+	for i := 0; i < 30; i++ {
+		n := fmt.Sprintf("dep-%02d", i)
+		f.Drvs[n] = fixture.Drv{Script: "echo $dep_base > $out", Deps: []string{"base"}}
+		f.Packages[n] = n
+		m := fmt.Sprintf("ok-%02d", i)
+		f.Drvs[m] = fixture.Drv{Script: "echo " + m + " $dep_common > $out", Deps: []string{"common"}}
+		f.Packages[m] = m
+	}
+	_, eng := setup(t, f)
+	rec := &recorder{}
+	spy := &spyEngine{Engine: eng}
+	rep, _, err := Run(t.Context(), Options{Engine: spy, Flake: eng.SourcePath(), Systems: []string{"x86_64-linux"},
+		Jobs: 2, Processes: 2, BatchSize: 20, Progress: rec})
+	require.NoError(t, err)
+	assert.Equal(t, map[string]int{report.StatusBuilt: 30, report.StatusFailed: 30}, rep.Counts())
+	var baseDrv string
+	for _, o := range rep.Outputs {
+		if strings.Contains(o.Attr, ".dep-") {
+			require.Equal(t, report.StatusFailed, o.Status)
+			assert.True(t, strings.HasSuffix(o.FailedDependency, "-base.drv"), o.FailedDependency)
+			assert.Contains(t, o.Reason, "base.drv failed: builder for")
+			assert.Equal(t, []string{"base breaks"}, o.Log)
+			baseDrv = o.FailedDependency
+		} else {
+			assert.Equal(t, report.StatusBuilt, o.Status, o.Attr)
+		}
+	}
+	started := rec.started()
+	assert.Equal(t, 1, started["base"], "the shared dependency is built once")
+	assert.Equal(t, 1, started["common"])
+	for n, c := range started {
+		assert.False(t, strings.HasPrefix(n, "dep-"), "%s (a dependent of the failed base) was started %d times", n, c)
+	}
+	builds := 0
+	for _, c := range spy.cmds {
+		if slices.Contains(c.Args, "build") {
+			builds++
+			for _, a := range c.Args {
+				assert.NotContains(t, a, "-dep-", "no nix build is asked for a dependent of the failed base")
+			}
+		}
+	}
+	assert.GreaterOrEqual(t, builds, 3, "shared dependencies first, then batches of at most 20")
+	assert.NotEmpty(t, baseDrv)
+}
+
+// TestRunDurations: a build's duration is its own, not the time until nix
+// exits: a quick output built beside one that waits takes under a second,
+// the waiting one longer than its wait.
+func TestRunDurations(t *testing.T) {
+	gateDir, err := os.MkdirTemp("", "ipex-flake-gate-")
+	require.NoError(t, err)
+	t.Cleanup(func() { os.RemoveAll(gateDir) })
+	require.NoError(t, os.Chmod(gateDir, 0o755))
+	gate := filepath.Join(gateDir, "release")
+	_, eng := setup(t, fixture.Flake{
+		Nonce: testlib.Nonce(),
+		Drvs: map[string]fixture.Drv{
+			"quick": {Script: "echo > $out"},
+			"slow":  {Script: "echo waiting; while [ ! -e " + gate + " ]; do :; done; echo > $out"},
+		},
+		Packages: map[string]string{"quick": "quick", "slow": "slow"},
+	})
+	const wait = 2500 * time.Millisecond
+	rec := &recorder{}
+	var once sync.Once
+	rec.onEv = func(e Event) {
+		if e.Kind == BuildLog && e.Line == "waiting" {
+			// A deliberate delay that the slow build's duration must show.
+			once.Do(func() { time.AfterFunc(wait, func() { _ = os.WriteFile(gate, nil, 0o644) }) })
+		}
+	}
+	rep, _, err := Run(t.Context(), Options{Engine: eng, Flake: eng.SourcePath(), Systems: []string{"x86_64-linux"}, Jobs: 2, Progress: rec})
+	require.NoError(t, err)
+	got := byAttr(rep)
+	quick, slow := got["packages.x86_64-linux.quick"], got["packages.x86_64-linux.slow"]
+	require.NotNil(t, quick.DurationMs)
+	require.NotNil(t, slow.DurationMs)
+	assert.GreaterOrEqual(t, *slow.DurationMs, wait.Milliseconds())
+	assert.Less(t, *quick.DurationMs, int64(1500), "the quick build's own time (to a second), not nix's exit")
 }

@@ -93,7 +93,7 @@ type eventParser struct {
 	// derivations: the stop can be long after the build's end.
 	Started, Stopped map[string]time.Time
 	Built            map[string]bool
-	Other     []string // error messages not tied to a derivation
+	Other            []string // error messages not tied to a derivation
 	// Builders maps a derivation to the machine that built it (builders.go).
 	Builders map[string]string
 }

@@ -2,10 +2,13 @@ package progress
 
 import (
 	"bytes"
+	"context"
+	"fmt"
 	"flag"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -37,11 +40,12 @@ const (
 
 func sampleReport() *report.Report {
 	return &report.Report{Flake: ".", Engine: "host", Outputs: []report.Output{
-		{Attr: "packages.x86_64-linux.hello", Status: report.StatusBuilt, DurationMs: 1200},
-		{Attr: "packages.x86_64-linux.bad", Status: report.StatusFailed, DurationMs: 300,
+		{Attr: "packages.x86_64-linux.hello", Status: report.StatusBuilt, DurationMs: report.Ms(1200 * time.Millisecond)},
+		{Attr: "packages.x86_64-linux.bad", Status: report.StatusFailed, DurationMs: report.Ms(300 * time.Millisecond),
 			Reason: "builder for '" + drvBad + "' failed with exit code 3", Log: []string{"make: *** [all] Error 3"}},
 		{Attr: "checks.x86_64-linux.vm", Status: report.StatusSkipped, Reason: "requires system features kvm | nixos-test"},
 		{Attr: "devShells.x86_64-linux.default", Status: report.StatusCached},
+		{Attr: "packages.x86_64-linux.python", Status: report.StatusPresent},
 	}}
 }
 
@@ -105,6 +109,76 @@ func TestLiveFollowsNixCounters(t *testing.T) {
 
 	p.Event(build.Event{Kind: build.BuildStopped, DrvPath: drvBad})
 	assert.NotContains(t, p.running, drvBad)
+}
+
+// TestLiveTicks: while nix is quiet the live view still redraws once per
+// tick, and the elapsed time and the build's timer move with the clock.
+func TestLiveTicks(t *testing.T) {
+	var buf bytes.Buffer
+	p := New(&buf, Live)
+	clock := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	var mu sync.Mutex
+	p.now = func() time.Time { mu.Lock(); defer mu.Unlock(); return clock }
+	p.start = clock
+	p.Event(build.Event{Kind: build.BuildStarted, DrvPath: drvA})
+
+	ticks := make(chan time.Time) // unbuffered: a send returns once the loop took it
+	done := make(chan struct{})
+	ctx, cancel := context.WithCancel(t.Context())
+	go func() { defer close(done); p.TickEvery(ctx, ticks) }()
+	var frames []string
+	for i := 1; i <= 3; i++ {
+		mu.Lock()
+		clock = clock.Add(time.Second)
+		mu.Unlock()
+		ticks <- clock
+		ticks <- clock // the first tick's redraw has finished when this one is taken
+		p.mu.Lock()
+		frames = append(frames, buf.String())
+		buf.Reset()
+		p.mu.Unlock()
+	}
+	cancel()
+	<-done
+	for i, f := range frames {
+		sec := fmt.Sprintf("%ds", i+1)
+		assert.Contains(t, f, "["+sec+"] 1 running", "frame %d", i+1)
+		assert.Regexp(t, `hello-1\.0\s+`+sec, f, "the build's timer ticks (frame %d)", i+1)
+	}
+
+	// Ticking does nothing outside Live mode.
+	var plain bytes.Buffer
+	q := New(&plain, Plain)
+	q.Event(build.Event{Kind: build.BuildStarted, DrvPath: drvA})
+	plain.Reset()
+	q.Tick()
+	q.Ticking(t.Context())()
+	assert.Empty(t, plain.String())
+}
+
+// TestFailedDependencyLogOnce: a dependency that made many outputs fail is
+// printed once, naming them, in every mode.
+func TestFailedDependencyLogOnce(t *testing.T) {
+	const dep = "/nix/store/dddddddddddddddddddddddddddddddd-base.drv"
+	r := &report.Report{Flake: ".", Engine: "host"}
+	for i := 0; i < 100; i++ {
+		r.Outputs = append(r.Outputs, report.Output{Attr: fmt.Sprintf("packages.x86_64-linux.p%03d", i), Status: report.StatusFailed,
+			Reason: "dependency base.drv failed: builder for '" + dep + "' failed with exit code 4", FailedDependency: dep,
+			Log: []string{"base breaks here"}})
+	}
+	r.Outputs = append(r.Outputs, report.Output{Attr: "packages.x86_64-linux.own", Status: report.StatusFailed,
+		Reason: "builder failed", Log: []string{"own log"}})
+	for _, mode := range []Mode{Plain, GitHubActions, Live} {
+		var buf bytes.Buffer
+		p := New(&buf, mode)
+		p.Width = 100000
+		require.NoError(t, p.Finish(r))
+		out := buf.String()
+		assert.Equal(t, 1, strings.Count(out, "base breaks here"), "mode %d", mode)
+		assert.Contains(t, out, "base (needed by 100: packages.x86_64-linux.p000, packages.x86_64-linux.p001")
+		assert.Contains(t, out, "packages.x86_64-linux.p099)")
+		assert.Equal(t, 1, strings.Count(out, "own log"))
+	}
 }
 
 func TestGitHubActions(t *testing.T) {
