@@ -496,7 +496,14 @@ func buildAll(ctx context.Context, opts Options, m *Machine, prog Progress, outs
 	maps.Copy(causes, failedDependencies(ctx, opts.Engine, m, unexplained, bs.failed))
 	maps.Copy(causes, bs.blocked)
 
-	durations := buildDurations(ctx, opts.Engine, outs, todo, valid, bs)
+	// Times are taken as nix's log arrives: only engines that stream it
+	// (not Dagger, which hands it over when the exec ends) can measure.
+	durations := map[string]*int64{}
+	if opts.Engine.Name() != engine.KindDagger {
+		durations = buildDurations(ctx, opts.Engine, outs, todo, valid, bs)
+	} else {
+		clear(bs.elapsed)
+	}
 	for _, i := range todo {
 		o := &outs[i]
 		o.Builder = bs.builders[o.DrvPath]

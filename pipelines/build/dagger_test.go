@@ -141,6 +141,10 @@ func (r *recordingEngine) Run(ctx context.Context, c engine.Cmd) (engine.Result,
 	return res, nil
 }
 
+// Name is the Dagger engine's: the session is recorded as the pipeline
+// runs it there.
+func (r *recordingEngine) Name() string { return engine.KindDagger }
+
 func teeTo(buf *bytes.Buffer, w io.Writer) io.Writer {
 	if w == nil {
 		return buf
@@ -246,6 +250,9 @@ func TestRunOnDaggerEngine(t *testing.T) {
 			assert.Equal(t, engine.KindDagger, rep.Engine)
 			assert.Equal(t, "/src", rep.Flake)
 			assertDaggerReport(t, rep)
+			for _, o := range rep.Outputs {
+				assert.Nil(t, o.DurationMs, "%s: nix's log arrives after the exec, so no duration is measured", o.Attr)
+			}
 			assert.Equal(t, 2, st.EvalProcesses, "one evaluation of every output, one more for the message of the output that throws")
 			assert.Equal(t, 3, st.Derivations, "ok, bad and after-bad: not the cached, skipped or unevaluated ones")
 
