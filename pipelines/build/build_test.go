@@ -510,9 +510,14 @@ func TestRunSharedDependencyFails(t *testing.T) {
 	for _, c := range spy.cmds {
 		if slices.Contains(c.Args, "build") {
 			builds++
+			drvs := 0
 			for _, a := range c.Args {
 				assert.NotContains(t, a, "-dep-", "no nix build is asked for a dependent of the failed base")
+				if strings.HasSuffix(a, ".drv") || strings.HasSuffix(a, ".drv^*") {
+					drvs++
+				}
 			}
+			assert.LessOrEqual(t, drvs, 20, "batches of at most BatchSize")
 		}
 	}
 	assert.GreaterOrEqual(t, builds, 3, "shared dependencies first, then batches of at most 20")
