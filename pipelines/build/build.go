@@ -1,7 +1,8 @@
 // Package build is the engine-independent plan behind `ci build`: discover
-// every flake output in one evaluation, skip what the binary cache has and
-// what this machine cannot build, build the rest with one nix scheduler, and
-// give every output a status.
+// every flake output in one evaluation, skip what the binary cache or the
+// local store has and what this machine cannot build, build the rest in
+// batches on a few concurrent nix processes (shared dependencies first),
+// and give every output a status.
 package build
 
 import (
