@@ -51,9 +51,9 @@ func rank(status string) int {
 	switch status {
 	case StatusSkipped:
 		return 0
-	case StatusCached:
+	case StatusCached, StatusWouldBuild:
 		return 1
-	case StatusBuilt:
+	case StatusBuilt, StatusPresent:
 		return 2
 	case StatusFailed:
 		return 3

@@ -33,6 +33,15 @@ func TestMerge(t *testing.T) {
 	_, err = Merge(shard("host", a), &Report{Flake: "/src", Rev: "def"})
 	assert.ErrorContains(t, err, "merge the shards of one build only")
 
+	// A present output says as much as a built one: it wins over the skip
+	// of the shard that did not own it, and over a cached answer.
+	p := Output{Attr: "packages.x86_64-linux.p", DrvPath: "/nix/store/p.drv", OutPaths: []string{"/nix/store/p"}, Status: StatusPresent}
+	pSkipped := Output{Attr: p.Attr, DrvPath: p.DrvPath, OutPaths: p.OutPaths, Status: StatusSkipped}
+	pCached := Output{Attr: p.Attr, DrvPath: p.DrvPath, OutPaths: p.OutPaths, Status: StatusCached}
+	got, err = Merge(shard("host", pSkipped), shard("host", p), shard("host", pCached))
+	require.NoError(t, err)
+	assert.Equal(t, []Output{p}, got.Outputs)
+
 	_, err = Merge()
 	assert.Error(t, err)
 }
