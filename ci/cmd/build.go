@@ -106,7 +106,7 @@ or configuration error (nothing was built).`,
 	f.StringVar(&opts.Flake, "flake", ".", "flake to build: a local directory or any nix flake `REF` (github:owner/repo)")
 	f.StringVar(&opts.Engine, "engine", engine.KindAuto, "where nix runs, `auto|dagger|host`: dagger in containers, host on this machine's nix, auto picks dagger when an engine is reachable, else host")
 	f.StringSliceVar(&opts.Systems, "systems", nil, "systems to build for, a comma-separated `LIST` (default: this machine's, "+currentSystem()+")")
-	f.IntVar(&opts.Jobs, "jobs", 0, "build `N` derivations in parallel (nix --max-jobs; 0: nix.conf's max-jobs, or one per CPU when nix.conf sets none)")
+	f.IntVar(&opts.Jobs, "jobs", 0, "build `N` derivations in parallel in each nix process (nix --max-jobs; 0: nix.conf's max-jobs, or one per CPU when nix.conf sets none)")
 	f.StringVar(&opts.Cache, "cache", "", "binary cache asked for outputs it already has, a nix `STORE_URI`: file://, http(s)://, s3://… (default "+cache.DefaultURI()+")")
 	f.StringArrayVar(&opts.Attrs, "attr", nil, "select outputs whose attribute path matches `GLOB`, repeatable: * within one segment, ** across segments (e.g. 'packages.*.ollama-*')")
 	f.StringVar(&opts.Report, "report", report.DefaultReportPath, "write the JSON report of every output to `FILE` (read by ci push and ci release)")

@@ -113,7 +113,8 @@ func (nopProgress) Event(Event)  {}
 
 // Run builds the selected outputs and returns a report with one entry per
 // output. The error is non-nil only when the flake could not be evaluated
-// at all (*EvalError), the engine failed, or the run was interrupted; failed
+// at all (*EvalError), the selection matches nothing (*SelectionError, with
+// a nil report), the engine failed, or the run was interrupted; failed
 // outputs are reported in the report, not as an error.
 func Run(ctx context.Context, opts Options) (*report.Report, *Stats, error) {
 	prog := opts.Progress
