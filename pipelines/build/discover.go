@@ -159,8 +159,12 @@ func prefix(attr string) string {
 }
 
 // checkSelection returns a *SelectionError when a pattern matches no listed
-// output, a selected system has none, or nothing at all is selected.
+// output, a selected system has none, or nothing at all is selected. A
+// flake without any outputs selects nothing without a selection error.
 func checkSelection(globs, systems []string, d *Discovery) error {
+	if len(d.Listed) == 0 && len(globs) == 0 {
+		return nil
+	}
 	res, _ := GlobsToRegexps(globs)
 	e := &SelectionError{}
 	prefixes := map[string]bool{}
