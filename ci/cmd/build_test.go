@@ -88,6 +88,7 @@ func TestBuildUsageErrors(t *testing.T) {
 		{"bad system", []string{"--flake", good, "--systems", "linux"}, "not a nix system name"},
 		{"bad jobs", []string{"--flake", good, "--jobs", "-1"}, "--jobs"},
 		{"negative connect timeout", []string{"--flake", good, "--dagger-connect-timeout", "-1s"}, "--dagger-connect-timeout -1s: give a positive duration"},
+		{"dry run uploads nothing", []string{"--flake", good, "--dry-run", "--push-to", "file:///tmp/staging"}, "--dry-run builds and uploads nothing"},
 		{"does not evaluate", []string{"--flake", broken, "--engine", "host"}, "does not evaluate"},
 		{"dagger without engine", []string{"--flake", good, "--engine", "dagger"}, "no Dagger engine"},
 	}
