@@ -104,7 +104,7 @@ type Summary struct {
 
 // StatusPresent is the report status of an output that was already in
 // the local store ("present").
-const StatusPresent = "present"
+const StatusPresent = report.StatusPresent
 
 // pushable reports whether outputs of status st are pushed: everything
 // that has out paths and did not fail or get skipped.

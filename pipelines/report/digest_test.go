@@ -3,6 +3,7 @@ package report
 import (
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 )
@@ -32,7 +33,7 @@ func TestDigest(t *testing.T) {
 			r.Outputs[0].OutPaths = []string{"/nix/store/aaa-a-dev", "/nix/store/aaa-a"}
 		}},
 		{name: "status and timing differ", same: true, change: func(r *Report) {
-			r.Outputs[0].Status, r.Outputs[0].DurationMs, r.Engine = StatusCached, 99, "dagger"
+			r.Outputs[0].Status, r.Outputs[0].DurationMs, r.Engine = StatusCached, Ms(99*time.Millisecond), "dagger"
 		}},
 		{name: "one out path changed", change: func(r *Report) { r.Outputs[1].OutPaths[0] = "/nix/store/ccc-b" }},
 		{name: "an output more", change: func(r *Report) {
