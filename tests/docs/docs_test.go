@@ -127,7 +127,6 @@ func TestLinkChecker(t *testing.T) {
 // asks for its entry to be removed, so every line is then checked against
 // the real definition.
 var pending = []pendingName{
-	{"build", "dry-run", true},
 }
 
 // pendingName is a command (flag "") or a flag not yet on main.
