@@ -302,6 +302,8 @@ type buildState struct {
 	stopped   map[string]time.Time
 	other     []string
 	exitCodes []int
+	// buffered: an engine handed nix's log over only when it ended.
+	buffered bool
 	// builders maps a derivation to the machine that built it.
 	builders map[string]string
 	// blocked maps a requested derivation that was not started to the
@@ -312,9 +314,10 @@ type buildState struct {
 	notStarted map[string]bool
 }
 
-func (s *buildState) add(p *eventParser, exit int) {
+func (s *buildState) add(p *eventParser, exit int, buffered bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	s.buffered = s.buffered || buffered
 	for d, v := range p.Failed {
 		s.failed[d] = v
 	}
@@ -437,11 +440,11 @@ func buildAll(ctx context.Context, opts Options, m *Machine, prog Progress, outs
 			wg.Add(1)
 			go func(i int, run []string) {
 				defer func() { <-sem; wg.Done() }()
-				p, exit, err := runBatch(ctx, opts, m, run, merger.forBatch(i, prog.Event))
+				p, res, err := runBatch(ctx, opts, m, run, merger.forBatch(i, prog.Event))
 				if err != nil && ctx.Err() == nil {
 					errOnce.Do(func() { runErr = fmt.Errorf("running nix build: %w", err) })
 				}
-				bs.add(p, exit)
+				bs.add(p, res.ExitCode, res.Buffered)
 			}(bi, run)
 			bi++
 		}
@@ -498,10 +501,10 @@ func buildAll(ctx context.Context, opts Options, m *Machine, prog Progress, outs
 	maps.Copy(causes, failedDependencies(ctx, opts.Engine, m, unexplained, bs.failed))
 	maps.Copy(causes, bs.blocked)
 
-	// Times are taken as nix's log arrives: only engines that stream it
-	// (not Dagger, which hands it over when the exec ends) can measure.
+	// Times are taken as nix's log arrives: an engine that hands the log
+	// over when the command ends (Dagger: Result.Buffered) gives none.
 	durations := map[string]*int64{}
-	if opts.Engine.Name() != engine.KindDagger {
+	if !bs.buffered {
 		durations = buildDurations(ctx, opts.Engine, outs, todo, valid, bs)
 	} else {
 		clear(bs.elapsed)

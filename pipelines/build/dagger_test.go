@@ -138,11 +138,12 @@ func (r *recordingEngine) Run(ctx context.Context, c engine.Cmd) (engine.Result,
 	r.rec[key] = fakedagger.Recorded{Args: args, ExecResult: fakedagger.ExecResult{
 		ExitCode: res.ExitCode, Stdout: out.String(), Stderr: errb.String(),
 	}}
+	res.Buffered = true // as the Dagger engine hands output over
 	return res, nil
 }
 
 // Name is the Dagger engine's: the session is recorded as the pipeline
-// runs it there.
+// runs it there (with buffered output, see Run).
 func (r *recordingEngine) Name() string { return engine.KindDagger }
 
 func teeTo(buf *bytes.Buffer, w io.Writer) io.Writer {

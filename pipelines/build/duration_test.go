@@ -59,9 +59,10 @@ func TestDurationsOnlyFromTimedOutput(t *testing.T) {
 			o := rep.Outputs[0]
 			require.Equal(t, report.StatusBuilt, o.Status, o.Reason)
 			if tt.buffered {
-				assert.Zero(t, o.DurationMs, "no duration from buffered output")
+				assert.Nil(t, o.DurationMs, "no duration from buffered output")
 			} else {
-				assert.Positive(t, o.DurationMs, "the build's own time")
+				require.NotNil(t, o.DurationMs, "the build's own time")
+				assert.Positive(t, *o.DurationMs, "the build's own time")
 			}
 		})
 	}

@@ -294,7 +294,7 @@ func (c *countsMerger) forBatch(i int, emit func(Event)) func(Event) {
 }
 
 // runBatch runs one nix build of drvs and returns its parsed log.
-func runBatch(ctx context.Context, opts Options, m *Machine, drvs []string, emit func(Event)) (*eventParser, int, error) {
+func runBatch(ctx context.Context, opts Options, m *Machine, drvs []string, emit func(Event)) (*eventParser, engine.Result, error) {
 	args := []string{"build", "--keep-going", "--no-link", "--log-format", "internal-json", "-v"}
 	switch {
 	case opts.Jobs > 0:
@@ -313,5 +313,5 @@ func runBatch(ctx context.Context, opts Options, m *Machine, drvs []string, emit
 	res, err := opts.Engine.Run(ctx, engine.Cmd{Args: nixcli.Nix(args...), Env: opts.Remote.Env, Stdout: io.Discard, Stderr: lw})
 	lw.Flush()
 	parser.explainRemote()
-	return parser, res.ExitCode, err
+	return parser, res, err
 }

@@ -2,6 +2,7 @@ package report
 
 import (
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 )
@@ -21,7 +22,7 @@ func TestDiff(t *testing.T) {
 	}{
 		{name: "same", other: base},
 		{name: "reasons, logs, durations and output order are not compared", other: []Output{
-			{Attr: "packages.x86_64-linux.bad", Status: StatusFailed, DrvPath: "/nix/store/d-bad.drv", OutPaths: []string{"/nix/store/e-bad"}, Reason: "other words", Log: []string{"x"}, DurationMs: 5},
+			{Attr: "packages.x86_64-linux.bad", Status: StatusFailed, DrvPath: "/nix/store/d-bad.drv", OutPaths: []string{"/nix/store/e-bad"}, Reason: "other words", Log: []string{"x"}, DurationMs: Ms(5 * time.Millisecond)},
 			out("packages.x86_64-linux.ok", StatusBuilt, "/nix/store/a-ok.drv", "/nix/store/c-ok-dev", "/nix/store/b-ok"),
 		}},
 		{name: "status", other: []Output{base[0], out("packages.x86_64-linux.bad", StatusBuilt, "/nix/store/d-bad.drv", "/nix/store/e-bad")},

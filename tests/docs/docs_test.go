@@ -126,8 +126,7 @@ func TestLinkChecker(t *testing.T) {
 // checked with each added to the tree; once one exists this test fails and
 // asks for its entry to be removed, so every line is then checked against
 // the real definition.
-var pending = []pendingName{
-}
+var pending = []pendingName{}
 
 // pendingName is a command (flag "") or a flag not yet on main.
 type pendingName struct {
