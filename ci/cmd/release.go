@@ -3,6 +3,7 @@ package cmd
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"regexp"
@@ -54,6 +55,8 @@ type ReleasePromoteOptions struct {
 type ReleaseStatusOptions struct {
 	IO     *IO
 	Common *ReleaseCommon
+	// ReportPath is the build report the gates are checked against.
+	ReportPath string
 }
 
 // ReleaseVersionOptions are the flags of `ci release version`.
@@ -143,17 +146,19 @@ func newReleasePromoteCmd(io *IO, common *ReleaseCommon, runF func(context.Conte
 
 func newReleaseStatusCmd(io *IO, common *ReleaseCommon, runF func(context.Context, *ReleaseStatusOptions) error) *cobra.Command {
 	o := &ReleaseStatusOptions{IO: io, Common: common}
-	return &cobra.Command{
+	c := &cobra.Command{
 		Use:   "status",
 		Short: "Show what each channel points at and what its next promotion would do",
 		Long: `Show, per channel, the commit channels/<name> points at, its latest
 release, and what the next promotion would do: dev takes HEAD, beta takes
 dev's commit, stable takes beta's commit. A blocked promotion lists the
-gates that refuse it, as ci release promote would (with the build report
-at ` + "`" + report.DefaultReportPath + "`" + `). Changes nothing.`,
+gates that refuse it, as ci release promote would with the same --report.
+Changes nothing.`,
 		Args: cobra.NoArgs,
 		RunE: func(c *cobra.Command, _ []string) error { return runF(c.Context(), o) },
 	}
+	c.Flags().StringVar(&o.ReportPath, "report", report.DefaultReportPath, "build report (ci build --report) the gates are checked against, as for ci release promote --report")
+	return c
 }
 
 func newReleaseVersionCmd(io *IO, common *ReleaseCommon, runF func(context.Context, *ReleaseVersionOptions) error) *cobra.Command {
@@ -401,10 +406,14 @@ func runReleaseStatus(ctx context.Context, o *ReleaseStatusOptions) error {
 		return err
 	}
 	var want results.Binding
-	if rep, err := report.Read(report.DefaultReportPath); err == nil {
+	rep, err := report.Read(o.ReportPath)
+	switch {
+	case err == nil:
 		if want, err = reportBinding(ctx, rep); err != nil {
 			return err
 		}
+	case o.ReportPath != report.DefaultReportPath || !errors.Is(err, os.ErrNotExist):
+		return clierr.Usagef("--report: %v (pass the file written by ci build --report)", err)
 	}
 	sts, err := p.Status(ctx, cfg, approver(o.IO, ""), want)
 	if err != nil {

@@ -79,6 +79,7 @@ func TestReleaseUsageErrors(t *testing.T) {
 		{"unknown rev", []string{"release", "promote", "--to", "dev", "--rev", "deadbeef"}, "does not name a commit"},
 		{"bad phase mapping", []string{"release", "version", "--phase-version", "v0.1.0"}, "--phase-version"},
 		{"missing report", []string{"release", "promote", "--to", "dev", "--report", "nope.json"}, "--report"},
+		{"missing status report", []string{"release", "status", "--report", "nope.json"}, "--report"},
 		{"gate", []string{"release", "promote", "--to", "dev"}, "stage gate: no build report: pass --report FILE"},
 		{"token without repository", []string{"release", "status"}, "GITHUB_REPOSITORY"},
 	}
