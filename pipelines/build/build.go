@@ -635,16 +635,7 @@ func failedDependencies(ctx context.Context, eng engine.Engine, m *Machine, drvs
 	if len(drvs) == 0 || len(failed) == 0 {
 		return causes
 	}
-	sub := []string{"show-derivation", "-r"}
-	if m.Version.AtLeast(2, 20) {
-		sub = []string{"derivation", "show", "-r"}
-	}
-	var out bytes.Buffer
-	res, err := eng.Run(ctx, engine.Cmd{Args: nixcli.Nix(append(sub, drvs...)...), Stdout: &out, Stderr: io.Discard})
-	if err != nil || res.ExitCode != 0 {
-		return causes
-	}
-	graph, err := parseDerivationGraph(out.Bytes())
+	graph, err := showDerivations(ctx, eng, m.Version, drvs)
 	if err != nil {
 		return causes
 	}
@@ -654,7 +645,7 @@ func failedDependencies(ctx context.Context, eng engine.Engine, m *Machine, drvs
 		for len(queue) > 0 && causes[d] == "" {
 			cur := queue[0]
 			queue = queue[1:]
-			for _, in := range graph[cur] {
+			for _, in := range graph[cur].Inputs {
 				if seen[in] {
 					continue
 				}

@@ -1,13 +1,10 @@
 package build
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
 	"fmt"
 	"io"
 	"sort"
-	"strings"
 	"sync"
 
 	"github.com/ipex-flake/ipex-flake/pipelines/engine"
@@ -42,25 +39,13 @@ type drvGraph struct {
 // loadGraph reads the closures of drvs with one `nix derivation show -r`
 // and asks the store which outputs exist.
 func loadGraph(ctx context.Context, eng engine.Engine, m *Machine, drvs []string) (*drvGraph, error) {
-	sub := []string{"show-derivation", "-r"}
-	if m.Version.AtLeast(2, 20) {
-		sub = []string{"derivation", "show", "-r"}
-	}
-	var out, errb bytes.Buffer
-	res, err := eng.Run(ctx, engine.Cmd{Args: nixcli.Nix(append(sub, drvs...)...), Stdout: &out, Stderr: &errb})
-	if err != nil {
-		return nil, err
-	}
-	if res.ExitCode != 0 {
-		return nil, fmt.Errorf("nix %s: %s", strings.Join(sub, " "), CleanNixError(errb.String()))
-	}
-	raw, err := parseDerivations(out.Bytes())
+	raw, err := showDerivations(ctx, eng, m.Version, drvs)
 	if err != nil {
 		return nil, err
 	}
 	var paths []string
 	for _, d := range raw {
-		paths = append(paths, d.outputs...)
+		paths = append(paths, d.Outputs...)
 	}
 	invalid, err := invalidPaths(ctx, eng, paths)
 	if err != nil {
@@ -69,10 +54,10 @@ func loadGraph(ctx context.Context, eng engine.Engine, m *Machine, drvs []string
 	g := &drvGraph{inputs: map[string][]string{}, closure: map[string]map[string]bool{}}
 	toBuild := func(d string) bool {
 		info, ok := raw[d]
-		if !ok || len(info.outputs) < len(info.names) {
+		if !ok || len(info.Outputs) < len(info.Names) {
 			return true // unknown or floating outputs: nix decides
 		}
-		for _, p := range info.outputs {
+		for _, p := range info.Outputs {
 			if invalid[p] {
 				return true
 			}
@@ -84,68 +69,12 @@ func loadGraph(ctx context.Context, eng engine.Engine, m *Machine, drvs []string
 			continue
 		}
 		var ins []string
-		for _, in := range info.inputs {
+		for _, in := range info.Inputs {
 			if toBuild(in) {
 				ins = append(ins, in)
 			}
 		}
 		g.inputs[d] = ins
-	}
-	return g, nil
-}
-
-type drvInfo struct {
-	inputs  []string
-	names   []string // output names
-	outputs []string // output paths that are known
-}
-
-// parseDerivations reads `nix derivation show` JSON. Store paths may be
-// printed in full or, in newer nix, as base names.
-func parseDerivations(data []byte) (map[string]drvInfo, error) {
-	var raw map[string]struct {
-		InputDrvs map[string]json.RawMessage `json:"inputDrvs"`
-		Outputs   map[string]struct {
-			Path string `json:"path"`
-		} `json:"outputs"`
-	}
-	if err := json.Unmarshal(data, &raw); err != nil {
-		return nil, fmt.Errorf("reading nix derivation show: %w", err)
-	}
-	full := func(p string) string {
-		if p == "" || strings.HasPrefix(p, "/") {
-			return p
-		}
-		return "/nix/store/" + p
-	}
-	m := make(map[string]drvInfo, len(raw))
-	for d, v := range raw {
-		var info drvInfo
-		for in := range v.InputDrvs {
-			info.inputs = append(info.inputs, full(in))
-		}
-		sort.Strings(info.inputs)
-		for name, o := range v.Outputs {
-			info.names = append(info.names, name)
-			if o.Path != "" {
-				info.outputs = append(info.outputs, full(o.Path))
-			}
-		}
-		sort.Strings(info.outputs)
-		m[full(d)] = info
-	}
-	return m, nil
-}
-
-// parseDerivationGraph reads `nix derivation show` JSON into drv -> input drvs.
-func parseDerivationGraph(data []byte) (map[string][]string, error) {
-	raw, err := parseDerivations(data)
-	if err != nil {
-		return nil, err
-	}
-	g := make(map[string][]string, len(raw))
-	for d, info := range raw {
-		g[d] = info.inputs
 	}
 	return g, nil
 }

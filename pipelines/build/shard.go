@@ -1,11 +1,9 @@
 package build
 
 import (
-	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
-	"encoding/json"
 	"fmt"
 	"math/bits"
 	"sort"
@@ -83,75 +81,10 @@ func PlanShards(ctx context.Context, eng engine.Engine, v nixcli.Version, outs [
 	if len(drvs) > 0 {
 		var err error
 		if graph, err = showDerivations(ctx, eng, v, drvs); err != nil {
-			return nil, err
+			return nil, fmt.Errorf("planning shards: %w", err)
 		}
 	}
 	return planFromGraph(outs, graph, n), nil
-}
-
-// drvNode is one derivation of the graph: its input derivations, its
-// output paths, and whether it is fixed-output (a download: sources are
-// fetched, not built, and usually come from a substituter).
-type drvNode struct {
-	Inputs  []string
-	Outputs []string
-	Fixed   bool
-}
-
-func showDerivations(ctx context.Context, eng engine.Engine, v nixcli.Version, drvs []string) (map[string]drvNode, error) {
-	sub := []string{"show-derivation", "-r"}
-	if v.AtLeast(2, 20) {
-		sub = []string{"derivation", "show", "-r"}
-	}
-	var out, errb bytes.Buffer
-	res, err := eng.Run(ctx, engine.Cmd{Args: nixcli.Nix(append(sub, drvs...)...), Stdout: &out, Stderr: &errb})
-	if err != nil {
-		return nil, err
-	}
-	if res.ExitCode != 0 {
-		return nil, fmt.Errorf("planning shards: nix %s: %s", strings.Join(sub, " "), CleanNixError(errb.String()))
-	}
-	return parseDrvNodes(out.Bytes())
-}
-
-// parseDrvNodes reads `nix derivation show` JSON; store paths are full or,
-// in newer nix, base names.
-func parseDrvNodes(data []byte) (map[string]drvNode, error) {
-	var raw map[string]struct {
-		InputDrvs map[string]json.RawMessage `json:"inputDrvs"`
-		Outputs   map[string]struct {
-			Path string `json:"path"`
-			Hash string `json:"hash"`
-		} `json:"outputs"`
-	}
-	if err := json.Unmarshal(data, &raw); err != nil {
-		return nil, fmt.Errorf("planning shards: reading the derivation graph: %w", err)
-	}
-	full := func(p string) string {
-		if p == "" || strings.HasPrefix(p, "/") {
-			return p
-		}
-		return "/nix/store/" + p
-	}
-	g := make(map[string]drvNode, len(raw))
-	for d, v := range raw {
-		var n drvNode
-		for in := range v.InputDrvs {
-			n.Inputs = append(n.Inputs, full(in))
-		}
-		sort.Strings(n.Inputs)
-		for _, o := range v.Outputs {
-			if p := full(o.Path); p != "" {
-				n.Outputs = append(n.Outputs, p)
-			}
-			// A fixed output names its hash; a floating content-addressed
-			// one only its algorithm, and is built.
-			n.Fixed = n.Fixed || o.Hash != ""
-		}
-		sort.Strings(n.Outputs)
-		g[full(d)] = n
-	}
-	return g, nil
 }
 
 func sortedKeys[V any](m map[string]V) []string {

@@ -82,15 +82,15 @@ func TestParseDrvNodes(t *testing.T) {
 		  "/nix/store/aaaa-app.drv": {"outputs": {"out": {"path": "/nix/store/bbbb-app"}}, "inputDrvs": {"/nix/store/cccc-src.drv": ["out"]}},
 		  "/nix/store/cccc-src.drv": {"outputs": {"out": {"path": "/nix/store/dddd-src.tar.gz", "hashAlgo": "sha256", "hash": "0a1b"}}, "inputDrvs": {}}
 		}`, map[string]drvNode{
-			"/nix/store/aaaa-app.drv": {Inputs: []string{"/nix/store/cccc-src.drv"}, Outputs: []string{"/nix/store/bbbb-app"}},
-			"/nix/store/cccc-src.drv": {Outputs: []string{"/nix/store/dddd-src.tar.gz"}, Fixed: true},
+			"/nix/store/aaaa-app.drv": {Inputs: []string{"/nix/store/cccc-src.drv"}, Names: []string{"out"}, Outputs: []string{"/nix/store/bbbb-app"}},
+			"/nix/store/cccc-src.drv": {Names: []string{"out"}, Outputs: []string{"/nix/store/dddd-src.tar.gz"}, Fixed: true},
 		}},
 		{"nix 2.20 base names, floating content-addressed", `{
 		  "aaaa-app.drv": {"outputs": {"out": {"hashAlgo": "sha256", "method": "nar"}}, "inputDrvs": {"cccc-src.drv": {"outputs": ["out"], "dynamicOutputs": {}}}},
 		  "cccc-src.drv": {"outputs": {"out": {"path": "dddd-src.tar.gz", "hashAlgo": "sha256", "method": "flat", "hash": "0a1b"}}, "inputDrvs": {}}
 		}`, map[string]drvNode{
-			"/nix/store/aaaa-app.drv": {Inputs: []string{"/nix/store/cccc-src.drv"}},
-			"/nix/store/cccc-src.drv": {Outputs: []string{"/nix/store/dddd-src.tar.gz"}, Fixed: true},
+			"/nix/store/aaaa-app.drv": {Inputs: []string{"/nix/store/cccc-src.drv"}, Names: []string{"out"}},
+			"/nix/store/cccc-src.drv": {Names: []string{"out"}, Outputs: []string{"/nix/store/dddd-src.tar.gz"}, Fixed: true},
 		}},
 	}
 	for _, tt := range tests {
