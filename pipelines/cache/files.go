@@ -177,6 +177,8 @@ func (h *HTTPFiles) do(ctx context.Context, method, name string, body []byte) (*
 		if h.Auth != nil {
 			h.Auth(req)
 		}
+		// The server's answer, never a proxy's stored copy.
+		req.Header.Set("Cache-Control", "no-cache")
 		resp, err := h.Client.Do(req)
 		if err != nil {
 			last = err

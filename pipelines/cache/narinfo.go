@@ -191,5 +191,27 @@ func Nix32(hash []byte) string {
 	return string(out)
 }
 
+// DecodeNix32 decodes a hash of size bytes written in nix's base 32.
+func DecodeNix32(s string, size int) ([]byte, error) {
+	out := make([]byte, size)
+	for n := 0; n < len(s); n++ {
+		c := s[len(s)-n-1]
+		d := strings.IndexByte(nix32Alphabet, c)
+		if d < 0 {
+			return nil, fmt.Errorf("invalid character %q", c)
+		}
+		b := n * 5
+		i, j := b/8, uint(b%8)
+		out[i] |= byte(d << j)
+		carry := byte(d >> (8 - j))
+		if i+1 < size {
+			out[i+1] |= carry
+		} else if carry != 0 {
+			return nil, fmt.Errorf("hash too long")
+		}
+	}
+	return out, nil
+}
+
 // SHA256Nix32 is "sha256:<nix32>" of data, the form of FileHash.
 func SHA256Nix32(sum [sha256.Size]byte) string { return "sha256:" + Nix32(sum[:]) }

@@ -10,6 +10,8 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/ipex-flake/ipex-flake/pipelines/cache"
 )
 
 // emptyHex is the SHA-256 of no bytes; nix prints it in the other forms
@@ -39,7 +41,7 @@ func TestSHA256Hex(t *testing.T) {
 		})
 	}
 	raw, _ := hex.DecodeString(emptyHex)
-	assert.Equal(t, "0mdqa9w1p6cmli6976v4wi0sw9r4p5prkj7lzfd1877wk11c9c73", NixBase32(raw))
+	assert.Equal(t, "0mdqa9w1p6cmli6976v4wi0sw9r4p5prkj7lzfd1877wk11c9c73", cache.Nix32(raw))
 }
 
 type testSigner struct {

@@ -12,23 +12,28 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/ipex-flake/ipex-flake/pipelines/cache"
 )
 
 const storePath = "/nix/store/0123456789abcdfghijklmnpqrsvwxyz-a"
 
-func signedNarInfo(t *testing.T) (string, ed25519.PublicKey) {
-	pub, priv, err := ed25519.GenerateKey(nil)
+// signedNarInfo returns a narinfo signed by cache-1 and that key's public
+// half, and the same public key under another name.
+func signedNarInfo(t *testing.T) (text, pub, renamed string) {
+	pubKey, priv, err := ed25519.GenerateKey(nil)
 	require.NoError(t, err)
-	ni := &NarInfo{StorePath: storePath, NarHash: "sha256:0mdqa9w1p6cmli6976v4wi0sw9r4p5prkj7lzfd1877wk11c9c73", NarSize: 120,
+	ni := &cache.NarInfo{StorePath: storePath, NarHash: "sha256:0mdqa9w1p6cmli6976v4wi0sw9r4p5prkj7lzfd1877wk11c9c73", NarSize: 120,
 		References: []string{"0123456789abcdfghijklmnpqrsvwxyz-a", "1123456789abcdfghijklmnpqrsvwxyz-dep"}}
 	sig := base64.StdEncoding.EncodeToString(ed25519.Sign(priv, []byte(ni.Fingerprint())))
-	text := "StorePath: " + storePath + "\nURL: nar/x.nar.xz\nCompression: xz\nNarHash: " + ni.NarHash +
+	text = "StorePath: " + storePath + "\nURL: nar/x.nar.xz\nCompression: xz\nNarHash: " + ni.NarHash +
 		"\nNarSize: 120\nReferences: " + strings.Join(ni.References, " ") + "\nSig: cache-1:" + sig + "\n"
-	return text, pub
+	b64 := base64.StdEncoding.EncodeToString(pubKey)
+	return text, "cache-1:" + b64, "cache-2:" + b64
 }
 
 func TestNarInfoFileAndHTTP(t *testing.T) {
-	text, pub := signedNarInfo(t)
+	text, pub, renamed := signedNarInfo(t)
 	dir := t.TempDir()
 	require.NoError(t, os.WriteFile(filepath.Join(dir, "0123456789abcdfghijklmnpqrsvwxyz.narinfo"), []byte(text), 0o644))
 	mux := http.NewServeMux()
@@ -51,10 +56,10 @@ func TestNarInfoFileAndHTTP(t *testing.T) {
 			require.NoError(t, err)
 			assert.Equal(t, storePath, ni.StorePath)
 			assert.Equal(t, int64(120), ni.NarSize)
-			assert.True(t, ni.SignedBy("cache-1", pub))
-			assert.False(t, ni.SignedBy("cache-2", pub), "the key name must match")
+			assert.True(t, ni.SignedBy(pub))
+			assert.False(t, ni.SignedBy(renamed), "the key name must match")
 			ni.NarSize = 121
-			assert.False(t, ni.SignedBy("cache-1", pub), "the signature covers the NAR size")
+			assert.False(t, ni.SignedBy(pub), "the signature covers the NAR size")
 
 			_, err = c.NarInfo(t.Context(), "/nix/store/2123456789abcdfghijklmnpqrsvwxyz-other")
 			require.ErrorIs(t, err, ErrNoNarInfo)

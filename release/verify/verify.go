@@ -84,7 +84,7 @@ func checkCache(ctx context.Context, in Input, st *provenance.Statement) Check {
 		c.Problems = []string{"no cache to check: the manifest names none; pass --cache URI"}
 		return c
 	}
-	name, pub, err := provenance.ParsePublicKey(in.PublicKey)
+	name, _, err := provenance.ParsePublicKey(in.PublicKey)
 	if err != nil {
 		c.Problems = []string{err.Error()}
 		return c
@@ -115,7 +115,7 @@ func checkCache(ctx context.Context, in Input, st *provenance.Statement) Check {
 			c.Problems = append(c.Problems, fmt.Sprintf("%s: the cache serves %s with NAR hash %s, the provenance records sha256:%s", attr, p, ni.NarHash, want))
 			continue
 		}
-		if !ni.SignedBy(name, pub) {
+		if !ni.SignedBy(in.PublicKey) {
 			c.Problems = append(c.Problems, fmt.Sprintf("%s: the cache's narinfo of %s has no valid signature by %s", attr, p, name))
 			continue
 		}
