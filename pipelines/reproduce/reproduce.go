@@ -124,9 +124,12 @@ func (c *Checker) Check(ctx context.Context, o report.Output) Result {
 	}
 
 	// The first build: present already, or realised now.
+	// One writer for both streams: os/exec then writes from one goroutine
+	// at a time, never into the buffer from two.
 	var first bytes.Buffer
+	both := c.tee(&first)
 	res, err := c.Engine.Run(ctx, engine.Cmd{Args: []string{"nix-store", "--realise", o.DrvPath},
-		Stdout: &first, Stderr: c.tee(&first)})
+		Stdout: both, Stderr: both})
 	if err != nil {
 		return fail("nix-store --realise: %v", err)
 	}
