@@ -3,7 +3,6 @@ package stages
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -229,13 +228,17 @@ func (s *Security) sboms(ctx context.Context) error {
 			continue
 		}
 		bom := secscan.NewBOM(o.Attr, o.OutPaths, closure, s.Now())
-		data, _ := json.MarshalIndent(bom, "", "  ")
-		file := filepath.Join(outDir, strings.ReplaceAll(o.Attr, "/", "_")+".cdx.json")
-		if err := report.WriteFileAtomic(file, append(data, '\n'), 0o644); err != nil {
+		var data bytes.Buffer
+		if err := secscan.WriteBOM(&data, bom); err != nil {
 			s.Fail(name+" "+o.Attr, err.Error(), time.Since(start))
 			continue
 		}
-		s.Pass(name+" "+o.Attr, fmt.Sprintf("%d components → %s", len(bom.Components), file), time.Since(start))
+		file := filepath.Join(outDir, strings.ReplaceAll(o.Attr, "/", "_")+".cdx.json")
+		if err := report.WriteFileAtomic(file, data.Bytes(), 0o644); err != nil {
+			s.Fail(name+" "+o.Attr, err.Error(), time.Since(start))
+			continue
+		}
+		s.Pass(name+" "+o.Attr, fmt.Sprintf("%d components → %s", len(*bom.Components), file), time.Since(start))
 	}
 	if n == 0 {
 		s.SkipCheck(name, "the build report has no built or cached outputs")

@@ -1,68 +1,19 @@
 package secscan
 
 import (
-	"crypto/rand"
 	"encoding/base64"
 	"encoding/hex"
-	"fmt"
+	"io"
 	"path"
 	"regexp"
 	"strings"
 	"time"
 
+	cdx "github.com/CycloneDX/cyclonedx-go"
+	"github.com/google/uuid"
+
 	"github.com/ipex-flake/ipex-flake/pipelines/nixcli"
 )
-
-// BOM is a CycloneDX 1.5 bill of materials (JSON), the subset written here.
-type BOM struct {
-	BOMFormat    string       `json:"bomFormat"`
-	SpecVersion  string       `json:"specVersion"`
-	SerialNumber string       `json:"serialNumber"`
-	Version      int          `json:"version"`
-	Metadata     BOMMetadata  `json:"metadata"`
-	Components   []Component  `json:"components"`
-	Dependencies []Dependency `json:"dependencies"`
-}
-
-// BOMMetadata describes the SBOM and its subject.
-type BOMMetadata struct {
-	Timestamp string     `json:"timestamp"`
-	Tools     BOMTools   `json:"tools"`
-	Component *Component `json:"component,omitempty"`
-}
-
-// BOMTools names the tool that wrote the SBOM (CycloneDX 1.5 form).
-type BOMTools struct {
-	Components []Component `json:"components"`
-}
-
-// Component is one store path of the closure.
-type Component struct {
-	Type       string     `json:"type"`
-	BOMRef     string     `json:"bom-ref,omitempty"`
-	Name       string     `json:"name"`
-	Version    string     `json:"version,omitempty"`
-	Hashes     []Hash     `json:"hashes,omitempty"`
-	Properties []Property `json:"properties,omitempty"`
-}
-
-// Hash is a component hash.
-type Hash struct {
-	Alg     string `json:"alg"`
-	Content string `json:"content"`
-}
-
-// Property is a name/value pair.
-type Property struct {
-	Name  string `json:"name"`
-	Value string `json:"value"`
-}
-
-// Dependency lists what a component references.
-type Dependency struct {
-	Ref       string   `json:"ref"`
-	DependsOn []string `json:"dependsOn"`
-}
 
 var storeNameRe = regexp.MustCompile(`^[0-9a-df-np-sv-z]{32}-(.+)$`)
 
@@ -82,42 +33,51 @@ func SplitStoreName(p string) (name, version string) {
 	return base, ""
 }
 
-// NewBOM builds the SBOM of a runtime closure (nix path-info -r --json,
-// parsed with nixcli.ParsePathInfo). subject is the output's attribute,
-// roots its output paths.
-func NewBOM(subject string, roots []string, closure []nixcli.PathInfo, now time.Time) *BOM {
-	bom := &BOM{
-		BOMFormat: "CycloneDX", SpecVersion: "1.5", SerialNumber: "urn:uuid:" + newUUID(), Version: 1,
-		Metadata: BOMMetadata{
+// NewBOM builds the CycloneDX 1.5 SBOM of a runtime closure (nix path-info
+// -r --json, parsed with nixcli.ParsePathInfo). subject is the output's
+// attribute, roots its output paths. Every store path is a library
+// component with its NAR hash and store path; dependencies follow the
+// closure's references without self-references.
+func NewBOM(subject string, roots []string, closure []nixcli.PathInfo, now time.Time) *cdx.BOM {
+	components := []cdx.Component{}
+	dependencies := []cdx.Dependency{}
+	bom := &cdx.BOM{
+		BOMFormat: cdx.BOMFormat, SpecVersion: cdx.SpecVersion1_5, SerialNumber: "urn:uuid:" + uuid.NewString(), Version: 1,
+		Metadata: &cdx.Metadata{
 			Timestamp: now.UTC().Format(time.RFC3339),
-			Tools:     BOMTools{Components: []Component{{Type: "application", Name: "ipex-flake ci"}}},
+			Tools:     &cdx.ToolsChoice{Components: &[]cdx.Component{{Type: cdx.ComponentTypeApplication, Name: "ipex-flake ci"}}},
 		},
-		Components: []Component{}, Dependencies: []Dependency{},
+		Components: &components, Dependencies: &dependencies,
 	}
 	if len(roots) > 0 {
 		_, v := SplitStoreName(roots[0])
-		bom.Metadata.Component = &Component{Type: "application", BOMRef: roots[0], Name: subject, Version: v}
+		bom.Metadata.Component = &cdx.Component{Type: cdx.ComponentTypeApplication, BOMRef: roots[0], Name: subject, Version: v}
 	}
 	for _, pi := range closure {
 		name, version := SplitStoreName(pi.Path)
-		c := Component{Type: "library", BOMRef: pi.Path, Name: name, Version: version,
-			Properties: []Property{{Name: "nix:store_path", Value: pi.Path}}}
-		if h, ok := NarHashHex(pi.NarHash); ok {
-			c.Hashes = []Hash{{Alg: "SHA-256", Content: h}}
-		}
+		props := []cdx.Property{{Name: "nix:store_path", Value: pi.Path}}
 		if pi.Deriver != "" {
-			c.Properties = append(c.Properties, Property{Name: "nix:deriver", Value: pi.Deriver})
+			props = append(props, cdx.Property{Name: "nix:deriver", Value: pi.Deriver})
 		}
-		bom.Components = append(bom.Components, c)
+		c := cdx.Component{Type: cdx.ComponentTypeLibrary, BOMRef: pi.Path, Name: name, Version: version, Properties: &props}
+		if h, ok := NarHashHex(pi.NarHash); ok {
+			c.Hashes = &[]cdx.Hash{{Algorithm: cdx.HashAlgoSHA256, Value: h}}
+		}
+		components = append(components, c)
 		deps := []string{}
 		for _, r := range pi.References {
 			if r != pi.Path {
 				deps = append(deps, r)
 			}
 		}
-		bom.Dependencies = append(bom.Dependencies, Dependency{Ref: pi.Path, DependsOn: deps})
+		dependencies = append(dependencies, cdx.Dependency{Ref: pi.Path, Dependencies: &deps})
 	}
 	return bom
+}
+
+// WriteBOM writes bom as indented CycloneDX JSON, one trailing newline.
+func WriteBOM(w io.Writer, bom *cdx.BOM) error {
+	return cdx.NewBOMEncoder(w, cdx.BOMFileFormatJSON).SetPretty(true).Encode(bom)
 }
 
 // NarHashHex converts a narHash ("sha256:<nix base32>" before Nix 2.19,
@@ -167,10 +127,3 @@ func nixBase32Decode(s string, size int) ([]byte, bool) {
 	return out, true
 }
 
-func newUUID() string {
-	var b [16]byte
-	_, _ = rand.Read(b[:])
-	b[6] = b[6]&0x0f | 0x40
-	b[8] = b[8]&0x3f | 0x80
-	return fmt.Sprintf("%x-%x-%x-%x-%x", b[0:4], b[4:6], b[6:8], b[8:10], b[10:16])
-}

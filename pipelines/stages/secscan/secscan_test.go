@@ -1,6 +1,7 @@
 package secscan
 
 import (
+	"bytes"
 	"crypto/ed25519"
 	"encoding/base64"
 	"encoding/json"
@@ -246,17 +247,32 @@ func TestNewBOM(t *testing.T) {
 	require.NoError(t, err)
 	bom := NewBOM("packages.x86_64-linux.ollama", []string{"/nix/store/aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa-ollama-0.5.4"}, closure, time.Unix(0, 0))
 	assert.Equal(t, "CycloneDX", bom.BOMFormat)
-	assert.Equal(t, "1.5", bom.SpecVersion)
+	assert.Equal(t, "1.5", bom.SpecVersion.String())
 	assert.Regexp(t, `^urn:uuid:[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$`, bom.SerialNumber)
-	require.Len(t, bom.Components, 2)
-	assert.Equal(t, "glibc", bom.Components[1].Name)
-	assert.Equal(t, "2.39", bom.Components[1].Version)
-	assert.Equal(t, "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855", bom.Components[0].Hashes[0].Content)
-	assert.Equal(t, []string{"/nix/store/bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb-glibc-2.39"}, bom.Dependencies[0].DependsOn, "self-references dropped")
+	require.Len(t, *bom.Components, 2)
+	comps := *bom.Components
+	assert.Equal(t, "glibc", comps[1].Name)
+	assert.Equal(t, "2.39", comps[1].Version)
+	assert.Equal(t, "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855", (*comps[0].Hashes)[0].Value)
+	assert.Equal(t, []string{"/nix/store/bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb-glibc-2.39"}, *(*bom.Dependencies)[0].Dependencies, "self-references dropped")
 	assert.Equal(t, "0.5.4", bom.Metadata.Component.Version)
-	data, err := json.Marshal(bom)
-	require.NoError(t, err)
-	assert.Contains(t, string(data), `"bom-ref":"/nix/store/aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa-ollama-0.5.4"`)
+	var buf bytes.Buffer
+	require.NoError(t, WriteBOM(&buf, bom))
+	data := buf.Bytes()
+	assert.Contains(t, string(data), `"bom-ref": "/nix/store/aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa-ollama-0.5.4"`)
+	// The written document keeps the CycloneDX 1.5 JSON shape: the
+	// version as a string, tools as an object of components, SHA-256
+	// hashes, store paths as properties, empty dependsOn lists kept.
+	var doc map[string]any
+	require.NoError(t, json.Unmarshal(data, &doc))
+	assert.Equal(t, "1.5", doc["specVersion"])
+	assert.Equal(t, "ipex-flake ci", doc["metadata"].(map[string]any)["tools"].(map[string]any)["components"].([]any)[0].(map[string]any)["name"])
+	c0 := doc["components"].([]any)[0].(map[string]any)
+	assert.Equal(t, "library", c0["type"])
+	assert.Equal(t, []any{map[string]any{"alg": "SHA-256", "content": "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"}}, c0["hashes"])
+	assert.Contains(t, c0["properties"], map[string]any{"name": "nix:deriver", "value": "/nix/store/cccccccccccccccccccccccccccccccc-ollama-0.5.4.drv"})
+	assert.Equal(t, []any{}, doc["dependencies"].([]any)[1].(map[string]any)["dependsOn"])
+	assert.Equal(t, byte('\n'), data[len(data)-1])
 }
 
 func TestParseSeverity(t *testing.T) {
