@@ -422,3 +422,19 @@ func TestFakeIsAForge(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, []string{forge.ManifestAsset}, got.Assets)
 }
+
+func TestRetryAfterBeyondMaxWaitReturnsTheResponse(t *testing.T) {
+	c, mux, sl := setup(t)
+	var calls int
+	mux.HandleFunc("/repos/o/r/git/ref/heads/channels/dev", func(w http.ResponseWriter, r *http.Request) {
+		testMethod(t, r, http.MethodGet)
+		calls++
+		w.Header().Set("Retry-After", "3600")
+		serve(t, w, 403, "secondary_rate_limit.json")
+	})
+	_, err := c.ChannelRef(t.Context(), "dev")
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), "secondary rate limit", "GitHub's own message reaches the caller")
+	assert.Equal(t, 1, calls)
+	assert.Empty(t, sl.d)
+}

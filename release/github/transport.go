@@ -8,55 +8,29 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/hashicorp/go-retryablehttp"
 )
 
-// RetryTransport retries GitHub API requests: on 5xx, on network errors and
-// per-attempt timeouts, on secondary rate limits (honouring Retry-After,
-// else a minute) and on an exhausted primary rate limit that resets soon.
-// Non-idempotent requests are retried too: the caller treats a resulting
-// 422 "already exists" as "re-read and decide again".
+// RetryTransport retries GitHub API requests with go-retryablehttp: on 5xx,
+// on network errors and per-attempt timeouts, on secondary rate limits
+// (honouring Retry-After, else a minute) and on an exhausted primary rate
+// limit that resets soon. Non-idempotent requests are retried too: the
+// caller treats a resulting 422 "already exists" as "re-read and decide
+// again". When the tries are used up, the last response is returned as it
+// is, so go-github reports GitHub's own error.
 type RetryTransport struct {
 	Base http.RoundTripper
 	// MaxAttempts bounds the tries per request (default 5).
 	MaxAttempts int
-	// AttemptTimeout bounds each try (default 30s).
+	// AttemptTimeout bounds each try, body included (default 30s).
 	AttemptTimeout time.Duration
 	// MaxWait is the longest single wait the transport accepts (default
 	// 2m); a longer Retry-After or rate-limit reset returns the response.
 	MaxWait time.Duration
-	// Sleep waits d or until ctx ends (tests replace it).
+	// Sleep, when set, waits d or until ctx ends in place of
+	// go-retryablehttp's own timer (tests record the waits with it).
 	Sleep func(ctx context.Context, d time.Duration) error
-}
-
-func (t *RetryTransport) defaults() (attempts int, timeout, maxWait time.Duration, sleep func(context.Context, time.Duration) error, base http.RoundTripper) {
-	attempts, timeout, maxWait, sleep, base = t.MaxAttempts, t.AttemptTimeout, t.MaxWait, t.Sleep, t.Base
-	if attempts <= 0 {
-		attempts = 5
-	}
-	if timeout <= 0 {
-		timeout = 30 * time.Second
-	}
-	if maxWait <= 0 {
-		maxWait = 2 * time.Minute
-	}
-	if sleep == nil {
-		sleep = sleepCtx
-	}
-	if base == nil {
-		base = http.DefaultTransport
-	}
-	return
-}
-
-func sleepCtx(ctx context.Context, d time.Duration) error {
-	tm := time.NewTimer(d)
-	defer tm.Stop()
-	select {
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-tm.C:
-		return nil
-	}
 }
 
 // backoff is 1s, 2s, 4s, … capped at 30s.
@@ -68,65 +42,68 @@ func backoff(attempt int) time.Duration {
 	return d
 }
 
-// cancelBody cancels the attempt's context when the body is closed.
-type cancelBody struct {
-	io.ReadCloser
-	cancel context.CancelFunc
-}
-
-func (b *cancelBody) Close() error { err := b.ReadCloser.Close(); b.cancel(); return err }
-
 // RoundTrip implements http.RoundTripper.
 func (t *RetryTransport) RoundTrip(req *http.Request) (*http.Response, error) {
-	attempts, timeout, maxWait, sleep, base := t.defaults()
-	var body []byte
-	if req.Body != nil && req.GetBody == nil {
-		b, err := io.ReadAll(req.Body)
-		req.Body.Close()
-		if err != nil {
-			return nil, err
-		}
-		body = b
+	if req.Body != nil {
+		// A RoundTripper closes the body; go-retryablehttp reads it into
+		// memory once to resend it on every try.
+		defer req.Body.Close()
 	}
-	ctx := req.Context()
-	for attempt := 0; ; attempt++ {
-		actx, cancel := context.WithTimeout(ctx, timeout)
-		r := req.Clone(actx)
-		switch {
-		case body != nil:
-			r.Body = io.NopCloser(bytes.NewReader(body))
-		case req.GetBody != nil:
-			rb, err := req.GetBody()
+	rt := &retryablehttp.RoundTripper{Client: t.client(req.Context())}
+	return rt.RoundTrip(req.Clone(req.Context()))
+}
+
+// client is the retrying client of one request: CheckRetry decides from
+// the response (and its body, for secondary rate limits) whether and
+// after how long to try again, Backoff hands that wait on.
+func (t *RetryTransport) client(ctx context.Context) *retryablehttp.Client {
+	attempts := cmpOr(t.MaxAttempts, 5)
+	maxWait := cmpOr(t.MaxWait, 2*time.Minute)
+	base := t.Base
+	if base == nil {
+		base = http.DefaultTransport
+	}
+	attempt, wait := 0, time.Duration(0)
+	return &retryablehttp.Client{
+		HTTPClient: &http.Client{
+			Transport: base,
+			Timeout:   cmpOr(t.AttemptTimeout, 30*time.Second),
+			// Redirects go back to go-github's own client.
+			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+		},
+		RetryMax: attempts - 1,
+		CheckRetry: func(ctx context.Context, resp *http.Response, err error) (bool, error) {
+			defer func() { attempt++ }()
+			if ctx.Err() != nil {
+				return false, ctx.Err()
+			}
 			if err != nil {
-				cancel()
-				return nil, err
+				wait = backoff(attempt)
+				return true, nil
 			}
-			r.Body = rb
-		}
-		resp, err := base.RoundTrip(r)
-		last := attempt+1 >= attempts
-		if err != nil {
-			cancel()
-			if ctx.Err() != nil || last {
-				return nil, err
+			var retry bool
+			wait, retry = retryAfter(resp, attempt)
+			return retry && wait <= maxWait, nil
+		},
+		Backoff: func(_, _ time.Duration, _ int, _ *http.Response) time.Duration {
+			if t.Sleep == nil {
+				return wait
 			}
-			if serr := sleep(ctx, backoff(attempt)); serr != nil {
-				return nil, err
-			}
-			continue
-		}
-		wait, retry := retryAfter(resp, attempt)
-		if !retry || last || wait > maxWait {
-			resp.Body = &cancelBody{ReadCloser: resp.Body, cancel: cancel}
-			return resp, nil
-		}
-		_, _ = io.Copy(io.Discard, resp.Body)
-		resp.Body.Close()
-		cancel()
-		if err := sleep(ctx, wait); err != nil {
-			return nil, err
-		}
+			// An error here is the context's: the retry that follows
+			// fails on it at once.
+			_ = t.Sleep(ctx, wait)
+			return 0
+		},
+		ErrorHandler: retryablehttp.PassthroughErrorHandler,
 	}
+}
+
+// cmpOr is v, or def when v is not positive.
+func cmpOr[T int | time.Duration](v, def T) T {
+	if v <= 0 {
+		return def
+	}
+	return v
 }
 
 // retryAfter decides whether resp is worth retrying and after how long.
