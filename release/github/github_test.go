@@ -357,20 +357,6 @@ func TestStatuses(t *testing.T) {
 	require.NoError(t, store.Record(t.Context(), results.Result{Stage: "security", Rev: sha, State: results.StateSkipped, Description: "no intel-gpu"}))
 }
 
-func TestStatusStoreRoundTripOnFake(t *testing.T) {
-	f := NewFake("o", "r")
-	store := &StatusStore{Client: f}
-	ctx := t.Context()
-	for _, st := range []string{results.StatePassed, results.StateFailed, results.StatePending, results.StateSkipped} {
-		require.NoError(t, store.Record(ctx, results.Result{Stage: "unit", Rev: "abc", State: st, Description: "d"}))
-		got, err := store.Get(ctx, "abc")
-		require.NoError(t, err)
-		assert.Equal(t, st, got["unit"].State, "the latest status wins")
-		assert.Equal(t, "d", got["unit"].Description)
-	}
-	assert.Error(t, store.Record(ctx, results.Result{Stage: "unit", Rev: "abc", State: "bogus"}))
-}
-
 func TestConfigFromEnv(t *testing.T) {
 	tests := []struct {
 		name    string
@@ -404,23 +390,6 @@ func TestUploadURLFor(t *testing.T) {
 	assert.Equal(t, "https://uploads.github.com/", uploadURLFor("https://api.github.com/"))
 	assert.Equal(t, "https://ghe.example.com/api/uploads/", uploadURLFor("https://ghe.example.com/api/v3/"))
 	assert.Equal(t, "http://127.0.0.1:1/x/", uploadURLFor("http://127.0.0.1:1/x"))
-}
-
-func TestFakeIsAForge(t *testing.T) {
-	f := NewFake("o", "r")
-	ctx := t.Context()
-	require.NoError(t, f.CreateTag(ctx, "v0.1.0", "a"))
-	assert.ErrorIs(t, f.CreateTag(ctx, "v0.1.0", "b"), forge.ErrExists)
-	f.Ancestor = func(a, b string) bool { return a == "a" && b == "b" }
-	require.NoError(t, f.SetChannelRef(ctx, "dev", "", "a"))
-	require.NoError(t, f.SetChannelRef(ctx, "dev", "a", "b"))
-	assert.ErrorIs(t, f.SetChannelRef(ctx, "dev", "b", "a"), forge.ErrNotFastForward)
-	rel, err := f.CreateRelease(ctx, forge.Release{Tag: "v0.1.0"})
-	require.NoError(t, err)
-	require.NoError(t, f.UploadAsset(ctx, rel, forge.ManifestAsset, []byte("{}")))
-	got, err := f.Release(ctx, "v0.1.0")
-	require.NoError(t, err)
-	assert.Equal(t, []string{forge.ManifestAsset}, got.Assets)
 }
 
 func TestRetryAfterBeyondMaxWaitReturnsTheResponse(t *testing.T) {

@@ -9,6 +9,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/ipex-flake/ipex-flake/pipelines/results"
+	"github.com/ipex-flake/ipex-flake/release/forge"
 	"github.com/ipex-flake/ipex-flake/release/github"
 	"github.com/ipex-flake/ipex-flake/release/github/githubtest"
 )
@@ -60,4 +61,35 @@ func TestStatusStoreReadsWhatResultsGitHubStoreWrites(t *testing.T) {
 	got, err := reader.Get(t.Context(), rev)
 	require.NoError(t, err)
 	assert.Equal(t, results.StatePassed, got["unit"].State)
+}
+
+func TestStatusStoreRoundTripOnFake(t *testing.T) {
+	f := githubtest.NewFake("o", "r")
+	store := &github.StatusStore{Client: f}
+	ctx := t.Context()
+	for _, st := range []string{results.StatePassed, results.StateFailed, results.StatePending, results.StateSkipped} {
+		require.NoError(t, store.Record(ctx, results.Result{Stage: "unit", Rev: "abc", State: st, Description: "d"}))
+		got, err := store.Get(ctx, "abc")
+		require.NoError(t, err)
+		assert.Equal(t, st, got["unit"].State, "the latest status wins")
+		assert.Equal(t, "d", got["unit"].Description)
+	}
+	assert.Error(t, store.Record(ctx, results.Result{Stage: "unit", Rev: "abc", State: "bogus"}))
+}
+
+func TestFakeIsAForge(t *testing.T) {
+	f := githubtest.NewFake("o", "r")
+	ctx := t.Context()
+	require.NoError(t, f.CreateTag(ctx, "v0.1.0", "a"))
+	assert.ErrorIs(t, f.CreateTag(ctx, "v0.1.0", "b"), forge.ErrExists)
+	f.Ancestor = func(a, b string) bool { return a == "a" && b == "b" }
+	require.NoError(t, f.SetChannelRef(ctx, "dev", "", "a"))
+	require.NoError(t, f.SetChannelRef(ctx, "dev", "a", "b"))
+	assert.ErrorIs(t, f.SetChannelRef(ctx, "dev", "b", "a"), forge.ErrNotFastForward)
+	rel, err := f.CreateRelease(ctx, forge.Release{Tag: "v0.1.0"})
+	require.NoError(t, err)
+	require.NoError(t, f.UploadAsset(ctx, rel, forge.ManifestAsset, []byte("{}")))
+	got, err := f.Release(ctx, "v0.1.0")
+	require.NoError(t, err)
+	assert.Equal(t, []string{forge.ManifestAsset}, got.Assets)
 }

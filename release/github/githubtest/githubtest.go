@@ -1,6 +1,6 @@
 // Package githubtest is a stateful GitHub REST API for tests: an httptest
 // server under a non-root base path (/api-v3/) that keeps tags, channel
-// refs, releases, assets and commit statuses in a github.Fake, refuses
+// refs, releases, assets and commit statuses in a Fake, refuses
 // non-fast-forward ref updates, answers 422 already_exists like GitHub,
 // and can inject failures (502, secondary rate limits) before a request.
 package githubtest
@@ -35,7 +35,7 @@ type Failure struct {
 // Server is the fake GitHub.
 type Server struct {
 	*httptest.Server
-	Fake *github.Fake
+	Fake *Fake
 	t    testing.TB
 
 	mu       sync.Mutex
@@ -47,7 +47,7 @@ type Server struct {
 
 // New starts a server for repository owner/repo. ancestor decides fast-forwards.
 func New(t testing.TB, owner, repo string, ancestor func(a, b string) bool) *Server {
-	s := &Server{Fake: github.NewFake(owner, repo), t: t, failures: map[string][]*Failure{}}
+	s := &Server{Fake: NewFake(owner, repo), t: t, failures: map[string][]*Failure{}}
 	s.Fake.Ancestor = ancestor
 	mux := http.NewServeMux()
 	p := BasePath + "repos/" + owner + "/" + repo

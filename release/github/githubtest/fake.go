@@ -1,4 +1,4 @@
-package github
+package githubtest
 
 import (
 	"context"
@@ -7,9 +7,11 @@ import (
 	"sync"
 
 	"github.com/ipex-flake/ipex-flake/release/forge"
+	"github.com/ipex-flake/ipex-flake/release/github"
 )
 
-// Fake is an in-memory GitHub for tests.
+// Fake is an in-memory GitHub (a github.Client) for tests; Server serves
+// one over the REST API.
 type Fake struct {
 	mu       sync.Mutex
 	Owner    string
@@ -18,7 +20,7 @@ type Fake struct {
 	Channels map[string]string // channel → sha
 	Releases map[string]*forge.Release
 	Assets   map[string]map[string][]byte // tag → name → data
-	Status   map[string][]Status          // sha → newest first
+	Status   map[string][]github.Status   // sha → newest first
 	// Annotated holds the annotated tags: tag name → tag object SHA (the
 	// tag's commit stays in TagRefs).
 	Annotated map[string]string
@@ -27,12 +29,12 @@ type Fake struct {
 	nextID   int64
 }
 
-var _ Client = (*Fake)(nil)
+var _ github.Client = (*Fake)(nil)
 
 // NewFake returns an empty fake repository owner/repo.
 func NewFake(owner, repo string) *Fake {
 	return &Fake{Owner: owner, Repo: repo, TagRefs: map[string]string{}, Channels: map[string]string{},
-		Releases: map[string]*forge.Release{}, Assets: map[string]map[string][]byte{}, Status: map[string][]Status{},
+		Releases: map[string]*forge.Release{}, Assets: map[string]map[string][]byte{}, Status: map[string][]github.Status{},
 		Annotated: map[string]string{}}
 }
 
@@ -155,16 +157,16 @@ func (f *Fake) EditBody(_ context.Context, r *forge.Release, body string) error 
 	return nil
 }
 
-// CreateStatus implements Client.
-func (f *Fake) CreateStatus(_ context.Context, sha string, s Status) error {
+// CreateStatus implements github.Client.
+func (f *Fake) CreateStatus(_ context.Context, sha string, s github.Status) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	f.Status[sha] = append([]Status{s}, f.Status[sha]...)
+	f.Status[sha] = append([]github.Status{s}, f.Status[sha]...)
 	return nil
 }
 
-// Statuses implements Client.
-func (f *Fake) Statuses(_ context.Context, sha string) ([]Status, error) {
+// Statuses implements github.Client.
+func (f *Fake) Statuses(_ context.Context, sha string) ([]github.Status, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	return slices.Clone(f.Status[sha]), nil
