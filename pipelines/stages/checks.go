@@ -6,10 +6,10 @@ import (
 	"fmt"
 	"regexp"
 	"sort"
-	"strconv"
 	"strings"
 	"time"
 
+	"github.com/ipex-flake/ipex-flake/internal/nixstr"
 	"github.com/ipex-flake/ipex-flake/pipelines/engine"
 	"github.com/ipex-flake/ipex-flake/pipelines/nixcli"
 	"github.com/ipex-flake/ipex-flake/pipelines/stage"
@@ -68,7 +68,7 @@ func ListChecks(ctx context.Context, eng engine.Engine, flakeRef string, systems
 in builtins.listToAttrs (map (s: {
   name = s;
   value = builtins.mapAttrs (n: safe) (checks.${s} or { });
-}) (builtins.fromJSON %s))`, strconv.Quote(flakeRef), vm, strconv.Quote(string(sys)))
+}) (builtins.fromJSON %s))`, nixstr.Quote(flakeRef), vm, nixstr.Quote(string(sys)))
 	stdout, stderr, err := run(ctx, eng, nixcli.Nix("eval", "--impure", "--json", "--expr", expr))
 	if err != nil {
 		if ctx.Err() != nil {

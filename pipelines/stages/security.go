@@ -10,11 +10,11 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
-	"strconv"
 	"strings"
 	"time"
 
 	"github.com/ipex-flake/ipex-flake/internal/childenv"
+	"github.com/ipex-flake/ipex-flake/internal/nixstr"
 	"github.com/ipex-flake/ipex-flake/pipelines/engine"
 	"github.com/ipex-flake/ipex-flake/pipelines/nixcli"
 	"github.com/ipex-flake/ipex-flake/pipelines/report"
@@ -265,7 +265,7 @@ func (s *Security) securityScanApp(ctx context.Context) error {
 	}
 	ref := s.Env.FlakeRef(eng)
 	sys := s.Env.systems()[0]
-	expr := fmt.Sprintf(`((builtins.getFlake %s).apps or { }).%s or { } ? "security-scan"`, strconv.Quote(ref), strconv.Quote(sys))
+	expr := fmt.Sprintf(`((builtins.getFlake %s).apps or { }).%s or { } ? "security-scan"`, nixstr.Quote(ref), nixstr.Quote(sys))
 	stdout, stderr, err := run(ctx, eng, nixcli.Nix("eval", "--impure", "--json", "--expr", expr))
 	if err != nil {
 		if ctx.Err() != nil {

@@ -8,9 +8,10 @@ import (
 	"path/filepath"
 	"regexp"
 	"sort"
-	"strconv"
 	"strings"
 	"time"
+
+	"github.com/ipex-flake/ipex-flake/internal/nixstr"
 )
 
 // lockFile is the part of flake.lock (version 7) the audit reads.
@@ -277,17 +278,12 @@ func isNixpkgs(n lockNode) bool {
 	return false
 }
 
-var identRe = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_'-]*$`)
-
 // followsLine is the flake.nix line that makes the input at path follow
 // the root's nixpkgs.
 func followsLine(path []string) string {
 	parts := make([]string, len(path))
 	for i, p := range path {
-		if !identRe.MatchString(p) {
-			p = strconv.Quote(p)
-		}
-		parts[i] = "inputs." + p
+		parts[i] = "inputs." + nixstr.Attr(p)
 	}
 	return strings.Join(parts, ".") + `.follows = "nixpkgs"`
 }
