@@ -24,6 +24,25 @@ func CheckPath(t testing.TB, tool string) {
 	}
 }
 
+// Python returns a python3 that imports every module of imports (Debian's
+// /usr/bin/python3 with its python3-* packages when the python3 on PATH
+// lacks them). Without one the test skips, or fails when CI=true.
+func Python(t testing.TB, imports ...string) string {
+	t.Helper()
+	CheckPath(t, "python3")
+	check := "import " + strings.Join(append([]string{"sys"}, imports...), ", ")
+	for _, p := range []string{"python3", "/usr/bin/python3"} {
+		if exec.Command(p, "-c", check).Run() == nil {
+			return p
+		}
+	}
+	if os.Getenv("CI") == "true" {
+		t.Fatalf("no python3 imports %s: install the python3-* packages in .ci/run", strings.Join(imports, ", "))
+	}
+	t.Skipf("no python3 imports %s: install them (apt-get install python3-prometheus-client)", strings.Join(imports, ", "))
+	return ""
+}
+
 // OfflineNix makes nix in this test use no substituters and enables flakes,
 // so builds never wait on the network.
 func OfflineNix(t testing.TB) {

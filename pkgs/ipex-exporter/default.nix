@@ -1,11 +1,14 @@
 # Prometheus exporter for the IPEX metrics (GPU utilisation, memory,
-# inference latency, throughput, power, temperature); standard library only.
+# inference latency, throughput, power, temperature), on prometheus_client.
 {
   lib,
   stdenvNoCC,
   python3,
   makeWrapper,
 }:
+let
+  python = python3.withPackages (ps: [ ps.prometheus-client ]);
+in
 stdenvNoCC.mkDerivation {
   pname = "ipex-exporter";
   version = "0.1.0";
@@ -13,7 +16,7 @@ stdenvNoCC.mkDerivation {
   src = ./.;
 
   nativeBuildInputs = [ makeWrapper ];
-  nativeCheckInputs = [ python3 ];
+  nativeCheckInputs = [ python ];
 
   dontBuild = true;
   doCheck = true;
@@ -27,7 +30,7 @@ stdenvNoCC.mkDerivation {
   installPhase = ''
     runHook preInstall
     install -Dm644 ipex_exporter.py $out/share/ipex-exporter/ipex_exporter.py
-    makeWrapper ${python3.interpreter} $out/bin/ipex-exporter \
+    makeWrapper ${python.interpreter} $out/bin/ipex-exporter \
       --add-flags "$out/share/ipex-exporter/ipex_exporter.py"
     runHook postInstall
   '';

@@ -23,7 +23,8 @@ Serves /metrics in the Prometheus text format with:
   ipex_throughput_prompts_completed                      ComfyUI /queue, /history
   ipex_models_loaded                                     Ollama /api/tags
 
-Only the Python standard library is used, so it runs hardened with no
+The text format is prometheus_client's (label escaping, float formatting,
+HELP/TYPE lines); the exporter reads only, so it runs hardened with no
 writable paths and no privileges.
 """
 
@@ -37,6 +38,9 @@ import time
 import urllib.error
 import urllib.request
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
 
 INTEL_VENDOR = "0x8086"
 # Buckets of the first-token histogram, around the 2 s target.
@@ -193,24 +197,30 @@ class FirstTokenProbe:
         while not stop.wait(0 if self.count + self.failures == 0 else interval):
             self.run_once()
 
-    def lines(self):
-        name = "ipex_inference_probe_first_token_seconds"
+    def families(self):
+        """The histogram of first-token times and the failure counter."""
         with self.lock:
             counts, count, total, failures = list(self.counts), self.count, self.total, self.failures
-        out = [
-            f"# HELP {name} Time to the first text of a short probe generation.",
-            f"# TYPE {name} histogram",
-        ]
-        labels = f'service="ollama",model="{self.model}"'
-        for bound, c in zip(FIRST_TOKEN_BUCKETS, counts):
-            out.append(f'{name}_bucket{{{labels},le="{bound:g}"}} {c}')
-        out.append(f'{name}_bucket{{{labels},le="+Inf"}} {count}')
-        out.append(f"{name}_sum{{{labels}}} {total:g}")
-        out.append(f"{name}_count{{{labels}}} {count}")
-        out.append("# HELP ipex_inference_probe_failures_total Probe generations that failed or produced no text.")
-        out.append("# TYPE ipex_inference_probe_failures_total counter")
-        out.append(f"ipex_inference_probe_failures_total{{{labels}}} {failures}")
-        return out
+        labels = ["service", "model"]
+        values = ["ollama", self.model]
+        hist = HistogramMetricFamily(
+            "ipex_inference_probe_first_token_seconds",
+            "Time to the first text of a short probe generation.",
+            labels=labels,
+        )
+        buckets = [(f"{bound:g}", float(c)) for bound, c in zip(FIRST_TOKEN_BUCKETS, counts)]
+        hist.add_metric(values, buckets + [("+Inf", float(count))], total)
+        fails = CounterMetricFamily(
+            "ipex_inference_probe_failures_total",
+            "Probe generations that failed or produced no text.",
+            labels=labels,
+        )
+        fails.add_metric(values, float(failures))
+        return [hist, fails]
+
+    def lines(self):
+        """The probe's metrics as lines of the text format."""
+        return generate_latest(_Snapshot(self.families())).decode().splitlines()
 
 
 def hwmon_value(card, name):
@@ -239,8 +249,33 @@ def fetch_json(url, timeout):
     return body, time.perf_counter() - start
 
 
+def family(name, kind, help_text, samples):
+    """The metric family of samples ((labels, value) pairs, None values
+    dropped), or None when no sample is left. Every sample of a family has
+    the same label names."""
+    samples = [(labels, value) for labels, value in samples if value is not None]
+    if not samples:
+        return None
+    make = CounterMetricFamily if kind == "counter" else GaugeMetricFamily
+    fam = make(name, help_text, labels=sorted(samples[0][0]))
+    for labels, value in samples:
+        fam.add_metric([labels[k] for k in sorted(labels)], float(value))
+    return fam
+
+
+class _Snapshot:
+    """A registry of already collected families, for generate_latest."""
+
+    def __init__(self, families):
+        self._families = families
+
+    def collect(self):
+        return iter(self._families)
+
+
 class Collector:
-    """Builds the metrics text; keeps the last energy reading for power."""
+    """Collects the metrics (prometheus_client families); keeps the last
+    energy reading for power."""
 
     def __init__(
         self,
@@ -264,18 +299,18 @@ class Collector:
         self._energy = {}
 
     def collect(self, now=None):
+        """The metrics in the Prometheus text format."""
+        return generate_latest(_Snapshot(self.families(now))).decode()
+
+    def families(self, now=None):
+        """The metric families of one scrape."""
         now = time.monotonic() if now is None else now
-        lines = []
+        out = []
 
         def metric(name, kind, help_text, samples):
-            samples = [(labels, value) for labels, value in samples if value is not None]
-            if not samples:
-                return
-            lines.append(f"# HELP {name} {help_text}")
-            lines.append(f"# TYPE {name} {kind}")
-            for labels, value in samples:
-                label_text = ",".join(f'{k}="{v}"' for k, v in sorted(labels.items()))
-                lines.append(f"{name}{{{label_text}}} {value:g}" if label_text else f"{name} {value:g}")
+            fam = family(name, kind, help_text, samples)
+            if fam is not None:
+                out.append(fam)
 
         cards = list(intel_cards(self.sysfs))
         metric("ipex_gpu_devices", "gauge", "Intel GPUs found in sysfs.", [({}, float(len(cards)))])
@@ -409,8 +444,8 @@ class Collector:
             latency,
         )
         if self.probe is not None:
-            lines.extend(self.probe.lines())
-        return "\n".join(lines) + "\n"
+            out.extend(self.probe.families())
+        return out
 
 
 def make_handler(collector):
@@ -421,7 +456,7 @@ def make_handler(collector):
                 return
             body = collector.collect().encode()
             self.send_response(200)
-            self.send_header("Content-Type", "text/plain; version=0.0.4; charset=utf-8")
+            self.send_header("Content-Type", CONTENT_TYPE_LATEST)
             self.send_header("Content-Length", str(len(body)))
             self.end_headers()
             self.wfile.write(body)

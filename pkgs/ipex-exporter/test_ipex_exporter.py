@@ -8,6 +8,7 @@ import unittest
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import ipex_exporter
+from prometheus_client.parser import text_string_to_metric_families
 
 
 def write(root, rel, text):
@@ -15,6 +16,16 @@ def write(root, rel, text):
     os.makedirs(os.path.dirname(path), exist_ok=True)
     with open(path, "w", encoding="ascii") as f:
         f.write(text)
+
+
+def sample(text, name, **labels):
+    """The value of the sample name{labels} in the metrics text (label order
+    is the text format's own), or None when there is none."""
+    for fam in text_string_to_metric_families(text + "\n"):
+        for s in fam.samples:
+            if s.name == name and s.labels == labels:
+                return s.value
+    return None
 
 
 class FakeAPI(BaseHTTPRequestHandler):
@@ -101,7 +112,7 @@ class CollectorTest(unittest.TestCase):
         self.assertIn('ipex_gpu_temperature_celsius{card="card0"} 55', text)
         self.assertIn('ipex_gpu_energy_joules_total{card="card0"} 10', text)
         self.assertNotIn("ipex_gpu_power_watts", text)
-        self.assertIn("ipex_memory_total_bytes 1.67772e+07", text)
+        self.assertIn("ipex_memory_total_bytes 1.6777216e+07", text)
         self.assertIn("ipex_memory_pressure_some_ratio 0.125", text)
         self.assertIn("ipex_memory_pressure_full_ratio 0.04", text)
         write(self.sysfs, "class/drm/card0/device/hwmon/hwmon3/energy1_input", "30000000\n")
@@ -117,11 +128,23 @@ class CollectorTest(unittest.TestCase):
         if os.geteuid() != 0:  # root opens it anyway
             self.assertIn('ipex_gpu_render_node_accessible{card="card0",node="renderD128"} 0', c.collect())
 
+    def test_label_values_escaped(self):
+        samples = [({"device": 'xpu "0"\\\n'}, 1.0)]
+        fam = ipex_exporter.family("m", "gauge", "h", samples)
+        text = ipex_exporter.generate_latest(ipex_exporter._Snapshot([fam])).decode()
+        self.assertIn('m{device="xpu \\"0\\"\\\\\\n"} 1.0', text)
+
     def test_filesystem(self):
         c = ipex_exporter.Collector(self.sysfs, self.procfs, disk_paths=[self.tmp.name, "/nonexistent/x"])
         text = c.collect()
         st = os.statvfs(self.tmp.name)
-        self.assertIn(f'ipex_filesystem_size_bytes{{path="{self.tmp.name}"}} {float(st.f_blocks * st.f_frsize):g}', text)
+        sizes = {
+            s.labels["path"]: s.value
+            for fam in text_string_to_metric_families(text)
+            for s in fam.samples
+            if s.name == "ipex_filesystem_size_bytes"
+        }
+        self.assertEqual({self.tmp.name: float(st.f_blocks * st.f_frsize)}, sizes)
         self.assertIn(f'ipex_filesystem_avail_bytes{{path="{self.tmp.name}"}}', text)
         self.assertNotIn("/nonexistent/x", text)
 
@@ -132,9 +155,9 @@ class CollectorTest(unittest.TestCase):
         self.assertEqual(FakeAPI.last_request["options"], {"num_predict": ipex_exporter.PROBE_TOKENS, "temperature": 0})
         self.assertIs(FakeAPI.last_request["think"], False)
         text = "\n".join(probe.lines())
-        self.assertIn('ipex_inference_probe_first_token_seconds_bucket{service="ollama",model="tiny",le="2"} 1', text)
-        self.assertIn('ipex_inference_probe_first_token_seconds_count{service="ollama",model="tiny"} 1', text)
-        self.assertIn('ipex_inference_probe_failures_total{service="ollama",model="tiny"} 0', text)
+        self.assertEqual(1, sample(text, "ipex_inference_probe_first_token_seconds_bucket", service="ollama", model="tiny", le="2"))
+        self.assertEqual(1, sample(text, "ipex_inference_probe_first_token_seconds_count", service="ollama", model="tiny"))
+        self.assertEqual(0, sample(text, "ipex_inference_probe_failures_total", service="ollama", model="tiny"))
 
     def test_first_token_probe_without_text_is_a_failure(self):
         url = serve(self)
@@ -146,8 +169,8 @@ class CollectorTest(unittest.TestCase):
         FakeAPI.generate = [{"error": "model 'tiny' not found"}]
         self.assertFalse(probe.run_once())
         text = "\n".join(probe.lines())
-        self.assertIn('ipex_inference_probe_first_token_seconds_count{service="ollama",model="tiny"} 0', text)
-        self.assertIn('ipex_inference_probe_failures_total{service="ollama",model="tiny"} 2', text)
+        self.assertEqual(0, sample(text, "ipex_inference_probe_first_token_seconds_count", service="ollama", model="tiny"))
+        self.assertEqual(2, sample(text, "ipex_inference_probe_failures_total", service="ollama", model="tiny"))
 
     def test_probe_in_metrics(self):
         url = serve(self)

@@ -115,7 +115,7 @@ var metricRe = regexp.MustCompile(`\bipex_[a-z_]+`)
 // sysfs, procfs, Ollama and ComfyUI, and checks that every ipex_* metric the
 // alert rules and the Grafana dashboard use is one it produces.
 func TestAlertMetricsExistInExporter(t *testing.T) {
-	testlib.CheckPath(t, "python3")
+	python := testlib.Python(t, "prometheus_client")
 	root := t.TempDir()
 	sysfs, procfs, devfs := filepath.Join(root, "sys"), filepath.Join(root, "proc"), filepath.Join(root, "dev")
 	writeTree(t, sysfs, map[string]string{
@@ -153,7 +153,7 @@ func TestAlertMetricsExistInExporter(t *testing.T) {
 	t.Cleanup(ollama.Close)
 
 	exporter := filepath.Join(repoRoot(t), "pkgs", "ipex-exporter", "ipex_exporter.py")
-	cmd := exec.CommandContext(t.Context(), "python3", exporter, "--once",
+	cmd := exec.CommandContext(t.Context(), python, exporter, "--once",
 		"--sysfs", sysfs, "--procfs", procfs, "--devfs", devfs, "--disk-path", root,
 		"--ollama-url", ollama.URL, "--ollama-probe-model", "tiny", "--comfyui-url", ollama.URL)
 	cmd.Env = append(os.Environ(), "PYTHONDONTWRITEBYTECODE=1")
@@ -200,8 +200,8 @@ func TestAlertMetricsExistInExporter(t *testing.T) {
 
 // TestExporterUnitTests runs the exporter's own Python tests.
 func TestExporterUnitTests(t *testing.T) {
-	testlib.CheckPath(t, "python3")
-	cmd := exec.CommandContext(t.Context(), "python3", "-m", "unittest", "-v", "test_ipex_exporter")
+	python := testlib.Python(t, "prometheus_client")
+	cmd := exec.CommandContext(t.Context(), python, "-m", "unittest", "-v", "test_ipex_exporter")
 	cmd.Dir = filepath.Join(repoRoot(t), "pkgs", "ipex-exporter")
 	cmd.Env = append(os.Environ(), "PYTHONDONTWRITEBYTECODE=1")
 	out, err := cmd.CombinedOutput()
