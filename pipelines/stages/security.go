@@ -39,6 +39,8 @@ type Security struct {
 	SBOMDir string
 	// Now is the clock of the age checks (default time.Now).
 	Now func() time.Time
+	// LookPath finds govulncheck (default exec.LookPath).
+	LookPath func(file string) (string, error)
 
 	threshold secscan.Severity
 	// Findings are all findings of the last run, failing or not.
@@ -66,6 +68,9 @@ func (s *Security) Default() error {
 	}
 	if s.Now == nil {
 		s.Now = time.Now
+	}
+	if s.LookPath == nil {
+		s.LookPath = exec.LookPath
 	}
 	return nil
 }
@@ -152,9 +157,6 @@ func (s *Security) scan(name string, f func() ([]secscan.Finding, error)) {
 	s.Add(ch)
 }
 
-// LookPath finds govulncheck (tests replace it).
-var LookPath = exec.LookPath
-
 func (s *Security) govulncheck(ctx context.Context, dir string) {
 	const name = "govulncheck"
 	root := ModuleRoot(dir)
@@ -162,7 +164,7 @@ func (s *Security) govulncheck(ctx context.Context, dir string) {
 		s.SkipCheck(name, "no go.mod")
 		return
 	}
-	bin, err := LookPath("govulncheck")
+	bin, err := s.LookPath("govulncheck")
 	if err != nil {
 		s.SkipCheck(name, "govulncheck is not on PATH (go install golang.org/x/vuln/cmd/govulncheck@latest)")
 		return

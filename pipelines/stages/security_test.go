@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -19,10 +18,11 @@ import (
 	"github.com/ipex-flake/ipex-flake/pipelines/stage"
 )
 
+// noGovulncheck is a PATH without govulncheck (its database is online).
+func noGovulncheck(string) (string, error) { return "", errors.New("not found") }
+
 func TestSecurityStage(t *testing.T) {
 	testlib.OfflineNix(t)
-	LookPath = func(string) (string, error) { return "", errors.New("not found") }
-	t.Cleanup(func() { LookPath = exec.LookPath })
 
 	tests := []struct {
 		name      string
@@ -42,7 +42,7 @@ func TestSecurityStage(t *testing.T) {
 			var out bytes.Buffer
 			env := &Env{Flake: dir, EngineKind: engine.KindHost, Systems: []string{"x86_64-linux"}, Out: &out}
 			defer env.Close()
-			sec := &Security{Env: env}
+			sec := &Security{Env: env, LookPath: noGovulncheck}
 			o := stage.Run(t.Context(), sec, stage.Options{})
 			assert.Equal(t, tt.wantState, o.State, out.String())
 			st := checkStates(o.Checks)
@@ -63,8 +63,6 @@ func TestSecurityStage(t *testing.T) {
 
 func TestSecurityThreshold(t *testing.T) {
 	testlib.OfflineNix(t)
-	LookPath = func(string) (string, error) { return "", errors.New("not found") }
-	t.Cleanup(func() { LookPath = exec.LookPath })
 	dir := fixtureFlake(t, "sec", map[string]string{"fmt": "echo > $out"}, "")
 	// A flake with inputs and no lock: a high finding.
 	text, err := os.ReadFile(filepath.Join(dir, "flake.nix"))
@@ -73,7 +71,7 @@ func TestSecurityThreshold(t *testing.T) {
 	require.NoError(t, os.WriteFile(filepath.Join(dir, "flake.nix"), []byte(withInputs), 0o644))
 	for failOn, want := range map[string]string{"high": stage.Failed, "critical": stage.Passed} {
 		env := &Env{Flake: dir, EngineKind: engine.KindHost, Systems: []string{"x86_64-linux"}}
-		sec := &Security{Env: env, FailOn: failOn}
+		sec := &Security{Env: env, FailOn: failOn, LookPath: noGovulncheck}
 		// Only the file scanners matter here: keep nix out of it.
 		o := stage.Run(t.Context(), sec, stage.Options{})
 		st := checkStates(o.Checks)
@@ -85,8 +83,6 @@ func TestSecurityThreshold(t *testing.T) {
 
 func TestSecuritySBOM(t *testing.T) {
 	testlib.OfflineNix(t)
-	LookPath = func(string) (string, error) { return "", errors.New("not found") }
-	t.Cleanup(func() { LookPath = exec.LookPath })
 	dir := fixtureFlake(t, "sbom-"+t.Name(), map[string]string{"app": "echo > $out"}, "")
 	var out bytes.Buffer
 	env := &Env{Flake: dir, EngineKind: engine.KindHost, Systems: []string{"x86_64-linux"}, Out: &out}
@@ -108,7 +104,7 @@ func TestSecuritySBOM(t *testing.T) {
 	require.NoError(t, rep.Write(repPath))
 
 	sbomDir := t.TempDir()
-	sec := &Security{Env: env, Report: repPath, SBOMDir: sbomDir}
+	sec := &Security{Env: env, Report: repPath, SBOMDir: sbomDir, LookPath: noGovulncheck}
 	o := stage.Run(t.Context(), sec, stage.Options{})
 	assert.Equal(t, stage.Passed, o.State, out.String())
 	assert.Equal(t, stage.Passed, checkStates(o.Checks)["sbom checks.x86_64-linux.app"])
@@ -126,8 +122,6 @@ func TestSecuritySBOM(t *testing.T) {
 // exit 0 passes, any other exit is a high finding that fails the stage.
 func TestSecurityScanApp(t *testing.T) {
 	testlib.OfflineNix(t)
-	LookPath = func(string) (string, error) { return "", errors.New("not found") }
-	t.Cleanup(func() { LookPath = exec.LookPath })
 	// The script is in the flake's own store copy; the context is dropped
 	// because Nix 2.8 asserts on an app whose program has a source context.
 	app := "      apps.x86_64-linux.security-scan = { type = \"app\"; program = builtins.unsafeDiscardStringContext \"${self}/scan.sh\"; };\n"
@@ -143,7 +137,7 @@ func TestSecurityScanApp(t *testing.T) {
 			var out bytes.Buffer
 			env := &Env{Flake: dir, EngineKind: engine.KindHost, Systems: []string{"x86_64-linux"}, Out: &out}
 			defer env.Close()
-			o := stage.Run(t.Context(), &Security{Env: env}, stage.Options{})
+			o := stage.Run(t.Context(), &Security{Env: env, LookPath: noGovulncheck}, stage.Options{})
 			assert.Equal(t, tt.wantState, o.State, out.String())
 			assert.Equal(t, tt.wantState, checkStates(o.Checks)["nix run .#security-scan"], out.String())
 			if tt.wantState == stage.Failed {
@@ -156,8 +150,6 @@ func TestSecurityScanApp(t *testing.T) {
 
 func TestSecurityScanAppUnfetchableInputs(t *testing.T) {
 	testlib.OfflineNix(t)
-	LookPath = func(string) (string, error) { return "", errors.New("not found") }
-	t.Cleanup(func() { LookPath = exec.LookPath })
 	dir := t.TempDir()
 	// An input on a host that does not resolve: the app cannot be looked
 	// up here, which is a skip with the reason, not a pass or a finding.
@@ -170,7 +162,7 @@ func TestSecurityScanAppUnfetchableInputs(t *testing.T) {
 	var out bytes.Buffer
 	env := &Env{Flake: dir, EngineKind: engine.KindHost, Systems: []string{"x86_64-linux"}, Out: &out}
 	defer env.Close()
-	sec := &Security{Env: env}
+	sec := &Security{Env: env, LookPath: noGovulncheck}
 	o := stage.Run(t.Context(), sec, stage.Options{})
 	st := checkStates(o.Checks)
 	assert.Equal(t, stage.Skipped, st["nix run .#security-scan"], out.String())
