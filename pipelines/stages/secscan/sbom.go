@@ -126,4 +126,3 @@ func nixBase32Decode(s string, size int) ([]byte, bool) {
 	}
 	return out, true
 }
-
