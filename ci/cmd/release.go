@@ -11,6 +11,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/ipex-flake/ipex-flake/internal/clierr"
+	"github.com/ipex-flake/ipex-flake/internal/shorthash"
 	"github.com/ipex-flake/ipex-flake/pipelines/report"
 	"github.com/ipex-flake/ipex-flake/pipelines/results"
 	"github.com/ipex-flake/ipex-flake/release/forge"
@@ -352,7 +353,7 @@ func runReleasePromote(ctx context.Context, o *ReleasePromoteOptions) error {
 			return nil
 		}
 		fmt.Fprintf(w, "dry run on %s: would create tag %s, move channels/%s to %s, publish the release below and notify %s; nothing was changed\n",
-			p.Forge.Kind(), out.Plan.Tag, ch, promoteShort(out.Plan.Rev), p.Notifier.Target())
+			p.Forge.Kind(), out.Plan.Tag, ch, shorthash.Of(out.Plan.Rev, shorthash.Commit), p.Notifier.Target())
 		promote.PrintRelease(w, out.Plan)
 		msg := slack.PromotionMessage(slack.Promotion{Tag: out.Plan.Tag, Channel: string(ch), Rev: out.Plan.Rev,
 			Previous: out.Plan.Previous, RepoURL: p.Forge.RepoURL(), ApprovedBy: out.Plan.ApprovedBy})
@@ -374,13 +375,6 @@ func runReleasePromote(ctx context.Context, o *ReleasePromoteOptions) error {
 		fmt.Fprintf(o.IO.Err, "warning: notification failed (the release stands; rerun the promotion to send it): %s\n", redact(o.IO, e.Error()))
 	}
 	return nil
-}
-
-func promoteShort(sha string) string {
-	if len(sha) > 7 {
-		return sha[:7]
-	}
-	return sha
 }
 
 func printSteps(io *IO, out *promote.Outcome) {

@@ -11,6 +11,8 @@ import (
 	"strings"
 
 	"github.com/Masterminds/semver/v3"
+
+	"github.com/ipex-flake/ipex-flake/internal/shorthash"
 )
 
 // Channel is a release channel.
@@ -144,10 +146,7 @@ type Commit struct {
 
 // Short returns the abbreviated SHA.
 func (c Commit) Short() string {
-	if len(c.SHA) > 7 {
-		return c.SHA[:7]
-	}
-	return c.SHA
+	return shorthash.Of(c.SHA, shorthash.Commit)
 }
 
 // Kinds of commits, used to group release notes.

@@ -7,6 +7,8 @@ package secscan
 import (
 	"fmt"
 	"strings"
+
+	"github.com/ipex-flake/ipex-flake/internal/shorthash"
 )
 
 // Severity orders findings; a threshold fails the stage at or above it.
@@ -54,11 +56,7 @@ func (f Finding) Location() string {
 		loc = fmt.Sprintf("%s:%d", loc, f.Line)
 	}
 	if f.Commit != "" {
-		c := f.Commit
-		if len(c) > 12 {
-			c = c[:12]
-		}
-		loc = c + ":" + loc
+		loc = shorthash.Of(f.Commit, shorthash.Long) + ":" + loc
 	}
 	return loc
 }
