@@ -1,157 +1,28 @@
-// Package testnginx runs Debian's nginx as a WebDAV binary cache (HTTP PUT
-// with create_full_put_path) on a loopback port, for tests and benchmarks.
+// Package testnginx starts internal/nginx's WebDAV binary cache for a
+// test, and stops it when the test ends.
 package testnginx
 
 import (
-	"errors"
-	"fmt"
-	"net"
-	"net/http"
-	"os"
-	"os/exec"
-	"path/filepath"
-	"strings"
-	"syscall"
 	"testing"
-	"time"
 
+	"github.com/ipex-flake/ipex-flake/internal/nginx"
 	"github.com/ipex-flake/ipex-flake/internal/testlib"
 )
 
-// Server is one nginx serving Root over http://Addr.
-type Server struct {
-	// Dir holds nginx.conf, logs and temp files; Root is the served tree.
-	Dir, Root string
-	// Addr is host:port on the loopback interface.
-	Addr string
-	cmd  *exec.Cmd
-	done chan struct{}
-}
+// Server is one nginx serving a directory over HTTP.
+type Server = nginx.Server
 
-// URL is the cache's base URL.
-func (s *Server) URL() string { return "http://" + s.Addr }
-
-const confTemplate = `%s
-worker_processes 1;
-daemon off;
-pid %[2]s/nginx.pid;
-error_log %[2]s/error.log warn;
-events { worker_connections 256; }
-http {
-  access_log off;
-  client_body_temp_path %[2]s/tmp/body;
-  proxy_temp_path %[2]s/tmp/proxy;
-  fastcgi_temp_path %[2]s/tmp/fastcgi;
-  uwsgi_temp_path %[2]s/tmp/uwsgi;
-  scgi_temp_path %[2]s/tmp/scgi;
-  client_max_body_size 0;
-  default_type application/octet-stream;
-  server {
-    listen %[3]s;
-    root %[4]s;
-    location / {
-      dav_methods PUT DELETE MKCOL;
-      create_full_put_path on;
-      dav_access user:rw group:r all:r;
-    }
-  }
-}
-`
-
-// Start writes a configuration into dir and starts nginx serving dir/root on
-// addr ("" = a free loopback port). It returns once nginx answers.
-func Start(dir, addr string) (*Server, error) {
-	bin, err := exec.LookPath("nginx")
-	if err != nil {
-		return nil, fmt.Errorf("nginx not on PATH: %w", err)
-	}
-	root := filepath.Join(dir, "root")
-	for _, d := range []string{root, filepath.Join(dir, "tmp")} {
-		if err := os.MkdirAll(d, 0o755); err != nil {
-			return nil, err
-		}
-	}
-	if addr == "" {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			return nil, err
-		}
-		addr = l.Addr().String()
-		l.Close()
-	}
-	user := ""
-	if os.Geteuid() == 0 {
-		user = "user root;"
-	}
-	conf := filepath.Join(dir, "nginx.conf")
-	if err := os.WriteFile(conf, fmt.Appendf(nil, confTemplate, user, dir, addr, root), 0o644); err != nil {
-		return nil, err
-	}
-	cmd := exec.Command(bin, "-p", dir, "-c", conf, "-e", filepath.Join(dir, "error.log"))
-	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	if err := cmd.Start(); err != nil {
-		return nil, err
-	}
-	s := &Server{Dir: dir, Root: root, Addr: addr, cmd: cmd, done: make(chan struct{})}
-	go func() { _ = cmd.Wait(); close(s.done) }()
-	if err := s.waitReady(10 * time.Second); err != nil {
-		s.Stop()
-		log, _ := os.ReadFile(filepath.Join(dir, "error.log"))
-		return nil, fmt.Errorf("nginx did not start on %s: %v\n%s", addr, err, strings.TrimSpace(string(log)))
-	}
-	return s, nil
-}
-
-// waitReady polls until nginx answers an HTTP request or exits.
-func (s *Server) waitReady(limit time.Duration) error {
-	deadline := time.Now().Add(limit)
-	tick := time.NewTicker(20 * time.Millisecond)
-	defer tick.Stop()
-	for {
-		resp, err := http.Get(s.URL() + "/")
-		if err == nil {
-			resp.Body.Close()
-			return nil
-		}
-		select {
-		case <-s.done:
-			return errors.New("nginx exited")
-		case <-tick.C:
-		}
-		if time.Now().After(deadline) {
-			return err
-		}
-	}
-}
-
-// Stop kills nginx (SIGKILL, like a crash) and waits for it to exit.
-// The workers die with it: they share its process group.
-func (s *Server) Stop() {
-	if s.cmd.Process == nil {
-		return
-	}
-	// Master and workers share the process group started for the master.
-	_ = syscall.Kill(-s.cmd.Process.Pid, syscall.SIGKILL)
-	<-s.done
-}
-
-// Restart starts nginx again on the same address and root.
-func (s *Server) Restart() error {
-	n, err := Start(s.Dir, s.Addr)
-	if err != nil {
-		return err
-	}
-	*s = *n
-	return nil
-}
+// Start starts nginx outside a test (see nginx.Start).
+//
+// Deprecated: production code calls nginx.Start.
+func Start(dir, addr string) (*Server, error) { return nginx.Start(dir, addr) }
 
 // New starts nginx for a test in t.TempDir and stops it on cleanup. It skips
 // when nginx is missing, and fails when CI=true.
 func New(t testing.TB) *Server {
 	t.Helper()
 	testlib.CheckPath(t, "nginx")
-	s, err := Start(t.TempDir(), "")
+	s, err := nginx.Start(t.TempDir(), "")
 	if err != nil {
 		t.Fatalf("starting nginx: %v", err)
 	}
