@@ -57,22 +57,7 @@ type Device struct {
 }
 
 func (c *ComfyUI) getJSON(ctx context.Context, path string, v any) error {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, c.BaseURL+path, nil)
-	if err != nil {
-		return err
-	}
-	resp, err := c.HTTP.Do(req)
-	if err != nil {
-		return err
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		return apiError(resp)
-	}
-	if err := json.NewDecoder(resp.Body).Decode(v); err != nil {
-		return fmt.Errorf("%s: %w", path, err)
-	}
-	return nil
+	return doJSON(ctx, c.HTTP, http.MethodGet, c.BaseURL, path, nil, v)
 }
 
 // SystemStats reads GET /system_stats.

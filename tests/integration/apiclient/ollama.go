@@ -156,6 +156,12 @@ type Model struct {
 // do sends a request with an optional JSON body and decodes a 200 answer
 // into out (nil: discard); any other status is an *APIError.
 func (c *Ollama) do(ctx context.Context, method, path string, body, out any) error {
+	return doJSON(ctx, c.HTTP, method, c.BaseURL, path, body, out)
+}
+
+// doJSON sends method base+path with an optional JSON body and decodes a
+// 200 answer into out (nil: discard); any other status is an *APIError.
+func doJSON(ctx context.Context, hc *http.Client, method, base, path string, body, out any) error {
 	var rd io.Reader
 	if body != nil {
 		data, err := json.Marshal(body)
@@ -164,14 +170,14 @@ func (c *Ollama) do(ctx context.Context, method, path string, body, out any) err
 		}
 		rd = bytes.NewReader(data)
 	}
-	req, err := http.NewRequestWithContext(ctx, method, c.BaseURL+path, rd)
+	req, err := http.NewRequestWithContext(ctx, method, base+path, rd)
 	if err != nil {
 		return err
 	}
 	if body != nil {
 		req.Header.Set("Content-Type", "application/json")
 	}
-	resp, err := c.HTTP.Do(req)
+	resp, err := hc.Do(req)
 	if err != nil {
 		return err
 	}
