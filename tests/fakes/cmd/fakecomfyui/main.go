@@ -6,17 +6,14 @@ package main
 
 import (
 	"context"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"net"
-	"net/http"
 	"os"
 	"os/signal"
 	"strconv"
 	"syscall"
-	"time"
 
 	"github.com/ipex-flake/ipex-flake/tests/fakes"
 )
@@ -43,26 +40,5 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, ready cha
 		fmt.Fprintf(stderr, "fakecomfyui: --port %d: give a port from 0 to 65535\n", *port)
 		return 2
 	}
-	ln, err := net.Listen("tcp", net.JoinHostPort(*listen, strconv.Itoa(*port)))
-	if err != nil {
-		fmt.Fprintf(stderr, "fakecomfyui: %v\n", err)
-		return 1
-	}
-	base := "http://" + ln.Addr().String()
-	fmt.Fprintln(stdout, base)
-	if ready != nil {
-		ready <- base
-	}
-	srv := &http.Server{Handler: fakes.NewComfyUIAPI(), ReadHeaderTimeout: 10 * time.Second}
-	go func() {
-		<-ctx.Done()
-		shutdown, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		_ = srv.Shutdown(shutdown)
-	}()
-	if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
-		fmt.Fprintf(stderr, "fakecomfyui: %v\n", err)
-		return 1
-	}
-	return 0
+	return fakes.Serve(ctx, "fakecomfyui", net.JoinHostPort(*listen, strconv.Itoa(*port)), fakes.NewComfyUIAPI(), stdout, stderr, ready)
 }

@@ -9,18 +9,14 @@ package main
 
 import (
 	"context"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
-	"net"
-	"net/http"
 	"net/url"
 	"os"
 	"os/signal"
 	"strconv"
 	"syscall"
-	"time"
 
 	"github.com/ipex-flake/ipex-flake/tests/fakes"
 	"github.com/ipex-flake/ipex-flake/tests/integration/apiclient"
@@ -64,31 +60,5 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		fmt.Fprintf(stderr, "fakeollama: OLLAMA_HOST=%q: give host:port to listen on (plain http)\n", getenv("OLLAMA_HOST"))
 		return 2
 	}
-	return serve(ctx, "fakeollama", u.Host, fakes.NewOllamaAPI(opts), stdout, stderr, ready)
-}
-
-// serve listens on addr and serves h until ctx ends.
-func serve(ctx context.Context, name, addr string, h http.Handler, stdout, stderr io.Writer, ready chan<- string) int {
-	ln, err := net.Listen("tcp", addr)
-	if err != nil {
-		fmt.Fprintf(stderr, "%s: %v\n", name, err)
-		return 1
-	}
-	base := "http://" + ln.Addr().String()
-	fmt.Fprintln(stdout, base)
-	if ready != nil {
-		ready <- base
-	}
-	srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second}
-	go func() {
-		<-ctx.Done()
-		shutdown, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		_ = srv.Shutdown(shutdown)
-	}()
-	if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
-		fmt.Fprintf(stderr, "%s: %v\n", name, err)
-		return 1
-	}
-	return 0
+	return fakes.Serve(ctx, "fakeollama", u.Host, fakes.NewOllamaAPI(opts), stdout, stderr, ready)
 }
