@@ -50,6 +50,8 @@ type ComfyUIAPI struct {
 	clients map[string]chan []byte
 	done    map[string]bool
 	next    atomic.Int64
+	history string   // recorded /history answer, PROMPT_ID for the id
+	events  [][]byte // recorded websocket progress, PROMPT_ID for the id
 }
 
 var _ http.Handler = (*ComfyUIAPI)(nil)
@@ -77,11 +79,9 @@ func comfyJSON(w http.ResponseWriter, status int, v any) {
 
 // NewComfyUIAPI returns the fake ComfyUI API.
 func NewComfyUIAPI() *ComfyUIAPI {
-	c := &ComfyUIAPI{mux: http.NewServeMux(), clients: map[string]chan []byte{}, done: map[string]bool{}}
+	c := &ComfyUIAPI{mux: http.NewServeMux(), clients: map[string]chan []byte{}, done: map[string]bool{},
+		history: string(mustRead("comfyui/history.json")), events: lines(mustRead("comfyui/ws.ndjson"))}
 	stats := mustRead("comfyui/system_stats.json")
-	history := string(mustRead("comfyui/history.json"))
-	events := lines(mustRead("comfyui/ws.ndjson"))
-	up := websocket.Upgrader{CheckOrigin: func(*http.Request) bool { return true }}
 	mux := c.mux
 	mux.HandleFunc("GET /system_stats", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "application/json; charset=utf-8")
@@ -90,130 +90,147 @@ func NewComfyUIAPI() *ComfyUIAPI {
 	mux.HandleFunc("GET /queue", func(w http.ResponseWriter, r *http.Request) {
 		comfyJSON(w, http.StatusOK, map[string]any{"queue_running": []any{}, "queue_pending": []any{}})
 	})
-	mux.HandleFunc("GET /ws", func(w http.ResponseWriter, r *http.Request) {
-		id := r.URL.Query().Get("clientId")
-		if id == "" {
-			id = fmt.Sprintf("%032x", c.next.Add(1))
-		}
-		// Register before the handshake completes: a client may queue a
-		// prompt as soon as its dial returns.
-		ch := make(chan []byte, 256)
-		c.mu.Lock()
-		c.clients[id] = ch
-		c.mu.Unlock()
-		defer func() {
-			c.mu.Lock()
-			delete(c.clients, id)
-			c.mu.Unlock()
-		}()
-		conn, err := up.Upgrade(w, r, nil)
-		if err != nil {
-			return
-		}
-		defer conn.Close()
-		status := fmt.Sprintf(`{"type": "status", "data": {"status": {"exec_info": {"queue_remaining": 0}}, "sid": %q}}`, id)
-		if conn.WriteMessage(websocket.TextMessage, []byte(status)) != nil {
-			return
-		}
-		closed := make(chan struct{})
-		go func() { // read until the client goes away
-			defer close(closed)
-			for {
-				if _, _, err := conn.ReadMessage(); err != nil {
-					return
-				}
-			}
-		}()
-		for {
-			select {
-			case msg := <-ch:
-				if conn.WriteMessage(websocket.TextMessage, msg) != nil {
-					return
-				}
-			case <-closed:
-				return
-			case <-r.Context().Done():
-				return
-			}
-		}
-	})
-	mux.HandleFunc("POST /prompt", func(w http.ResponseWriter, r *http.Request) {
-		var req struct {
-			Prompt   map[string]json.RawMessage `json:"prompt"`
-			ClientID string                     `json:"client_id"`
-		}
-		if err := json.NewDecoder(r.Body).Decode(&req); err != nil {
-			http.Error(w, "500 Internal Server Error\n\nServer got itself in trouble", http.StatusInternalServerError)
-			return
-		}
-		if req.Prompt == nil {
-			comfyJSON(w, http.StatusBadRequest, map[string]any{"error": "no prompt", "node_errors": []any{}})
-			return
-		}
-		if e, nodeErrors := validatePrompt(req.Prompt); e != nil {
-			comfyJSON(w, http.StatusBadRequest, map[string]any{"error": e, "node_errors": nodeErrors})
-			return
-		}
-		n := c.Prompts.Add(1)
-		id := fmt.Sprintf("6f1c2a4e-0b7d-4e4f-9a51-%012x", n)
-		c.mu.Lock()
-		c.done[id] = true
-		ch := c.clients[req.ClientID]
-		c.mu.Unlock()
-		if ch != nil {
-			for _, e := range events {
-				ch <- bytes.ReplaceAll(e, []byte("PROMPT_ID"), []byte(id))
-			}
-		}
-		comfyJSON(w, http.StatusOK, map[string]any{"prompt_id": id, "number": n - 1, "node_errors": map[string]any{}})
-	})
-	mux.HandleFunc("GET /history/{id}", func(w http.ResponseWriter, r *http.Request) {
-		id := r.PathValue("id")
-		w.Header().Set("Content-Type", "application/json; charset=utf-8")
-		c.mu.Lock()
-		ok := c.done[id]
-		c.mu.Unlock()
-		if !ok {
-			_, _ = w.Write([]byte("{}"))
-			return
-		}
-		_, _ = w.Write([]byte(strings.ReplaceAll(history, "PROMPT_ID", id)))
-	})
-	mux.HandleFunc("GET /view", func(w http.ResponseWriter, r *http.Request) {
-		q := r.URL.Query()
-		name := q.Get("filename")
-		if !q.Has("filename") {
-			w.WriteHeader(http.StatusNotFound)
-			return
-		}
-		if name == "" || name[0] == '/' || strings.Contains(name, "..") {
-			w.WriteHeader(http.StatusBadRequest)
-			return
-		}
-		typ := q.Get("type")
-		if typ == "" {
-			typ = "output"
-		}
-		if typ != "output" && typ != "input" && typ != "temp" {
-			w.WriteHeader(http.StatusBadRequest)
-			return
-		}
-		if sub := q.Get("subfolder"); strings.HasPrefix(sub, "/") || strings.Contains(sub, "..") {
-			w.WriteHeader(http.StatusForbidden)
-			return
-		}
-		c.mu.Lock()
-		produced := len(c.done) > 0
-		c.mu.Unlock()
-		if typ != "output" || q.Get("subfolder") != "" || path.Base(name) != "ComfyUI_00001_.png" || !produced {
-			w.WriteHeader(http.StatusNotFound)
-			return
-		}
-		w.Header().Set("Content-Type", "image/png")
-		w.Header().Set("Content-Disposition", `filename="ComfyUI_00001_.png"`)
-		_, _ = w.Write(onePixelPNG)
-	})
+	mux.HandleFunc("GET /ws", c.serveWS)
+	mux.HandleFunc("POST /prompt", c.queuePrompt)
+	mux.HandleFunc("GET /history/{id}", c.serveHistory)
+	mux.HandleFunc("GET /view", c.serveView)
 	return c
+}
+
+var upgrader = websocket.Upgrader{CheckOrigin: func(*http.Request) bool { return true }}
+
+// serveWS is GET /ws: the status message, then the progress of the
+// client's prompts.
+func (c *ComfyUIAPI) serveWS(w http.ResponseWriter, r *http.Request) {
+	id := r.URL.Query().Get("clientId")
+	if id == "" {
+		id = fmt.Sprintf("%032x", c.next.Add(1))
+	}
+	// Register before the handshake completes: a client may queue a
+	// prompt as soon as its dial returns.
+	ch := make(chan []byte, 256)
+	c.mu.Lock()
+	c.clients[id] = ch
+	c.mu.Unlock()
+	defer func() {
+		c.mu.Lock()
+		delete(c.clients, id)
+		c.mu.Unlock()
+	}()
+	conn, err := upgrader.Upgrade(w, r, nil)
+	if err != nil {
+		return
+	}
+	defer conn.Close()
+	status := fmt.Sprintf(`{"type": "status", "data": {"status": {"exec_info": {"queue_remaining": 0}}, "sid": %q}}`, id)
+	if conn.WriteMessage(websocket.TextMessage, []byte(status)) != nil {
+		return
+	}
+	closed := make(chan struct{})
+	go func() { // read until the client goes away
+		defer close(closed)
+		for {
+			if _, _, err := conn.ReadMessage(); err != nil {
+				return
+			}
+		}
+	}()
+	for {
+		select {
+		case msg := <-ch:
+			if conn.WriteMessage(websocket.TextMessage, msg) != nil {
+				return
+			}
+		case <-closed:
+			return
+		case <-r.Context().Done():
+			return
+		}
+	}
+}
+
+// queuePrompt is POST /prompt: validate, complete at once, replay the
+// recorded progress to the client's websocket.
+func (c *ComfyUIAPI) queuePrompt(w http.ResponseWriter, r *http.Request) {
+	var req struct {
+		Prompt   map[string]json.RawMessage `json:"prompt"`
+		ClientID string                     `json:"client_id"`
+	}
+	if err := json.NewDecoder(r.Body).Decode(&req); err != nil {
+		http.Error(w, "500 Internal Server Error\n\nServer got itself in trouble", http.StatusInternalServerError)
+		return
+	}
+	if req.Prompt == nil {
+		comfyJSON(w, http.StatusBadRequest, map[string]any{"error": "no prompt", "node_errors": []any{}})
+		return
+	}
+	if e, nodeErrors := validatePrompt(req.Prompt); e != nil {
+		comfyJSON(w, http.StatusBadRequest, map[string]any{"error": e, "node_errors": nodeErrors})
+		return
+	}
+	n := c.Prompts.Add(1)
+	id := fmt.Sprintf("6f1c2a4e-0b7d-4e4f-9a51-%012x", n)
+	c.mu.Lock()
+	c.done[id] = true
+	ch := c.clients[req.ClientID]
+	c.mu.Unlock()
+	if ch != nil {
+		for _, e := range c.events {
+			ch <- bytes.ReplaceAll(e, []byte("PROMPT_ID"), []byte(id))
+		}
+	}
+	comfyJSON(w, http.StatusOK, map[string]any{"prompt_id": id, "number": n - 1, "node_errors": map[string]any{}})
+}
+
+// serveHistory is GET /history/{id}: the recorded entry for a finished prompt.
+func (c *ComfyUIAPI) serveHistory(w http.ResponseWriter, r *http.Request) {
+	id := r.PathValue("id")
+	w.Header().Set("Content-Type", "application/json; charset=utf-8")
+	c.mu.Lock()
+	ok := c.done[id]
+	c.mu.Unlock()
+	if !ok {
+		_, _ = w.Write([]byte("{}"))
+		return
+	}
+	_, _ = w.Write([]byte(strings.ReplaceAll(c.history, "PROMPT_ID", id)))
+}
+
+// serveView is GET /view: the output image of a finished prompt, with
+// ComfyUI's answers to bad names, types and subfolders.
+func (c *ComfyUIAPI) serveView(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	name := q.Get("filename")
+	if !q.Has("filename") {
+		w.WriteHeader(http.StatusNotFound)
+		return
+	}
+	if name == "" || name[0] == '/' || strings.Contains(name, "..") {
+		w.WriteHeader(http.StatusBadRequest)
+		return
+	}
+	typ := q.Get("type")
+	if typ == "" {
+		typ = "output"
+	}
+	if typ != "output" && typ != "input" && typ != "temp" {
+		w.WriteHeader(http.StatusBadRequest)
+		return
+	}
+	if sub := q.Get("subfolder"); strings.HasPrefix(sub, "/") || strings.Contains(sub, "..") {
+		w.WriteHeader(http.StatusForbidden)
+		return
+	}
+	c.mu.Lock()
+	produced := len(c.done) > 0
+	c.mu.Unlock()
+	if typ != "output" || q.Get("subfolder") != "" || path.Base(name) != "ComfyUI_00001_.png" || !produced {
+		w.WriteHeader(http.StatusNotFound)
+		return
+	}
+	w.Header().Set("Content-Type", "image/png")
+	w.Header().Set("Content-Disposition", `filename="ComfyUI_00001_.png"`)
+	_, _ = w.Write(onePixelPNG)
 }
 
 // validatePrompt checks a workflow as ComfyUI's execution.validate_prompt
