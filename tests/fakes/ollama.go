@@ -377,26 +377,10 @@ func (a *OllamaAPI) complete(w http.ResponseWriter, r *http.Request, chat bool) 
 		return
 	}
 
-	if a.waiting.Add(1) > int64(a.opts.MaxQueue) {
-		a.waiting.Add(-1)
-		errorJSON(w, http.StatusServiceUnavailable, "server busy, please try again.  maximum pending requests exceeded")
+	if !a.acquire(w, r) {
 		return
 	}
-	select {
-	case a.slots <- struct{}{}:
-	case <-r.Context().Done():
-		a.waiting.Add(-1)
-		return
-	}
-	a.waiting.Add(-1)
-	busy := a.busy.Add(1)
-	for {
-		peak := a.PeakBusy.Load()
-		if busy <= peak || a.PeakBusy.CompareAndSwap(peak, busy) {
-			break
-		}
-	}
-	defer func() { a.busy.Add(-1); <-a.slots }()
+	defer a.release()
 
 	out := a.answer(m, req, chat, think)
 	last := out[len(out)-1]
@@ -405,6 +389,38 @@ func (a *OllamaAPI) complete(w http.ResponseWriter, r *http.Request, chat bool) 
 		writeJSON(w, http.StatusOK, aggregate(out, chat))
 		return
 	}
+	a.stream(w, r, out)
+}
+
+// acquire waits for one of OLLAMA_NUM_PARALLEL slots, or answers 503 when
+// OLLAMA_MAX_QUEUE requests already wait; false when the request is done.
+func (a *OllamaAPI) acquire(w http.ResponseWriter, r *http.Request) bool {
+	if a.waiting.Add(1) > int64(a.opts.MaxQueue) {
+		a.waiting.Add(-1)
+		errorJSON(w, http.StatusServiceUnavailable, "server busy, please try again.  maximum pending requests exceeded")
+		return false
+	}
+	select {
+	case a.slots <- struct{}{}:
+	case <-r.Context().Done():
+		a.waiting.Add(-1)
+		return false
+	}
+	a.waiting.Add(-1)
+	busy := a.busy.Add(1)
+	for {
+		peak := a.PeakBusy.Load()
+		if busy <= peak || a.PeakBusy.CompareAndSwap(peak, busy) {
+			return true
+		}
+	}
+}
+
+// release frees the slot acquire took.
+func (a *OllamaAPI) release() { a.busy.Add(-1); <-a.slots }
+
+// stream writes the answer as NDJSON, TokenDelay before each line.
+func (a *OllamaAPI) stream(w http.ResponseWriter, r *http.Request, out []map[string]any) {
 	w.Header().Set("Content-Type", "application/x-ndjson")
 	fl, _ := w.(http.Flusher)
 	enc := json.NewEncoder(w)
