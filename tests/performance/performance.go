@@ -190,6 +190,26 @@ func Run(ctx context.Context, cfg Config) (*Results, error) {
 	if cfg.Users < 1 || cfg.Requests < 1 {
 		return nil, errors.New("users and requests must be at least 1")
 	}
+	if err := cfg.defaults(ctx); err != nil {
+		return nil, err
+	}
+	r := &Results{Time: time.Now().UTC(), Model: apiclient.NormalizeModel(cfg.Model), Users: cfg.Users, Requests: cfg.Requests,
+		TTFTTargetMs: ms(cfg.TTFTTarget)}
+	if err := warmUp(ctx, cfg, r); err != nil {
+		return nil, err
+	}
+	measureText(ctx, cfg, r)
+	if cfg.ComfyUI != nil && cfg.Images > 0 {
+		if err := images(ctx, cfg, r); err != nil {
+			return r, err
+		}
+	}
+	return r, ctx.Err()
+}
+
+// defaults fills in the prompt, token limit, target and (from the
+// server's models) the model.
+func (cfg *Config) defaults(ctx context.Context) error {
 	if cfg.Prompt == "" {
 		cfg.Prompt = "Explain in three sentences what a GPU does."
 	}
@@ -202,28 +222,34 @@ func Run(ctx context.Context, cfg Config) (*Results, error) {
 	if cfg.Model == "" {
 		models, err := cfg.Ollama.Tags(ctx)
 		if err != nil {
-			return nil, fmt.Errorf("Ollama at %s: %w", cfg.Ollama.BaseURL, err)
+			return fmt.Errorf("Ollama at %s: %w", cfg.Ollama.BaseURL, err)
 		}
 		if len(models) == 0 {
-			return nil, fmt.Errorf("Ollama at %s has no models: pull one (ollama pull NAME) and name it with OLLAMA_MODEL", cfg.Ollama.BaseURL)
+			return fmt.Errorf("Ollama at %s has no models: pull one (ollama pull NAME) and name it with OLLAMA_MODEL", cfg.Ollama.BaseURL)
 		}
 		cfg.Model = models[0].Name
 	}
-	r := &Results{Time: time.Now().UTC(), Model: apiclient.NormalizeModel(cfg.Model), Users: cfg.Users, Requests: cfg.Requests,
-		TTFTTargetMs: ms(cfg.TTFTTarget)}
+	return nil
+}
 
-	// Warm-up: load the model, then answer once, so that neither the load
-	// nor first-use compilation counts as first-token latency.
+// warmUp loads the model, then answers once, so that neither the load
+// nor first-use compilation counts as first-token latency.
+func warmUp(ctx context.Context, cfg Config, r *Results) error {
 	t0 := time.Now()
 	if _, err := cfg.Ollama.Load(ctx, cfg.Model); err != nil {
-		return nil, fmt.Errorf("warming up %s: %w", cfg.Model, err)
+		return fmt.Errorf("warming up %s: %w", cfg.Model, err)
 	}
 	if _, err := cfg.Ollama.Generate(ctx, apiclient.GenerateRequest{Model: cfg.Model, Prompt: cfg.Prompt,
 		Options: map[string]any{"num_predict": 8}}, nil); err != nil {
-		return nil, fmt.Errorf("warming up %s: %w", cfg.Model, err)
+		return fmt.Errorf("warming up %s: %w", cfg.Model, err)
 	}
 	r.WarmupMs = ms(time.Since(t0))
 
+	return nil
+}
+
+// measureText runs the timed text requests: Users at once, Requests in all.
+func measureText(ctx context.Context, cfg Config, r *Results) {
 	var mu sync.Mutex
 	var ttft, total, load []time.Duration
 	var decode []float64
@@ -275,12 +301,6 @@ func Run(ctx context.Context, cfg Config) (*Results, error) {
 	if wall > 0 {
 		r.ThroughputTokensPerSec = round2(float64(tokens) / wall.Seconds())
 	}
-	if cfg.ComfyUI != nil && cfg.Images > 0 {
-		if err := images(ctx, cfg, r); err != nil {
-			return r, err
-		}
-	}
-	return r, ctx.Err()
 }
 
 func images(ctx context.Context, cfg Config, r *Results) error {
