@@ -14,10 +14,10 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
-	"time"
 
 	gh "github.com/google/go-github/v89/github"
 
+	"github.com/ipex-flake/ipex-flake/internal/githubhttp"
 	"github.com/ipex-flake/ipex-flake/release/forge"
 )
 
@@ -50,7 +50,7 @@ type Config struct {
 	// ServerURL is the web URL (default https://github.com) for links.
 	ServerURL string
 	// Transport is the retrying transport (defaults apply when nil).
-	Transport *RetryTransport
+	Transport *githubhttp.RetryTransport
 }
 
 // API is the go-github implementation of Client.
@@ -122,15 +122,10 @@ func New(cfg Config) (*API, error) {
 	if cfg.Token == "" {
 		return nil, errors.New("GITHUB_TOKEN is empty")
 	}
-	rt := cfg.Transport
-	if rt == nil {
-		rt = &RetryTransport{}
-	}
 	opts := []gh.ClientOptionsFunc{
-		gh.WithHTTPClient(&http.Client{Transport: rt}),
+		gh.WithHTTPClient(githubhttp.NewClient(cfg.Transport)),
 		gh.WithAuthToken(cfg.Token),
 		gh.WithUserAgent("ipex-flake-ci"),
-		gh.WithTimeout(10 * time.Minute), // whole request including retries
 	}
 	if cfg.APIURL != "" {
 		base := slash(cfg.APIURL)

@@ -15,6 +15,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/ipex-flake/ipex-flake/internal/githubhttp"
 	"github.com/ipex-flake/ipex-flake/pipelines/results"
 	"github.com/ipex-flake/ipex-flake/release/forge"
 )
@@ -54,7 +55,7 @@ func setup(t *testing.T) (*API, *http.ServeMux, *sleeps) {
 	c, err := New(Config{
 		Token: token, Owner: "o", Repo: "r",
 		APIURL: srv.URL + baseURLPath + "/", UploadURL: srv.URL + baseURLPath + "/uploads/",
-		Transport: &RetryTransport{Sleep: sl.sleep, AttemptTimeout: 2 * time.Second},
+		Transport: &githubhttp.RetryTransport{Sleep: sl.sleep, AttemptTimeout: 2 * time.Second},
 	})
 	require.NoError(t, err)
 	return c, mux, sl
@@ -309,7 +310,7 @@ func TestRetryAfterTimeout(t *testing.T) {
 	t.Cleanup(srv.Close)
 	sl := &sleeps{}
 	c, err := New(Config{Token: token, Owner: "o", Repo: "r", APIURL: srv.URL + "/api-v3/",
-		Transport: &RetryTransport{Sleep: sl.sleep, AttemptTimeout: 100 * time.Millisecond}})
+		Transport: &githubhttp.RetryTransport{Sleep: sl.sleep, AttemptTimeout: 100 * time.Millisecond}})
 	require.NoError(t, err)
 	sha, err := c.ChannelRef(t.Context(), "dev")
 	require.NoError(t, err)

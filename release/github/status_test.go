@@ -8,6 +8,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/ipex-flake/ipex-flake/internal/githubhttp"
 	"github.com/ipex-flake/ipex-flake/pipelines/results"
 	"github.com/ipex-flake/ipex-flake/release/forge"
 	"github.com/ipex-flake/ipex-flake/release/github"
@@ -21,7 +22,7 @@ func TestStatusStoreReadsWhatResultsGitHubStoreWrites(t *testing.T) {
 	writer, err := results.NewGitHubStore("o/r", "ghp_writer", srv.APIURL(), nil)
 	require.NoError(t, err)
 	api, err := github.New(github.Config{Token: "ghp_reader", Owner: "o", Repo: "r", APIURL: srv.APIURL(), UploadURL: srv.UploadURL(),
-		Transport: &github.RetryTransport{AttemptTimeout: 5 * time.Second}})
+		Transport: &githubhttp.RetryTransport{AttemptTimeout: 5 * time.Second}})
 	require.NoError(t, err)
 	reader := &github.StatusStore{Client: api}
 

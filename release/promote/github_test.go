@@ -16,6 +16,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/ipex-flake/ipex-flake/internal/githubhttp"
 	"github.com/ipex-flake/ipex-flake/pipelines/results"
 	"github.com/ipex-flake/ipex-flake/release/forge"
 	"github.com/ipex-flake/ipex-flake/release/github"
@@ -48,7 +49,7 @@ func newGitHubEnv(t *testing.T) (*ghEnv, string, string) {
 	var sleeps []time.Duration
 	api, err := github.New(github.Config{Token: ghToken, Owner: "ipex-flake", Repo: "ipex-flake",
 		APIURL: srv.APIURL(), UploadURL: srv.UploadURL(),
-		Transport: &github.RetryTransport{Sleep: func(_ context.Context, d time.Duration) error {
+		Transport: &githubhttp.RetryTransport{Sleep: func(_ context.Context, d time.Duration) error {
 			mu.Lock()
 			defer mu.Unlock()
 			sleeps = append(sleeps, d)

@@ -1,4 +1,8 @@
-package github
+// Package githubhttp is the HTTP client under every GitHub API client of
+// the project (release/github and the stage results): a per-attempt
+// timeout and retries on go-retryablehttp with GitHub's rate-limit rules,
+// inside an overall limit per request.
+package githubhttp
 
 import (
 	"bytes"
@@ -139,4 +143,16 @@ func retryAfter(resp *http.Response, attempt int) (time.Duration, bool) {
 		}
 	}
 	return 0, false
+}
+
+// RequestTimeout bounds one request with all its retries and waits.
+const RequestTimeout = 10 * time.Minute
+
+// NewClient returns the HTTP client for go-github: t (defaults when nil)
+// under RequestTimeout.
+func NewClient(t *RetryTransport) *http.Client {
+	if t == nil {
+		t = &RetryTransport{}
+	}
+	return &http.Client{Transport: t, Timeout: RequestTimeout}
 }
