@@ -8,6 +8,9 @@ import (
 	"time"
 
 	"github.com/google/go-github/v89/github"
+
+	"github.com/ipex-flake/ipex-flake/internal/githubhttp"
+	"github.com/ipex-flake/ipex-flake/internal/shorthash"
 )
 
 // ContextPrefix prefixes the stage name in a commit status context: ci/unit.
@@ -32,16 +35,17 @@ var _ Store = (*GitHubStore)(nil)
 
 // NewGitHubStore returns a store for repo ("owner/name") authenticated with
 // token. baseURL is the API root ("" for api.github.com; GITHUB_API_URL on
-// GitHub Enterprise and in tests).
+// GitHub Enterprise and in tests). hc nil is githubhttp's client: retries
+// and timeouts, as every GitHub client of the project has.
 func NewGitHubStore(repo, token, baseURL string, hc *http.Client) (*GitHubStore, error) {
 	owner, name, ok := strings.Cut(repo, "/")
 	if !ok || owner == "" || name == "" || strings.Contains(name, "/") {
 		return nil, fmt.Errorf("GITHUB_REPOSITORY %q is not owner/name", repo)
 	}
-	opts := []github.ClientOptionsFunc{github.WithAuthToken(token)}
-	if hc != nil {
-		opts = append(opts, github.WithHTTPClient(hc))
+	if hc == nil {
+		hc = githubhttp.NewClient(nil)
 	}
+	opts := []github.ClientOptionsFunc{github.WithAuthToken(token), github.WithHTTPClient(hc)}
 	if baseURL != "" {
 		if !strings.HasSuffix(baseURL, "/") {
 			baseURL += "/"
@@ -67,7 +71,7 @@ func (s *GitHubStore) Record(ctx context.Context, r Result) error {
 		st.TargetURL = github.Ptr(r.URL)
 	}
 	if _, _, err := s.Client.Repositories.CreateStatus(ctx, s.Owner, s.Repo, r.Rev, st); err != nil {
-		return fmt.Errorf("recording %s%s on %s: %w", ContextPrefix, r.Stage, short(r.Rev), err)
+		return fmt.Errorf("recording %s%s on %s: %w", ContextPrefix, r.Stage, shorthash.Of(r.Rev, shorthash.Long), err)
 	}
 	return nil
 }
@@ -79,7 +83,7 @@ func (s *GitHubStore) Get(ctx context.Context, rev string) (map[string]Result, e
 	for {
 		sts, resp, err := s.Client.Repositories.ListStatuses(ctx, s.Owner, s.Repo, rev, opts)
 		if err != nil {
-			return nil, fmt.Errorf("reading statuses of %s: %w", short(rev), err)
+			return nil, fmt.Errorf("reading statuses of %s: %w", shorthash.Of(rev, shorthash.Long), err)
 		}
 		// Newest first: keep the first per context.
 		for _, st := range sts {
@@ -109,11 +113,4 @@ func fromGitHub(rev, stage string, st *github.RepoStatus) Result {
 		r.Time = time.Time{}
 	}
 	return r
-}
-
-func short(rev string) string {
-	if len(rev) > 12 {
-		return rev[:12]
-	}
-	return rev
 }
