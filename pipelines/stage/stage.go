@@ -101,6 +101,20 @@ var Table = []Spec{
 		Summary: "secret scan, actionlint, flake.lock audit, govulncheck, SBOM, security-scan app"},
 }
 
+// Gate returns the stages that must have passed on a commit before it
+// goes to the release channel (dev, beta, stable): `ci push` checks the
+// dev gate, the release commands every channel's (release/version).
+func Gate(channel string) []string {
+	switch channel {
+	case "dev":
+		return []string{"unit"}
+	case "beta":
+		return []string{"unit", "integration"}
+	default:
+		return []string{"unit", "integration", "performance", "security"}
+	}
+}
+
 // Names returns the stage names in table order.
 func Names() []string {
 	out := make([]string, len(Table))

@@ -13,6 +13,7 @@ import (
 	"github.com/Masterminds/semver/v3"
 
 	"github.com/ipex-flake/ipex-flake/internal/shorthash"
+	"github.com/ipex-flake/ipex-flake/pipelines/stage"
 )
 
 // Channel is a release channel.
@@ -52,16 +53,7 @@ func (c Channel) Previous() (prev Channel, ok bool) {
 
 // Stages returns the stages that must have passed on a commit before it is
 // promoted to c.
-func (c Channel) Stages() []string {
-	switch c {
-	case Dev:
-		return []string{"unit"}
-	case Beta:
-		return []string{"unit", "integration"}
-	default:
-		return []string{"unit", "integration", "performance", "security"}
-	}
-}
+func (c Channel) Stages() []string { return stage.Gate(string(c)) }
 
 // Release is a parsed release tag.
 type Release struct {
