@@ -15,18 +15,19 @@ import (
 	"time"
 
 	"github.com/ipex-flake/ipex-flake/internal/clierr"
+	"github.com/ipex-flake/ipex-flake/internal/shorthash"
 	"github.com/ipex-flake/ipex-flake/pipelines/cache"
 	"github.com/ipex-flake/ipex-flake/pipelines/engine"
 	"github.com/ipex-flake/ipex-flake/pipelines/nixcli"
 	"github.com/ipex-flake/ipex-flake/pipelines/push/signing"
 	"github.com/ipex-flake/ipex-flake/pipelines/report"
 	"github.com/ipex-flake/ipex-flake/pipelines/results"
-	"github.com/ipex-flake/ipex-flake/release/version"
+	"github.com/ipex-flake/ipex-flake/pipelines/stage"
 )
 
 // DevStages are the stages the dev channel needs: a commit is pushed only
 // once all of them have passed for it.
-var DevStages = version.Dev.Stages()
+var DevStages = stage.Gate("dev")
 
 // Target is one binary cache a push goes to.
 type Target struct {
@@ -144,7 +145,7 @@ func CheckGate(ctx context.Context, store results.Store, rev string, stages []st
 		return clierr.Usagef("no commit to check stage results against: the build report has no rev and this is not a git checkout; run in the repository, or pass --force")
 	}
 	if store == nil {
-		return clierr.Usagef("no stage results to check %s against: this is not a git checkout (`ci test` records results in .git/ipex-ci/results.json) and GITHUB_TOKEN and GITHUB_REPOSITORY are not set; run ci push in the repository that ran ci test, or pass --force", short(rev))
+		return clierr.Usagef("no stage results to check %s against: this is not a git checkout (`ci test` records results in .git/ipex-ci/results.json) and GITHUB_TOKEN and GITHUB_REPOSITORY are not set; run ci push in the repository that ran ci test, or pass --force", shorthash.Of(rev, shorthash.Long))
 	}
 	got, err := store.Get(ctx, rev)
 	if err != nil {
@@ -162,16 +163,9 @@ func CheckGate(ctx context.Context, store results.Store, rev string, stages []st
 	}
 	if len(notPassed) > 0 {
 		return clierr.Failedf("not pushing %s: the dev channel needs %s passed, but %s; run `ci test --stage %s` first, or pass --force",
-			short(rev), strings.Join(stages, ", "), strings.Join(notPassed, ", "), stages[0])
+			shorthash.Of(rev, shorthash.Long), strings.Join(stages, ", "), strings.Join(notPassed, ", "), stages[0])
 	}
 	return nil
-}
-
-func short(rev string) string {
-	if len(rev) > 12 {
-		return rev[:12]
-	}
-	return rev
 }
 
 // Closure returns the runtime closure of paths (`nix path-info -r`).
@@ -290,7 +284,7 @@ func orUnknown(rev string) string {
 	if rev == "" {
 		return "this build (commit unknown)"
 	}
-	return short(rev)
+	return shorthash.Of(rev, shorthash.Long)
 }
 
 func countsLine(r *report.Report) string {
