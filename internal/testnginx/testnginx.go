@@ -12,11 +12,6 @@ import (
 // Server is one nginx serving a directory over HTTP.
 type Server = nginx.Server
 
-// Start starts nginx outside a test (see nginx.Start).
-//
-// Deprecated: production code calls nginx.Start.
-func Start(dir, addr string) (*Server, error) { return nginx.Start(dir, addr) }
-
 // New starts nginx for a test in t.TempDir and stops it on cleanup. It skips
 // when nginx is missing, and fails when CI=true.
 func New(t testing.TB) *Server {

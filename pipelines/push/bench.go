@@ -19,7 +19,7 @@ import (
 	"github.com/ipex-flake/ipex-flake/internal/childenv"
 	"github.com/ipex-flake/ipex-flake/internal/clierr"
 	"github.com/ipex-flake/ipex-flake/internal/fixture"
-	"github.com/ipex-flake/ipex-flake/internal/testnginx"
+	"github.com/ipex-flake/ipex-flake/internal/nginx"
 	"github.com/ipex-flake/ipex-flake/pipelines/cache"
 	"github.com/ipex-flake/ipex-flake/pipelines/engine"
 	"github.com/ipex-flake/ipex-flake/pipelines/engine/host"
@@ -108,7 +108,7 @@ func runPushBench(ctx context.Context, w io.Writer, o BenchOptions) (*BenchResul
 			return nil, fmt.Errorf("the push benchmark needs %s on PATH", tool)
 		}
 	}
-	ng, err := testnginx.Start(filepath.Join(dir, "nginx"), "")
+	ng, err := nginx.Start(filepath.Join(dir, "nginx"), "")
 	if err != nil {
 		return nil, err
 	}
