@@ -353,7 +353,7 @@ func runReleasePromote(ctx context.Context, o *ReleasePromoteOptions) error {
 			return nil
 		}
 		fmt.Fprintf(w, "dry run on %s: would create tag %s, move channels/%s to %s, publish the release below and notify %s; nothing was changed\n",
-			p.Forge.Kind(), out.Plan.Tag, ch, shorthash.Of(out.Plan.Rev, shorthash.Commit), p.Notifier.Target())
+			p.Forge.Kind(), out.Plan.Tag, ch, shorthash.Commit(out.Plan.Rev), p.Notifier.Target())
 		promote.PrintRelease(w, out.Plan)
 		msg := slack.PromotionMessage(slack.Promotion{Tag: out.Plan.Tag, Channel: string(ch), Rev: out.Plan.Rev,
 			Previous: out.Plan.Previous, RepoURL: p.Forge.RepoURL(), ApprovedBy: out.Plan.ApprovedBy})

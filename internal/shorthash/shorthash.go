@@ -3,11 +3,17 @@ package shorthash
 
 // Lengths of an abbreviation.
 const (
-	// Commit is git's own abbreviation: tags, release notes, Slack.
-	Commit = 7
-	// Long keeps more apart: commit statuses, logs, cache and plan keys.
-	Long = 12
+	// CommitLen is git's own abbreviation: tags, release notes, Slack.
+	CommitLen = 7
+	// LongLen keeps more apart: commit statuses, logs, cache and plan keys.
+	LongLen = 12
 )
+
+// Commit abbreviates a commit SHA as git does (CommitLen characters).
+func Commit(sha string) string { return Of(sha, CommitLen) }
+
+// Long abbreviates a revision or digest to LongLen characters.
+func Long(h string) string { return Of(h, LongLen) }
 
 // Of returns the first n characters of h, or h when it is shorter.
 func Of(h string, n int) string {

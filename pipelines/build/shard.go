@@ -11,6 +11,7 @@ import (
 	"strings"
 
 	"github.com/ipex-flake/ipex-flake/internal/clierr"
+	"github.com/ipex-flake/ipex-flake/internal/shorthash"
 	"github.com/ipex-flake/ipex-flake/pipelines/engine"
 	"github.com/ipex-flake/ipex-flake/pipelines/nixcli"
 )
@@ -343,7 +344,7 @@ func planFromGraph(outs []Output, graph map[string]drvNode, n int) *ShardPlan {
 		plan.Shards = append(plan.Shards, ShardPart{Shard: Shard{Index: i + 1, Count: n}, Attrs: s.attrs, Cost: full.count()})
 		fmt.Fprintf(h, "%d:%s\n", i+1, strings.Join(s.attrs, ","))
 	}
-	plan.Digest = hex.EncodeToString(h.Sum(nil))[:12]
+	plan.Digest = shorthash.Long(hex.EncodeToString(h.Sum(nil)))
 	return plan
 }
 

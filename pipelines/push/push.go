@@ -145,7 +145,7 @@ func CheckGate(ctx context.Context, store results.Store, rev string, stages []st
 		return clierr.Usagef("no commit to check stage results against: the build report has no rev and this is not a git checkout; run in the repository, or pass --force")
 	}
 	if store == nil {
-		return clierr.Usagef("no stage results to check %s against: this is not a git checkout (`ci test` records results in .git/ipex-ci/results.json) and GITHUB_TOKEN and GITHUB_REPOSITORY are not set; run ci push in the repository that ran ci test, or pass --force", shorthash.Of(rev, shorthash.Long))
+		return clierr.Usagef("no stage results to check %s against: this is not a git checkout (`ci test` records results in .git/ipex-ci/results.json) and GITHUB_TOKEN and GITHUB_REPOSITORY are not set; run ci push in the repository that ran ci test, or pass --force", shorthash.Long(rev))
 	}
 	got, err := store.Get(ctx, rev)
 	if err != nil {
@@ -163,7 +163,7 @@ func CheckGate(ctx context.Context, store results.Store, rev string, stages []st
 	}
 	if len(notPassed) > 0 {
 		return clierr.Failedf("not pushing %s: the dev channel needs %s passed, but %s; run `ci test --stage %s` first, or pass --force",
-			shorthash.Of(rev, shorthash.Long), strings.Join(stages, ", "), strings.Join(notPassed, ", "), stages[0])
+			shorthash.Long(rev), strings.Join(stages, ", "), strings.Join(notPassed, ", "), stages[0])
 	}
 	return nil
 }
@@ -284,7 +284,7 @@ func orUnknown(rev string) string {
 	if rev == "" {
 		return "this build (commit unknown)"
 	}
-	return shorthash.Of(rev, shorthash.Long)
+	return shorthash.Long(rev)
 }
 
 func countsLine(r *report.Report) string {

@@ -71,7 +71,7 @@ func (s *GitHubStore) Record(ctx context.Context, r Result) error {
 		st.TargetURL = github.Ptr(r.URL)
 	}
 	if _, _, err := s.Client.Repositories.CreateStatus(ctx, s.Owner, s.Repo, r.Rev, st); err != nil {
-		return fmt.Errorf("recording %s%s on %s: %w", ContextPrefix, r.Stage, shorthash.Of(r.Rev, shorthash.Long), err)
+		return fmt.Errorf("recording %s%s on %s: %w", ContextPrefix, r.Stage, shorthash.Long(r.Rev), err)
 	}
 	return nil
 }
@@ -83,7 +83,7 @@ func (s *GitHubStore) Get(ctx context.Context, rev string) (map[string]Result, e
 	for {
 		sts, resp, err := s.Client.Repositories.ListStatuses(ctx, s.Owner, s.Repo, rev, opts)
 		if err != nil {
-			return nil, fmt.Errorf("reading statuses of %s: %w", shorthash.Of(rev, shorthash.Long), err)
+			return nil, fmt.Errorf("reading statuses of %s: %w", shorthash.Long(rev), err)
 		}
 		// Newest first: keep the first per context.
 		for _, st := range sts {

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"strings"
 
+	"github.com/ipex-flake/ipex-flake/internal/shorthash"
 	"github.com/ipex-flake/ipex-flake/release/version"
 )
 
@@ -45,7 +46,7 @@ var groups = []struct{ kind, title string }{
 func Render(n Notes) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "## %s (%s)\n\n", n.Tag, n.Channel)
-	fmt.Fprintf(&b, "Commit: %s\n", link(n.RepoURL, short(n.Rev), "commit/"+n.Rev))
+	fmt.Fprintf(&b, "Commit: %s\n", link(n.RepoURL, shorthash.Commit(n.Rev), "commit/"+n.Rev))
 	if n.Previous != "" {
 		fmt.Fprintf(&b, "Changes since %s: %s\n", n.Previous, link(n.RepoURL, n.Previous+"..."+n.Tag, "compare/"+n.Previous+"..."+n.Tag))
 	} else {
@@ -84,13 +85,6 @@ func Render(n Notes) string {
 		fmt.Fprintf(&b, "\nApproved by: %s\n", n.ApprovedBy)
 	}
 	return b.String()
-}
-
-func short(sha string) string {
-	if len(sha) > 7 {
-		return sha[:7]
-	}
-	return sha
 }
 
 func link(repo, text, path string) string {

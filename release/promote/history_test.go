@@ -15,6 +15,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/ipex-flake/ipex-flake/internal/clierr"
+	"github.com/ipex-flake/ipex-flake/internal/shorthash"
 	"github.com/ipex-flake/ipex-flake/release/gitrepo"
 	"github.com/ipex-flake/ipex-flake/release/gitrepo/gittest"
 	"github.com/ipex-flake/ipex-flake/release/version"
@@ -125,12 +126,12 @@ func TestMovedReleaseTag(t *testing.T) {
 	_, err = e.run(Options{Want: testWant, Channel: version.Dev, Rev: c3})
 	require.Error(t, err)
 	assert.Equal(t, clierr.ExitFailed, clierr.Code(err))
-	assert.Contains(t, err.Error(), "release v0.2.0-dev.1 names commit "+short(c2)+" but the tag v0.2.0-dev.1 is (or would be) at "+short(c3))
+	assert.Contains(t, err.Error(), "release v0.2.0-dev.1 names commit "+shorthash.Commit(c2)+" but the tag v0.2.0-dev.1 is (or would be) at "+shorthash.Commit(c3))
 
 	rep, err := e.promoter(nil).Status(t.Context(), version.DefaultConfig(), "", testWant)
 	require.NoError(t, err)
 	require.True(t, rep.Problems())
-	assert.Contains(t, rep.Channels[0].Problem, "the tag v0.2.0-dev.1 points at "+short(c3)+" but its release and manifest name "+short(c2))
+	assert.Contains(t, rep.Channels[0].Problem, "the tag v0.2.0-dev.1 points at "+shorthash.Commit(c3)+" but its release and manifest name "+shorthash.Commit(c2))
 
 	// Deleted: the release stays, the tag is gone; promoting another
 	// commit would make the tag again there. Refused before anything is made.
@@ -139,7 +140,7 @@ func TestMovedReleaseTag(t *testing.T) {
 	_, err = e.run(Options{Want: testWant, Channel: version.Dev, Rev: c3})
 	require.Error(t, err)
 	assert.Equal(t, clierr.ExitFailed, clierr.Code(err))
-	assert.Contains(t, err.Error(), "release v0.2.0-dev.1 names commit "+short(c2))
+	assert.Contains(t, err.Error(), "release v0.2.0-dev.1 names commit "+shorthash.Commit(c2))
 	assert.Equal(t, before, e.snapshot(), "no tag made, no ref moved")
 }
 

@@ -25,6 +25,7 @@ import (
 	"strings"
 
 	"github.com/ipex-flake/ipex-flake/internal/clierr"
+	"github.com/ipex-flake/ipex-flake/internal/shorthash"
 	"github.com/ipex-flake/ipex-flake/pipelines/gpuclass"
 	"github.com/ipex-flake/ipex-flake/pipelines/report"
 	"github.com/ipex-flake/ipex-flake/pipelines/results"
@@ -223,7 +224,7 @@ func (p *Promoter) Plan(ctx context.Context, o Options) (*Plan, error) {
 	if prev, ok := o.Channel.Previous(); ok {
 		if _, on := st.releaseAt(prev, rev); !on {
 			problems = append(problems, fmt.Sprintf("channel gate: %s is not on %s; a commit reaches %s only from %s (run: ci release promote --to %s --rev %s)",
-				short(rev), prev, o.Channel, prev, prev, rev))
+				shorthash.Commit(rev), prev, o.Channel, prev, prev, rev))
 		}
 	}
 	// Gate: never an older commit than the channel's. The channel's latest
@@ -259,7 +260,7 @@ func (p *Promoter) Plan(ctx context.Context, o Options) (*Plan, error) {
 	// Gate: the stages.
 	recorded, err := p.Results.Get(ctx, rev)
 	if err != nil {
-		return nil, fmt.Errorf("read stage results of %s: %w", short(rev), err)
+		return nil, fmt.Errorf("read stage results of %s: %w", shorthash.Commit(rev), err)
 	}
 	problems = append(problems, stageProblems(o, p.gateStages(o.Channel), rev, recorded, plan)...)
 	// Gate: approval.
@@ -284,7 +285,7 @@ func (p *Promoter) Plan(ctx context.Context, o Options) (*Plan, error) {
 // build (beta and stable, unless AllowExternalServices).
 func stageProblems(o Options, stages []string, rev string, recorded map[string]results.Result, plan *Plan) []string {
 	if o.Want.Flake == "" && o.Want.Report == "" {
-		return []string{fmt.Sprintf("stage gate: no build report: pass --report FILE (the ci build report of %s); results count only for the flake and out paths they tested", short(rev))}
+		return []string{fmt.Sprintf("stage gate: no build report: pass --report FILE (the ci build report of %s); results count only for the flake and out paths they tested", shorthash.Commit(rev))}
 	}
 	refuseExternal := (o.Channel == version.Beta || o.Channel == version.Stable) && !o.AllowExternalServices
 	var problems []string
@@ -292,12 +293,12 @@ func stageProblems(o Options, stages []string, rev string, recorded map[string]r
 		r, ok := recorded[s]
 		switch {
 		case !ok:
-			problems = append(problems, fmt.Sprintf("stage gate: %s has no result for %s (run: %s)", s, short(rev), testCommand(s)))
+			problems = append(problems, fmt.Sprintf("stage gate: %s has no result for %s (run: %s)", s, shorthash.Commit(rev), testCommand(s)))
 		case !r.Binding.Matches(o.Want):
 			problems = append(problems, fmt.Sprintf("stage gate: %s was %s for %s, but this release is %s (run: ci test --stage %s --flake FLAKE --report REPORT with the release's flake and build report)",
 				s, r.State, r.Binding, o.Want, s))
 		case r.State != results.StatePassed:
-			msg := fmt.Sprintf("stage gate: %s is %s for %s", s, r.State, short(rev))
+			msg := fmt.Sprintf("stage gate: %s is %s for %s", s, r.State, shorthash.Commit(rev))
 			if r.Description != "" {
 				msg += " (" + r.Description + ")"
 			}
@@ -323,7 +324,7 @@ func (p *Promoter) orderProblem(ctx context.Context, c version.Channel, h, rev s
 	}
 	fwd, err := p.Repo.IsAncestor(ctx, h, rev)
 	if err != nil {
-		return "", fmt.Errorf("is %s an ancestor of %s (fetch the full history: git fetch --unshallow --tags): %w", short(h), short(rev), err)
+		return "", fmt.Errorf("is %s an ancestor of %s (fetch the full history: git fetch --unshallow --tags): %w", shorthash.Commit(h), shorthash.Commit(rev), err)
 	}
 	if fwd {
 		return "", nil
@@ -333,9 +334,9 @@ func (p *Promoter) orderProblem(ctx context.Context, c version.Channel, h, rev s
 		return "", err
 	}
 	if back {
-		return fmt.Sprintf("order gate: %s is older than %s's %s; a channel never goes backwards", short(rev), c, short(h)), nil
+		return fmt.Sprintf("order gate: %s is older than %s's %s; a channel never goes backwards", shorthash.Commit(rev), c, shorthash.Commit(h)), nil
 	}
-	return fmt.Sprintf("order gate: %s is not a descendant of %s's %s; channels/%s is only fast-forwarded", short(rev), c, short(h), c), nil
+	return fmt.Sprintf("order gate: %s is not a descendant of %s's %s; channels/%s is only fast-forwarded", shorthash.Commit(rev), c, shorthash.Commit(h), c), nil
 }
 
 // version fills Tag, Bump, Resume, AlreadyStable and LastStable. Versions
@@ -429,7 +430,7 @@ func (p *Promoter) render(ctx context.Context, o Options, st *state, plan *Plan)
 		Cache: o.Cache, PublicKey: o.PublicKey, ApprovedBy: plan.ApprovedBy}
 	if rep := o.Report; rep != nil {
 		if rep.Rev != "" && rep.Rev != plan.Rev {
-			return clierr.Usagef("--report is the build of %s, not of %s: pass the report of the commit being promoted", short(rep.Rev), short(plan.Rev))
+			return clierr.Usagef("--report is the build of %s, not of %s: pass the report of the commit being promoted", shorthash.Commit(rep.Rev), shorthash.Commit(plan.Rev))
 		}
 		for _, out := range rep.Outputs {
 			if out.Available() {
@@ -530,7 +531,7 @@ func (p *Promoter) execute(ctx context.Context, plan *Plan) (*Outcome, error) {
 
 	// 1. Tag.
 	if plan.Resume {
-		step("tag", false, "%s already points at %s", plan.Tag, short(plan.Rev))
+		step("tag", false, "%s already points at %s", plan.Tag, shorthash.Commit(plan.Rev))
 	} else {
 		err := p.Forge.CreateTag(ctx, plan.Tag, plan.Rev)
 		if errors.Is(err, forge.ErrExists) {
@@ -539,7 +540,7 @@ func (p *Promoter) execute(ctx context.Context, plan *Plan) (*Outcome, error) {
 		if err != nil {
 			return out, fmt.Errorf("create tag %s: %w", plan.Tag, err)
 		}
-		step("tag", true, "created %s at %s", plan.Tag, short(plan.Rev))
+		step("tag", true, "created %s at %s", plan.Tag, shorthash.Commit(plan.Rev))
 	}
 
 	// 2. Channel ref, fast-forward only.
@@ -651,7 +652,7 @@ func (p *Promoter) moveRef(ctx context.Context, plan *Plan, step func(string, bo
 			}
 		}
 		if cur == plan.Rev {
-			step("ref", false, "%s already at %s", name, short(plan.Rev))
+			step("ref", false, "%s already at %s", name, shorthash.Commit(plan.Rev))
 			return nil
 		}
 		if cur != "" {
@@ -661,7 +662,7 @@ func (p *Promoter) moveRef(ctx context.Context, plan *Plan, step func(string, bo
 			}
 			if !fwd {
 				return clierr.Failedf("%s moved to %s, which %s cannot fast-forward; %s stays tagged but %s keeps %s",
-					name, short(cur), short(plan.Rev), plan.Tag, name, short(cur))
+					name, shorthash.Commit(cur), shorthash.Commit(plan.Rev), plan.Tag, name, shorthash.Commit(cur))
 			}
 		}
 		err := p.Forge.SetChannelRef(ctx, string(plan.Channel), cur, plan.Rev)
@@ -672,9 +673,9 @@ func (p *Promoter) moveRef(ctx context.Context, plan *Plan, step func(string, bo
 			return fmt.Errorf("move %s: %w", name, err)
 		}
 		if cur == "" {
-			step("ref", true, "created %s at %s", name, short(plan.Rev))
+			step("ref", true, "created %s at %s", name, shorthash.Commit(plan.Rev))
 		} else {
-			step("ref", true, "fast-forwarded %s %s → %s", name, short(cur), short(plan.Rev))
+			step("ref", true, "fast-forwarded %s %s → %s", name, shorthash.Commit(cur), shorthash.Commit(plan.Rev))
 		}
 		return nil
 	}
@@ -696,7 +697,7 @@ func Print(w io.Writer, plan *Plan, dryRun bool) {
 		bump = "breaking change: minor bump below 1.0.0"
 	}
 	if plan.AlreadyStable != "" {
-		fmt.Fprintf(w, "%s is already released as stable %s: it is not promoted to %s again; nothing to do\n", short(plan.Rev), plan.AlreadyStable, plan.Channel)
+		fmt.Fprintf(w, "%s is already released as stable %s: it is not promoted to %s again; nothing to do\n", shorthash.Commit(plan.Rev), plan.AlreadyStable, plan.Channel)
 		return
 	}
 	why := fmt.Sprintf("%s, %s", bump, since)
@@ -706,7 +707,7 @@ func Print(w io.Writer, plan *Plan, dryRun bool) {
 	if plan.Resume {
 		why = "released by an earlier run"
 	}
-	fmt.Fprintf(w, "%s %s to %s as %s (%s)\n", verb, short(plan.Rev), plan.Channel, plan.Tag, why)
+	fmt.Fprintf(w, "%s %s to %s as %s (%s)\n", verb, shorthash.Commit(plan.Rev), plan.Channel, plan.Tag, why)
 	var gate []string
 	for _, s := range plan.Stages {
 		gate = append(gate, s.Name+" "+s.State)
@@ -717,20 +718,13 @@ func Print(w io.Writer, plan *Plan, dryRun bool) {
 	}
 	fmt.Fprintln(w)
 	if plan.Resume {
-		fmt.Fprintf(w, "%s already points at %s (an earlier run made it): checking the remaining steps\n", plan.Tag, short(plan.Rev))
+		fmt.Fprintf(w, "%s already points at %s (an earlier run made it): checking the remaining steps\n", plan.Tag, shorthash.Commit(plan.Rev))
 	}
 }
 
 // PrintRelease writes the release notes and manifest.
 func PrintRelease(w io.Writer, plan *Plan) {
 	fmt.Fprintf(w, "\n--- release %s ---\n%s\n--- %s ---\n%s", plan.Tag, plan.Notes, forge.ManifestAsset, plan.ManifestJSON())
-}
-
-func short(sha string) string {
-	if len(sha) > 7 {
-		return sha[:7]
-	}
-	return sha
 }
 
 // releaseMismatch refuses a release that names another commit than the
@@ -741,7 +735,7 @@ func releaseMismatch(plan *Plan, rel *forge.Release) error {
 	}
 	return clierr.Failedf("release %s names commit %s but the tag %s is (or would be) at %s: the tag was moved or deleted by hand after the release.\n"+
 		"  Put the tag back (git tag -f %s %s && git push -f origin refs/tags/%s), or delete the release and the tag to release %s again",
-		plan.Tag, short(rel.Rev), plan.Tag, short(plan.Rev), plan.Tag, rel.Rev, plan.Tag, short(plan.Rev))
+		plan.Tag, shorthash.Commit(rel.Rev), plan.Tag, shorthash.Commit(plan.Rev), plan.Tag, rel.Rev, plan.Tag, shorthash.Commit(plan.Rev))
 }
 
 // nextClaim returns the name of the next notification claim of rel
@@ -832,7 +826,7 @@ func (p *Promoter) reachable(ctx context.Context, st *state, rev string) ([]vers
 	if st.reach == nil || st.reachOf != rev {
 		set, err := p.Repo.Reachable(ctx, rev)
 		if err != nil {
-			return nil, fmt.Errorf("list the history of %s: %w", short(rev), err)
+			return nil, fmt.Errorf("list the history of %s: %w", shorthash.Commit(rev), err)
 		}
 		st.reach, st.reachOf = set, rev
 	}

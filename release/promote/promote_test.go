@@ -15,6 +15,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/ipex-flake/ipex-flake/internal/clierr"
+	"github.com/ipex-flake/ipex-flake/internal/shorthash"
 	"github.com/ipex-flake/ipex-flake/pipelines/report"
 	"github.com/ipex-flake/ipex-flake/pipelines/results"
 	"github.com/ipex-flake/ipex-flake/release/forge"
@@ -468,7 +469,7 @@ func TestRacingPromotions(t *testing.T) {
 		require.NoError(t, errs[1], "the child always lands")
 		if errs[0] != nil {
 			// The parent lost: refused or superseded, never half-done silently.
-			assert.Contains(t, errs[0].Error(), short(c2))
+			assert.Contains(t, errs[0].Error(), shorthash.Commit(c2))
 		}
 		assert.Equal(t, c3, e.g.Ref("refs/heads/channels/dev"), "the channel ends at the newest commit")
 		tags := e.g.Git("tag", "--list", "v0.2.0-dev.*", "--points-at", c3)
@@ -517,7 +518,7 @@ func TestStatusAndNextVersion(t *testing.T) {
 	// A blocked promotion lists its gates, not a refusal of something not asked for.
 	var b strings.Builder
 	PrintStatus(&b, rep)
-	assert.Contains(t, b.String(), "next: "+short(c2)+" as v0.2.0-beta.1, blocked by its gates:\n          - stage gate: integration has no result")
-	assert.Contains(t, b.String(), "up to date: "+short(c2)+" is already v0.2.0-dev.1")
+	assert.Contains(t, b.String(), "next: "+shorthash.Commit(c2)+" as v0.2.0-beta.1, blocked by its gates:\n          - stage gate: integration has no result")
+	assert.Contains(t, b.String(), "up to date: "+shorthash.Commit(c2)+" is already v0.2.0-dev.1")
 	assert.NotContains(t, b.String(), "refused")
 }

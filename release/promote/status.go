@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	"github.com/ipex-flake/ipex-flake/internal/clierr"
+	"github.com/ipex-flake/ipex-flake/internal/shorthash"
 	"github.com/ipex-flake/ipex-flake/pipelines/results"
 	"github.com/ipex-flake/ipex-flake/release/version"
 )
@@ -157,10 +158,10 @@ func (p *Promoter) releaseProblem(ctx context.Context, tag, sha string) string {
 	case rel == nil || rel.Rev == "" || rel.Rev == sha:
 		return ""
 	case sha == "":
-		return fmt.Sprintf("the tag %s was deleted; its release names %s", tag, short(rel.Rev))
+		return fmt.Sprintf("the tag %s was deleted; its release names %s", tag, shorthash.Commit(rel.Rev))
 	}
 	return fmt.Sprintf("the tag %s points at %s but its release and manifest name %s: the tag was moved (git tag -f %s %s && git push -f origin refs/tags/%s puts it back)",
-		tag, short(sha), short(rel.Rev), tag, rel.Rev, tag)
+		tag, shorthash.Commit(sha), shorthash.Commit(rel.Rev), tag, rel.Rev, tag)
 }
 
 // PrintStatus writes the status table.
@@ -168,7 +169,7 @@ func PrintStatus(w io.Writer, rep *StatusReport) {
 	for _, cs := range rep.Channels {
 		head := "(none)"
 		if cs.Head != "" {
-			head = short(cs.Head)
+			head = shorthash.Commit(cs.Head)
 		}
 		latest := cs.Latest
 		if latest == "" {
@@ -177,11 +178,11 @@ func PrintStatus(w io.Writer, rep *StatusReport) {
 		fmt.Fprintf(w, "%-7s channels/%s at %s, latest %s\n", cs.Channel, cs.Channel, head, latest)
 		switch {
 		case cs.UpToDate:
-			fmt.Fprintf(w, "        up to date: %s is already %s\n", short(cs.Candidate), cs.Next)
+			fmt.Fprintf(w, "        up to date: %s is already %s\n", shorthash.Commit(cs.Candidate), cs.Next)
 		case cs.Next != "" && cs.Blocked == "":
-			fmt.Fprintf(w, "        next: %s as %s (gates pass)\n", short(cs.Candidate), cs.Next)
+			fmt.Fprintf(w, "        next: %s as %s (gates pass)\n", shorthash.Commit(cs.Candidate), cs.Next)
 		case cs.Next != "":
-			fmt.Fprintf(w, "        next: %s as %s, %s\n", short(cs.Candidate), cs.Next, strings.ReplaceAll(cs.Blocked, "\n", "\n        "))
+			fmt.Fprintf(w, "        next: %s as %s, %s\n", shorthash.Commit(cs.Candidate), cs.Next, strings.ReplaceAll(cs.Blocked, "\n", "\n        "))
 		default:
 			fmt.Fprintf(w, "        next: %s\n", cs.Blocked)
 		}

@@ -14,6 +14,8 @@ import (
 	"time"
 
 	"github.com/slack-go/slack"
+
+	"github.com/ipex-flake/ipex-flake/internal/shorthash"
 )
 
 // DefaultChannel is where the bot posts unless SLACK_CHANNEL says otherwise.
@@ -73,18 +75,11 @@ func StageFailedMessage(f StageFailure) Message {
 	return Message{Text: b.String()}
 }
 
-func short(sha string) string {
-	if len(sha) > 7 {
-		return sha[:7]
-	}
-	return sha
-}
-
 func commitLink(repo, sha string) string {
 	if repo == "" {
-		return short(sha)
+		return shorthash.Commit(sha)
 	}
-	return link(strings.TrimSuffix(repo, "/")+"/commit/"+sha, short(sha))
+	return link(strings.TrimSuffix(repo, "/")+"/commit/"+sha, shorthash.Commit(sha))
 }
 
 func compareURL(repo, from, to string) string {

@@ -138,7 +138,7 @@ type Commit struct {
 
 // Short returns the abbreviated SHA.
 func (c Commit) Short() string {
-	return shorthash.Of(c.SHA, shorthash.Commit)
+	return shorthash.Commit(c.SHA)
 }
 
 // Kinds of commits, used to group release notes.

@@ -23,6 +23,7 @@ import (
 
 	"dagger.io/dagger"
 
+	"github.com/ipex-flake/ipex-flake/internal/shorthash"
 	"github.com/ipex-flake/ipex-flake/pipelines/engine"
 )
 
@@ -164,7 +165,7 @@ func fileSHA256(p string) (string, error) {
 // store and its database always agree.
 func VolumeName(img Image) string {
 	sum := sha256.Sum256([]byte(img.Key))
-	return "ipex-flake-nix-" + hex.EncodeToString(sum[:])[:12]
+	return "ipex-flake-nix-" + shorthash.Long(hex.EncodeToString(sum[:]))
 }
 
 // New connects to the Dagger engine and prepares the base container: the

@@ -56,7 +56,7 @@ func (f Finding) Location() string {
 		loc = fmt.Sprintf("%s:%d", loc, f.Line)
 	}
 	if f.Commit != "" {
-		loc = shorthash.Of(f.Commit, shorthash.Long) + ":" + loc
+		loc = shorthash.Long(f.Commit) + ":" + loc
 	}
 	return loc
 }
