@@ -21,6 +21,7 @@ import (
 
 	"github.com/ipex-flake/ipex-flake/internal/fakedagger"
 	"github.com/ipex-flake/ipex-flake/internal/fixture"
+	"github.com/ipex-flake/ipex-flake/internal/nixstr"
 	"github.com/ipex-flake/ipex-flake/internal/testlib"
 	"github.com/ipex-flake/ipex-flake/pipelines/engine"
 	"github.com/ipex-flake/ipex-flake/pipelines/engine/daggerengine"
@@ -288,7 +289,7 @@ func TestRunOnDaggerEngine(t *testing.T) {
 			require.NotNil(t, disc)
 			argsJSON, err := json.Marshal(discoverArgs{Flake: "/src", Systems: daggerSystems})
 			require.NoError(t, err)
-			assert.Equal(t, nixcli.Nix("eval", "--json", "--impure", "--expr", "("+discoverNix+") "+nixString(string(argsJSON))),
+			assert.Equal(t, nixcli.Nix("eval", "--json", "--impure", "--expr", "("+discoverNix+") "+nixstr.Quote(string(argsJSON))),
 				disc.Strings("args"))
 			assert.Contains(t, disc.Strings("args")[len(disc.Strings("args"))-1], `\"flake\":\"/src\"`)
 

@@ -13,6 +13,7 @@ import (
 	"strings"
 	"sync"
 
+	"github.com/ipex-flake/ipex-flake/internal/nixstr"
 	"github.com/ipex-flake/ipex-flake/pipelines/engine"
 	"github.com/ipex-flake/ipex-flake/pipelines/nixcli"
 )
@@ -358,7 +359,7 @@ func parallel(n, jobs int, fn func(i int)) {
 func plainEvalError(ctx context.Context, eng engine.Engine, flake, attr string) string {
 	var stdout, stderr bytes.Buffer
 	expr := fmt.Sprintf("let f = builtins.getFlake %s; in (%s).drvPath or (%s).program",
-		nixString(flake), attrExpr("f", attr), attrExpr("f", attr))
+		nixstr.Quote(flake), attrExpr("f", attr), attrExpr("f", attr))
 	_, err := eng.Run(ctx, engine.Cmd{
 		Args:   nixcli.Nix("eval", "--impure", "--raw", "--expr", expr),
 		Stdout: &stdout, Stderr: &stderr,
@@ -377,7 +378,7 @@ func attrExpr(root, attr string) string {
 	b.WriteString(root)
 	for _, p := range strings.Split(attr, ".") {
 		b.WriteString(".")
-		b.WriteString(nixString(p))
+		b.WriteString(nixstr.Quote(p))
 	}
 	return b.String()
 }
@@ -390,7 +391,7 @@ func evalOutputs(ctx context.Context, eng engine.Engine, args discoverArgs, d *D
 	if err != nil {
 		return nil, "", err
 	}
-	expr := "(" + discoverNix + ") " + nixString(string(js))
+	expr := "(" + discoverNix + ") " + nixstr.Quote(string(js))
 	var stdout, stderr bytes.Buffer
 	res, err := eng.Run(ctx, engine.Cmd{
 		Args:   nixcli.Nix("eval", "--json", "--impure", "--expr", expr),
@@ -407,12 +408,6 @@ func evalOutputs(ctx context.Context, eng engine.Engine, args discoverArgs, d *D
 		return nil, "", fmt.Errorf("reading nix eval output: %w", err)
 	}
 	return outs, "", nil
-}
-
-// nixString quotes s as a Nix string literal.
-func nixString(s string) string {
-	r := strings.NewReplacer(`\`, `\\`, `"`, `\"`, `${`, `\${`, "\n", `\n`, "\r", `\r`, "\t", `\t`)
-	return `"` + r.Replace(s) + `"`
 }
 
 var ansiRe = regexp.MustCompile("\x1b\\[[0-9;]*[a-zA-Z]")
