@@ -5,6 +5,8 @@ package engine
 import (
 	"context"
 	"io"
+	"os"
+	"path/filepath"
 	"time"
 )
 
@@ -78,4 +80,20 @@ type Options struct {
 	// ConnectTimeout bounds connecting to the Dagger engine (0: the dagger
 	// engine's default, 60 s). Ignored by the host engine.
 	ConnectTimeout time.Duration
+}
+
+// FindExecutable finds an executable file name in the directories of
+// pathList (a PATH value), "" when there is none; unlike exec.LookPath it
+// reads no process state.
+func FindExecutable(name, pathList string) string {
+	for _, dir := range filepath.SplitList(pathList) {
+		if dir == "" {
+			dir = "."
+		}
+		p := filepath.Join(dir, name)
+		if fi, err := os.Stat(p); err == nil && fi.Mode().IsRegular() && fi.Mode()&0o111 != 0 {
+			return p
+		}
+	}
+	return ""
 }

@@ -7,16 +7,12 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"os/exec"
 
 	"github.com/ipex-flake/ipex-flake/internal/clierr"
 	"github.com/ipex-flake/ipex-flake/pipelines/engine"
 	"github.com/ipex-flake/ipex-flake/pipelines/engine/daggerengine"
 	"github.com/ipex-flake/ipex-flake/pipelines/engine/host"
 )
-
-// LookPath finds programs on PATH (tests replace it).
-var LookPath = exec.LookPath
 
 // Resolve turns an --engine value into "dagger" or "host" without opening
 // anything. auto picks Dagger when an engine is reachable, else the host
@@ -35,7 +31,7 @@ func choose(kind string, getenv func(string) string) (string, string, error) {
 		}
 		return kind, "", nil
 	case engine.KindHost:
-		if _, err := LookPath("nix"); err != nil {
+		if engine.FindExecutable("nix", getenv("PATH")) == "" {
 			return "", "", clierr.Usagef("--engine host: nix is not on PATH. Install Nix (https://nixos.org/download, or `apt-get install nix-bin` on Debian), or use --engine dagger")
 		}
 		return kind, "", nil
@@ -44,7 +40,7 @@ func choose(kind string, getenv func(string) string) (string, string, error) {
 		if ok {
 			return engine.KindDagger, "", nil
 		}
-		if _, err := LookPath("nix"); err == nil {
+		if engine.FindExecutable("nix", getenv("PATH")) != "" {
 			return engine.KindHost, why, nil
 		}
 		return "", "", clierr.Usagef("--engine auto: %s and nix is not on PATH. Install Nix (https://nixos.org/download) or the dagger CLI (https://docs.dagger.io/install)", why)
@@ -85,7 +81,7 @@ func Open(ctx context.Context, kind string, getenv func(string) string, opts eng
 	case kind == engine.KindDagger:
 		return nil, clierr.Usage(err)
 	}
-	if _, lerr := LookPath("nix"); lerr != nil {
+	if engine.FindExecutable("nix", getenv("PATH")) == "" {
 		return nil, clierr.Usagef("--engine auto: %v, and nix is not on PATH for the host engine", err)
 	}
 	fmt.Fprintf(log, "--engine auto: using the host's nix: %v\n", err)

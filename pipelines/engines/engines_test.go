@@ -2,7 +2,6 @@ package engines
 
 import (
 	"bytes"
-	"errors"
 	"os"
 	"path/filepath"
 	"strings"
@@ -25,15 +24,30 @@ func env(kv ...string) func(string) string {
 	return func(k string) string { return m[k] }
 }
 
-var (
-	withNix = func(string) (string, error) { return "/usr/bin/nix", nil }
-	noNix   = func(string) (string, error) { return "", errors.New("not found") }
+// Whether the PATH the engines are given holds a nix.
+const (
+	withNix = true
+	noNix   = false
 )
 
-func setLookPath(t *testing.T, f func(string) (string, error)) {
-	old := LookPath
-	LookPath = f
-	t.Cleanup(func() { LookPath = old })
+// withPATH is getenv whose PATH also holds a directory with an executable
+// nix when nix is set.
+func withPATH(t *testing.T, getenv func(string) string, nix bool) func(string) string {
+	t.Helper()
+	if !nix {
+		return getenv
+	}
+	dir := t.TempDir()
+	require.NoError(t, os.WriteFile(filepath.Join(dir, "nix"), []byte("#!/bin/sh\n"), 0o755))
+	return func(k string) string {
+		if k != "PATH" {
+			return getenv(k)
+		}
+		if p := getenv("PATH"); p != "" {
+			return p + string(filepath.ListSeparator) + dir
+		}
+		return dir
+	}
 }
 
 func TestResolve(t *testing.T) {
@@ -44,7 +58,7 @@ func TestResolve(t *testing.T) {
 		name    string
 		kind    string
 		env     func(string) string
-		look    func(string) (string, error)
+		look    bool
 		want    string
 		wantErr string
 	}{
@@ -64,8 +78,7 @@ func TestResolve(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			setLookPath(t, tt.look)
-			got, err := Resolve(tt.kind, tt.env)
+			got, err := Resolve(tt.kind, withPATH(t, tt.env, tt.look))
 			if tt.wantErr != "" {
 				require.ErrorContains(t, err, tt.wantErr)
 				assert.Equal(t, clierr.ExitUsage, clierr.Code(err))
@@ -88,7 +101,7 @@ func TestOpen(t *testing.T) {
 		name     string
 		kind     string
 		env      func(string) string
-		look     func(string) (string, error)
+		look     bool
 		want     string
 		wantLine []string
 		wantErr  string
@@ -104,10 +117,10 @@ func TestOpen(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			setLookPath(t, tt.look)
+			getenv := withPATH(t, tt.env, tt.look)
 			var log bytes.Buffer
 			start := time.Now()
-			e, err := Open(t.Context(), tt.kind, tt.env, engine.Options{Source: t.TempDir(), Log: &log, ConnectTimeout: 300 * time.Millisecond})
+			e, err := Open(t.Context(), tt.kind, getenv, engine.Options{Source: t.TempDir(), Log: &log, ConnectTimeout: 300 * time.Millisecond})
 			assert.Less(t, time.Since(start), 5*time.Second)
 			if tt.wantErr != "" {
 				require.ErrorContains(t, err, tt.wantErr)

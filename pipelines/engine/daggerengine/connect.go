@@ -20,6 +20,8 @@ import (
 
 	"dagger.io/dagger"
 	"dagger.io/dagger/engineconn"
+
+	"github.com/ipex-flake/ipex-flake/pipelines/engine"
 )
 
 // DefaultConnectTimeout bounds connecting to the engine when
@@ -84,14 +86,14 @@ func findRoute(getenv func(string) string) (route, error) {
 	if bin := getenv(envCLIBin); bin != "" {
 		p := bin
 		if !strings.Contains(bin, "/") {
-			p = lookPath(bin, getenv("PATH"))
+			p = engine.FindExecutable(bin, getenv("PATH"))
 		}
 		if !isExecutable(p) {
 			return route{}, fmt.Errorf("no Dagger engine: _EXPERIMENTAL_DAGGER_CLI_BIN=%s is not an executable file: point it at the dagger CLI binary", bin)
 		}
 		return route{cli: p, runnerHost: runner}, nil
 	}
-	if p := lookPath("dagger", getenv("PATH")); p != "" {
+	if p := engine.FindExecutable("dagger", getenv("PATH")); p != "" {
 		return route{cli: p, runnerHost: runner}, nil
 	}
 	if runner != "" {

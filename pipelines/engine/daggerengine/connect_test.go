@@ -230,7 +230,7 @@ func TestConnectCancelled(t *testing.T) {
 func TestRealCLIUnreachableRunner(t *testing.T) {
 	bin := os.Getenv("_EXPERIMENTAL_DAGGER_CLI_BIN")
 	if bin == "" {
-		bin = lookPath("dagger", os.Getenv("PATH"))
+		bin = engine.FindExecutable("dagger", os.Getenv("PATH"))
 	}
 	if bin == "" {
 		fakedagger.Skip(t, "no dagger CLI: set _EXPERIMENTAL_DAGGER_CLI_BIN or put dagger on PATH to run this test")

@@ -76,20 +76,6 @@ func Available(getenv func(string) string) (bool, string) {
 	return true, r.String()
 }
 
-// lookPath finds an executable file name in the directories of pathList.
-func lookPath(name, pathList string) string {
-	for _, dir := range filepath.SplitList(pathList) {
-		if dir == "" {
-			dir = "."
-		}
-		p := filepath.Join(dir, name)
-		if fi, err := os.Stat(p); err == nil && fi.Mode().IsRegular() && fi.Mode()&0o111 != 0 {
-			return p
-		}
-	}
-	return ""
-}
-
 // Engine runs each command in a fresh container on a Dagger engine. All
 // containers share one base: the image, /nix on the cache volume and the
 // source snapshot taken when the engine was opened.
