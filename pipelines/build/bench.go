@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -159,8 +160,6 @@ func RunBench(ctx context.Context, w io.Writer, o BenchOptions) ([]BenchResult, 
 		defer os.RemoveAll(d)
 		dir = d
 	}
-	restore := offline()
-	defer restore()
 	if o.Jobs <= 0 {
 		o.Jobs = runtime.NumCPU()
 	}
@@ -186,22 +185,34 @@ func RunBench(ctx context.Context, w io.Writer, o BenchOptions) ([]BenchResult, 
 	return results, nil
 }
 
-// offline turns off substituters for this process and its children so the
-// benchmark measures building, not network timeouts.
-func offline() func() {
-	old, had := os.LookupEnv("NIX_CONFIG")
-	conf := "substituters =\nexperimental-features = nix-command flakes\nwarn-dirty = false"
-	if had && old != "" {
-		conf = old + "\n" + conf
+// offlineConf turns off substituters for every command of the benchmark,
+// so that it measures building, not network timeouts.
+const offlineConf = "substituters =\nexperimental-features = nix-command flakes\nwarn-dirty = false"
+
+// offline is an engine whose commands run with offlineConf added to their
+// nix configuration (the process's own environment is left alone).
+type offline struct{ engine.Engine }
+
+// Run implements engine.Engine.
+func (e offline) Run(ctx context.Context, c engine.Cmd) (engine.Result, error) {
+	env := maps.Clone(c.Env)
+	if env == nil {
+		env = map[string]string{}
 	}
-	os.Setenv("NIX_CONFIG", conf)
-	return func() {
-		if had {
-			os.Setenv("NIX_CONFIG", old)
-		} else {
-			os.Unsetenv("NIX_CONFIG")
-		}
+	// Engines add Env's NIX_CONFIG lines to the process's; the command's
+	// own lines come last and win.
+	env["NIX_CONFIG"] = strings.TrimSuffix(offlineConf+"\n"+c.Env["NIX_CONFIG"], "\n")
+	c.Env = env
+	return e.Engine.Run(ctx, c)
+}
+
+// openHost opens the host engine on dir, offline.
+func openHost(dir string) (engine.Engine, error) {
+	eng, err := host.New(engine.Options{Source: dir})
+	if err != nil {
+		return nil, err
 	}
+	return offline{eng}, nil
 }
 
 func loadavg() string {
@@ -226,7 +237,7 @@ func benchOne(ctx context.Context, w io.Writer, dir string, wl Workload, o Bench
 	}
 	jobArgs := []string{"--max-jobs", fmt.Sprint(o.Jobs)}
 	nixBuild := func(ctx context.Context, dir string, attrs []string, extra ...string) (time.Duration, error) {
-		eng, err := host.New(engine.Options{Source: dir})
+		eng, err := openHost(dir)
 		if err != nil {
 			return 0, err
 		}
@@ -254,7 +265,7 @@ func benchOne(ctx context.Context, w io.Writer, dir string, wl Workload, o Bench
 			return total, nil
 		}},
 		{"ci build", func(ctx context.Context, dir string, attrs []string) (time.Duration, error) {
-			eng, err := host.New(engine.Options{Source: dir})
+			eng, err := openHost(dir)
 			if err != nil {
 				return 0, err
 			}
@@ -330,7 +341,7 @@ func flakeFor(wl Workload, nonce string) fixture.Flake {
 // cached?": ci build (evaluation and cache lookup) against nix build
 // --dry-run with the cache as the only substituter.
 func benchCached(ctx context.Context, w io.Writer, dir, flakeDir string, attrs []string, o BenchOptions, r *BenchResult) error {
-	eng, err := host.New(engine.Options{Source: flakeDir})
+	eng, err := openHost(flakeDir)
 	if err != nil {
 		return err
 	}

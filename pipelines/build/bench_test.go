@@ -2,6 +2,8 @@ package build
 
 import (
 	"bytes"
+	"context"
+	"os"
 	"testing"
 	"time"
 
@@ -9,6 +11,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/ipex-flake/ipex-flake/internal/testlib"
+	"github.com/ipex-flake/ipex-flake/pipelines/engine"
 )
 
 // TestRunBench runs the benchmark on small flakes: every column is measured
@@ -78,4 +81,33 @@ func TestParseWorkload(t *testing.T) {
 		require.NoError(t, err)
 		assert.Equal(t, tc.want, got)
 	}
+}
+
+// cmdRecorder records the commands it is asked to run.
+type cmdRecorder struct {
+	engine.Engine
+	cmds []engine.Cmd
+}
+
+func (e *cmdRecorder) Run(_ context.Context, c engine.Cmd) (engine.Result, error) {
+	e.cmds = append(e.cmds, c)
+	return engine.Result{}, nil
+}
+
+// TestOfflineEngine: the benchmark's commands get substituters switched
+// off through the command's environment, the command's own NIX_CONFIG
+// last, and the process environment is not touched.
+func TestOfflineEngine(t *testing.T) {
+	t.Setenv("NIX_CONFIG", "max-jobs = 1")
+	rec := &cmdRecorder{}
+	eng := offline{rec}
+	_, err := eng.Run(t.Context(), engine.Cmd{Args: []string{"nix", "build"}, Env: map[string]string{"NIX_CONFIG": "cores = 2", "X": "y"}})
+	require.NoError(t, err)
+	_, err = eng.Run(t.Context(), engine.Cmd{Args: []string{"nix", "eval"}})
+	require.NoError(t, err)
+	require.Len(t, rec.cmds, 2)
+	assert.Equal(t, offlineConf+"\ncores = 2", rec.cmds[0].Env["NIX_CONFIG"])
+	assert.Equal(t, "y", rec.cmds[0].Env["X"])
+	assert.Equal(t, offlineConf, rec.cmds[1].Env["NIX_CONFIG"])
+	assert.Equal(t, "max-jobs = 1", os.Getenv("NIX_CONFIG"), "the process environment is unchanged")
 }
