@@ -25,6 +25,10 @@ import (
 // process group so that cancellation stops the command and everything it
 // started.
 type Engine struct {
+	// GracePeriod is how long a cancelled command gets between SIGTERM
+	// and SIGKILL (DefaultGracePeriod from New).
+	GracePeriod time.Duration
+
 	source string
 
 	mu    sync.Mutex
@@ -44,7 +48,7 @@ func New(opts engine.Options) (*Engine, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Engine{source: abs, procs: map[int]struct{}{}}, nil
+	return &Engine{GracePeriod: DefaultGracePeriod, source: abs, procs: map[int]struct{}{}}, nil
 }
 
 // Name implements engine.Engine.
@@ -53,8 +57,9 @@ func (e *Engine) Name() string { return engine.KindHost }
 // SourcePath implements engine.Engine.
 func (e *Engine) SourcePath() string { return e.source }
 
-// GracePeriod is how long a cancelled command gets between SIGTERM and SIGKILL.
-var GracePeriod = 5 * time.Second
+// DefaultGracePeriod is how long a cancelled command gets between SIGTERM
+// and SIGKILL.
+const DefaultGracePeriod = 5 * time.Second
 
 // Run implements engine.Engine.
 func (e *Engine) Run(ctx context.Context, c engine.Cmd) (engine.Result, error) {
@@ -75,7 +80,7 @@ func (e *Engine) Run(ctx context.Context, c engine.Cmd) (engine.Result, error) {
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	// A grandchild that keeps our stdout/stderr open must not make Wait
 	// hang once the command itself has exited.
-	cmd.WaitDelay = GracePeriod
+	cmd.WaitDelay = e.GracePeriod
 	if err := cmd.Start(); err != nil {
 		var ee *exec.Error
 		if errors.As(err, &ee) {
@@ -93,18 +98,18 @@ func (e *Engine) Run(ctx context.Context, c engine.Cmd) (engine.Result, error) {
 	case err := <-done:
 		return result(err)
 	case <-ctx.Done():
-		stopGroup(pid, done)
+		stopGroup(pid, done, e.GracePeriod)
 		return engine.Result{ExitCode: -1}, ctx.Err()
 	}
 }
 
 // stopGroup sends SIGTERM to the process group, then SIGKILL after the grace
 // period, and waits for the leader to exit.
-func stopGroup(pid int, done <-chan error) {
+func stopGroup(pid int, done <-chan error, grace time.Duration) {
 	_ = syscall.Kill(-pid, syscall.SIGTERM)
 	select {
 	case <-done:
-	case <-time.After(GracePeriod):
+	case <-time.After(grace):
 		_ = syscall.Kill(-pid, syscall.SIGKILL)
 		<-done
 	}

@@ -68,12 +68,10 @@ func TestRunMissingProgram(t *testing.T) {
 // TestRunCancelStopsProcessGroup: cancelling stops the command and the
 // children it started, including one that ignores SIGTERM.
 func TestRunCancelStopsProcessGroup(t *testing.T) {
-	old := GracePeriod
-	GracePeriod = 500 * time.Millisecond
-	t.Cleanup(func() { GracePeriod = old })
 	marker := "host-cancel-" + testlib.Nonce()
 	e, err := New(engine.Options{})
 	require.NoError(t, err)
+	e.GracePeriod = 500 * time.Millisecond
 	ctx, cancel := context.WithCancel(t.Context())
 	started := make(chan struct{})
 	var once bool
