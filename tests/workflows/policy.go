@@ -180,13 +180,27 @@ func (c *checker) job(name string, key, job *yaml.Node, events, fork []string) {
 			c.pinned(name, uk, u)
 		}
 	}
+	runs := runScripts(steps)
+	c.timeLimits(name, key, job, runs)
+	c.permissions(name, job, runs)
+	c.promotion(name, key, job, runs)
+	c.pipelineOrder(name, key, job, runs, events)
+	c.daggerCLI(name, steps)
+	c.resultsOnHead(name, job, steps, fork)
+	if slices.Contains(events, "pull_request_target") {
+		c.prTargetCheckout(name, steps)
+	}
+	c.noSelfHostedPR(name, job, fork)
+	c.forkReach(name, job, steps, fork)
+}
 
-	// Time limits.
+// timeLimits: every job has a timeout-minutes, and a job running a stage
+// has the stage's limit.
+func (c *checker) timeLimits(name string, key, job *yaml.Node, runs []string) {
 	timeout := get(job, "timeout-minutes")
 	if timeout == nil && get(job, "uses") == nil {
 		c.add(key, name, RuleTimeout, "no timeout-minutes")
 	}
-	runs := runScripts(steps)
 	if timeout != nil && !strings.Contains(timeout.Value, "${{") {
 		for _, r := range runs {
 			if !ciTest.MatchString(r) {
@@ -199,32 +213,28 @@ func (c *checker) job(name string, key, job *yaml.Node, events, fork []string) {
 			}
 		}
 	}
+}
 
-	c.permissions(name, job, runs)
-	c.promotion(name, key, job, runs)
-	c.pipelineOrder(name, key, job, runs, events)
-	c.daggerCLI(name, steps)
-	c.resultsOnHead(name, job, steps, fork)
-
-	// pull_request_target must not run the pull request's code.
-	if slices.Contains(events, "pull_request_target") {
-		for _, s := range steps {
-			u := get(s, "uses")
-			if u != nil && strings.HasPrefix(u.Value, "actions/checkout@") {
-				for _, k := range []string{"ref", "repository"} {
-					if v := get(get(s, "with"), k); v != nil && headRef.MatchString(v.Value) {
-						c.add(v, name, RulePRTargetCheckout, "pull_request_target checks out the pull request's head (%s: %s)", k, v.Value)
-					}
+// prTargetCheckout: pull_request_target must not run the pull request's code.
+func (c *checker) prTargetCheckout(name string, steps []*yaml.Node) {
+	for _, s := range steps {
+		u := get(s, "uses")
+		if u != nil && strings.HasPrefix(u.Value, "actions/checkout@") {
+			for _, k := range []string{"ref", "repository"} {
+				if v := get(get(s, "with"), k); v != nil && headRef.MatchString(v.Value) {
+					c.add(v, name, RulePRTargetCheckout, "pull_request_target checks out the pull request's head (%s: %s)", k, v.Value)
 				}
 			}
-			if r := get(s, "run"); r != nil && headRef.MatchString(r.Value) {
-				c.add(r, name, RulePRTargetCheckout, "pull_request_target fetches the pull request's head in a run step")
-			}
+		}
+		if r := get(s, "run"); r != nil && headRef.MatchString(r.Value) {
+			c.add(r, name, RulePRTargetCheckout, "pull_request_target fetches the pull request's head in a run step")
 		}
 	}
+}
 
-	// Pull requests, from forks and from branches alike, never reach a
-	// self-hosted runner.
+// noSelfHostedPR: pull requests, from forks and from branches alike, never
+// reach a self-hosted runner.
+func (c *checker) noSelfHostedPR(name string, job *yaml.Node, fork []string) {
 	for _, ev := range fork {
 		reported := false
 		for _, ctx := range []Context{ForkPullRequest(ev), SameRepoPullRequest(ev)} {
@@ -242,8 +252,10 @@ func (c *checker) job(name string, key, job *yaml.Node, events, fork []string) {
 			}
 		}
 	}
+}
 
-	// Forks: what a fork's pull request can reach.
+// forkReach: what a fork's pull request can reach (environments, secrets).
+func (c *checker) forkReach(name string, job *yaml.Node, steps []*yaml.Node, fork []string) {
 	for _, ev := range fork {
 		cond := get(job, "if")
 		t, err := EvalCondition(scalar(cond), ForkPullRequest(ev))
