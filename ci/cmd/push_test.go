@@ -21,9 +21,20 @@ import (
 	"github.com/ipex-flake/ipex-flake/pipelines/results"
 )
 
+// envWithPATH is a process environment of env and the real PATH (where the
+// host engine finds nix and git).
+func envWithPATH(env map[string]string) func(string) string {
+	return func(k string) string {
+		if v, ok := env[k]; ok || k != "PATH" {
+			return v
+		}
+		return os.Getenv("PATH")
+	}
+}
+
 func testIO(env map[string]string) (*IO, *bytes.Buffer, *bytes.Buffer) {
 	var out, errb bytes.Buffer
-	return &IO{In: &bytes.Buffer{}, Out: &out, Err: &errb, Getenv: func(k string) string { return env[k] }}, &out, &errb
+	return &IO{In: &bytes.Buffer{}, Out: &out, Err: &errb, Getenv: envWithPATH(env)}, &out, &errb
 }
 
 func TestPushFlags(t *testing.T) {

@@ -25,7 +25,7 @@ import (
 
 func relIO(env map[string]string) (*IO, *bytes.Buffer, *bytes.Buffer) {
 	var out, errb bytes.Buffer
-	return &IO{In: strings.NewReader(""), Out: &out, Err: &errb, Getenv: func(k string) string { return env[k] }}, &out, &errb
+	return &IO{In: strings.NewReader(""), Out: &out, Err: &errb, Getenv: envWithPATH(env)}, &out, &errb
 }
 
 func TestReleaseFlags(t *testing.T) {
