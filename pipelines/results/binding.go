@@ -5,6 +5,7 @@ import (
 	"encoding/hex"
 	"fmt"
 	"strings"
+	"unicode/utf8"
 )
 
 // Binding names what a stage result tested: the flake (its path in the
@@ -144,22 +145,43 @@ func parseSuffix(desc string) (text string, b Binding, external bool) {
 }
 
 // statusDescription is the description of a commit status for r: its
-// text (prefixed for skipped results), cut so that the binding suffix fits
-// in GitHub's 140 characters.
+// text (prefixed for skipped results, invalid UTF-8 as U+FFFD), cut at a
+// character boundary so that the binding suffix fits in GitHub's
+// MaxDescription characters. Text that ends in "]" gets an empty suffix
+// " []" when it has none, so that it never reads back as a binding.
 func statusDescription(r Result) string {
-	desc := r.Description
+	desc := strings.ToValidUTF8(r.Description, "\uFFFD")
 	if r.State == StateSkipped && !strings.HasPrefix(desc, SkippedPrefix) {
 		desc = SkippedPrefix + desc
 	}
 	suf := suffix(r.Binding, r.External)
-	if room := 140 - len(suf); len(desc) > room {
+	if suf == "" && strings.HasSuffix(desc, "]") {
+		suf = " []"
+	}
+	if room := MaxDescription - utf8.RuneCountInString(suf); utf8.RuneCountInString(desc) > room {
 		if room < 3 {
 			desc = ""
 		} else {
-			desc = desc[:room-3] + "..."
+			desc = cutRunes(desc, room-3) + "..."
 		}
 	}
 	return desc + suf
+}
+
+// MaxDescription is GitHub's limit on a commit status description, in
+// characters.
+const MaxDescription = 140
+
+// cutRunes is the first n characters of s.
+func cutRunes(s string, n int) string {
+	i := 0
+	for k := range s {
+		if i == n {
+			return s[:k]
+		}
+		i++
+	}
+	return s
 }
 
 // ToStatus returns the commit status state and description of r. Commit
