@@ -11,6 +11,7 @@ import (
 	"strings"
 
 	"github.com/ipex-flake/ipex-flake/internal/childenv"
+	"github.com/ipex-flake/ipex-flake/internal/nixstr"
 	"github.com/ipex-flake/ipex-flake/pipelines/engine"
 	"github.com/ipex-flake/ipex-flake/pipelines/engine/host"
 	"github.com/ipex-flake/ipex-flake/pipelines/nixcli"
@@ -67,9 +68,9 @@ func resolveLocal(ctx context.Context, dir string) (Binding, error) {
 			return Binding{}, fmt.Errorf("%s is not inside its git repository %s", abs, root)
 		}
 		flake = filepath.ToSlash(rel)
-		expr = `(builtins.fetchTree { type = "git"; url = "file://` + nixEscape(root) + `"; shallow = true; }).narHash`
+		expr = `(builtins.fetchTree { type = "git"; url = ` + nixstr.Quote("file://"+root) + `; shallow = true; }).narHash`
 	} else {
-		expr = `(builtins.fetchTree { type = "path"; path = "` + nixEscape(abs) + `"; }).narHash`
+		expr = `(builtins.fetchTree { type = "path"; path = ` + nixstr.Quote(abs) + `; }).narHash`
 	}
 	out, err := nixOut(ctx, nixcli.Nix("eval", "--impure", "--raw", "--expr", expr))
 	if err != nil {
@@ -80,11 +81,6 @@ func resolveLocal(ctx context.Context, dir string) (Binding, error) {
 		return Binding{}, fmt.Errorf("nix gave %q for the narHash of %s", nar, abs)
 	}
 	return Binding{Flake: flake, NarHash: nar}, nil
-}
-
-// nixEscape escapes s for a double-quoted Nix string.
-func nixEscape(s string) string {
-	return strings.NewReplacer(`\`, `\\`, `"`, `\"`, `${`, `\${`).Replace(s)
 }
 
 // nixOut runs a nix command on the host (allow-listed environment, own
