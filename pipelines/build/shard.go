@@ -160,6 +160,24 @@ type group struct {
 // say nothing about which outputs belong together and are left out of the
 // grouping and balancing, and counted in each shard's cost.
 func planFromGraph(outs []Output, graph map[string]drvNode, n int) *ShardPlan {
+	groups, all, common, width := unitsOf(outs, graph)
+	total := all.minus(common).count()
+	// A merged group stays within a shard's fair share (or the largest
+	// unit, which no plan can split).
+	limit := (total + n - 1) / n
+	for _, g := range groups {
+		limit = max(limit, g.cost)
+	}
+	groups = mergeGroups(groups, limit)
+	shards, member := pack(groups, n, width)
+	improve(shards, member, len(groups), width)
+	return planOf(shards, member, n, width, all)
+}
+
+// unitsOf makes one unit per derivation (outputs with the same derivation
+// build once), and one per output that has none (it failed to evaluate),
+// with what each builds less what every output needs (common), sorted.
+func unitsOf(outs []Output, graph map[string]drvNode) (groups []*group, all, common bitset, width int) {
 	done := map[string]bool{}
 	for d, node := range graph {
 		done[d] = node.Fixed
@@ -168,10 +186,8 @@ func planFromGraph(outs []Output, graph map[string]drvNode, n int) *ShardPlan {
 	for i, d := range sortedKeys(graph) {
 		index[d] = i
 	}
-	width := len(index)
+	width = len(index)
 
-	// One unit per derivation (outputs with the same derivation build
-	// once), and one per output that has none (it failed to evaluate).
 	units := map[string]*group{}
 	for _, o := range outs {
 		key := o.Attr
@@ -191,9 +207,8 @@ func planFromGraph(outs []Output, graph map[string]drvNode, n int) *ShardPlan {
 			u.key = o.Attr
 		}
 	}
-	groups := make([]*group, 0, len(units))
-	all := newBitset(width)
-	var common bitset
+	groups = make([]*group, 0, len(units))
+	all = newBitset(width)
 	working := 0
 	for _, key := range sortedKeys(units) {
 		u := units[key]
@@ -218,15 +233,12 @@ func planFromGraph(outs []Output, graph map[string]drvNode, n int) *ShardPlan {
 		u.cost = u.set.count()
 	}
 	sortGroups(groups)
-	total := all.minus(common).count()
+	return groups, all, common, width
+}
 
-	// Merge groups that share most of their closure while the merged group
-	// stays within a shard's fair share (or the largest unit, which no
-	// plan can split).
-	limit := (total + n - 1) / n
-	for _, g := range groups {
-		limit = max(limit, g.cost)
-	}
+// mergeGroups merges groups that share most of their closure while the
+// merged group costs at most limit.
+func mergeGroups(groups []*group, limit int) []*group {
 	for {
 		bi, bj, best := -1, -1, 0.0
 		for i := 0; i < len(groups); i++ {
@@ -256,13 +268,16 @@ func planFromGraph(outs []Output, graph map[string]drvNode, n int) *ShardPlan {
 		groups = append(groups[:bj], groups[bj+1:]...)
 		sortGroups(groups)
 	}
+	return groups
+}
 
-	// Pack: largest group first into the shard that grows least.
-	shards := make([]*group, n)
+// pack puts the largest group first into the shard that grows least.
+func pack(groups []*group, n, width int) (shards []*group, member [][]*group) {
+	shards = make([]*group, n)
 	for i := range shards {
 		shards[i] = &group{set: newBitset(width)}
 	}
-	member := make([][]*group, n)
+	member = make([][]*group, n)
 	for _, g := range groups {
 		bestIdx, bestCost, bestShared := 0, -1, -1
 		for i, s := range shards {
@@ -281,10 +296,13 @@ func planFromGraph(outs []Output, graph map[string]drvNode, n int) *ShardPlan {
 		s.attrs = append(s.attrs, g.attrs...)
 		member[bestIdx] = append(member[bestIdx], g)
 	}
+	return shards, member
+}
 
-	// Improve: move a group off the most expensive shard while that lowers
-	// the most expensive shard's cost. Bounded by the number of groups.
-	for range len(groups) {
+// improve moves a group off the most expensive shard while that lowers the
+// most expensive shard's cost, at most rounds times.
+func improve(shards []*group, member [][]*group, rounds, width int) {
+	for range rounds {
 		hi := 0
 		for i, s := range shards {
 			if s.cost > shards[hi].cost {
@@ -329,7 +347,11 @@ func planFromGraph(outs []Output, graph map[string]drvNode, n int) *ShardPlan {
 			shards[i] = s
 		}
 	}
+}
 
+// planOf is the plan of the packed shards: their attributes, costs and the
+// digest that names the plan.
+func planOf(shards []*group, member [][]*group, n, width int, all bitset) *ShardPlan {
 	plan := &ShardPlan{Derivations: all.count()}
 	h := sha256.New()
 	for i, s := range shards {
