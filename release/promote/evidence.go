@@ -18,7 +18,7 @@ type AttachFunc func(ctx context.Context, plan *Plan) (map[string][]byte, error)
 
 // attachEvidence attaches the assets of plan.attach that the release does
 // not have yet. A rerun that finds them attached makes none again.
-func (p *Promoter) attachEvidence(ctx context.Context, plan *Plan, rel *forge.Release, step func(string, bool, string, ...any)) error {
+func (p *Promoter) attachEvidence(ctx context.Context, plan *Plan, rel *forge.Release, step stepFunc) error {
 	if plan.attach == nil {
 		return nil
 	}

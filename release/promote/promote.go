@@ -549,6 +549,33 @@ func (p *Promoter) execute(ctx context.Context, plan *Plan) (*Outcome, error) {
 	}
 
 	// 3. Release.
+	rel, err = p.publishRelease(ctx, plan, rel, step)
+	if err != nil {
+		return out, err
+	}
+	out.Release = rel
+
+	// 4. Manifest asset.
+	if err := p.attachManifest(ctx, plan, rel, step); err != nil {
+		return out, err
+	}
+
+	// 4b. Evidence next to the manifest (provenance).
+	if err := p.attachEvidence(ctx, plan, rel, step); err != nil {
+		return out, err
+	}
+
+	// 5. Notification.
+	return out, p.notifyOnce(ctx, plan, rel, out, step)
+}
+
+// stepFunc records a step of a promotion.
+type stepFunc = func(name string, changed bool, format string, args ...any)
+
+// publishRelease creates the tag's release unless rel (the existing one)
+// is there, and checks that it names the plan's commit.
+func (p *Promoter) publishRelease(ctx context.Context, plan *Plan, rel *forge.Release, step stepFunc) (*forge.Release, error) {
+	var err error
 	if rel == nil {
 		want := forge.Release{Tag: plan.Tag, Name: plan.Tag, Body: plan.Notes, Rev: plan.Rev,
 			Prerelease: plan.Channel != version.Stable, Latest: plan.Channel == version.Stable}
@@ -559,11 +586,11 @@ func (p *Promoter) execute(ctx context.Context, plan *Plan) (*Outcome, error) {
 				err = fmt.Errorf("release %s exists but cannot be read", plan.Tag)
 			}
 			if err != nil {
-				return out, err
+				return nil, err
 			}
 			step("release", false, "%s published concurrently: %s", plan.Tag, rel.URL)
 		} else if err != nil {
-			return out, fmt.Errorf("create release %s: %w", plan.Tag, err)
+			return nil, fmt.Errorf("create release %s: %w", plan.Tag, err)
 		} else {
 			kind := "latest"
 			if want.Prerelease {
@@ -575,11 +602,13 @@ func (p *Promoter) execute(ctx context.Context, plan *Plan) (*Outcome, error) {
 		step("release", false, "%s already published: %s", plan.Tag, rel.URL)
 	}
 	if err := releaseMismatch(plan, rel); err != nil {
-		return out, err
+		return nil, err
 	}
-	out.Release = rel
+	return rel, nil
+}
 
-	// 4. Manifest asset.
+// attachManifest attaches the manifest asset once.
+func (p *Promoter) attachManifest(ctx context.Context, plan *Plan, rel *forge.Release, step stepFunc) error {
 	if rel.HasAsset(forge.ManifestAsset) {
 		step("manifest", false, "%s already attached", forge.ManifestAsset)
 	} else {
@@ -588,38 +617,36 @@ func (p *Promoter) execute(ctx context.Context, plan *Plan) (*Outcome, error) {
 		case errors.Is(err, forge.ErrExists):
 			step("manifest", false, "%s attached concurrently", forge.ManifestAsset)
 		case err != nil:
-			return out, fmt.Errorf("upload %s to %s: %w", forge.ManifestAsset, plan.Tag, err)
+			return fmt.Errorf("upload %s to %s: %w", forge.ManifestAsset, plan.Tag, err)
 		default:
 			step("manifest", true, "attached %s", forge.ManifestAsset)
 		}
 	}
+	return nil
+}
 
-	// 4b. Evidence next to the manifest (provenance).
-	if err := p.attachEvidence(ctx, plan, rel, step); err != nil {
-		return out, err
-	}
-
-	// 5. Notification, at most once even when promotions race: a run first
-	// claims the notification by attaching notify-N.json (only one run can
-	// attach it), then sends. A failed send is recorded as notify-N.failed,
-	// so a rerun claims N+1 and tries again. Its failure never fails the
-	// release.
+// notifyOnce sends the promotion's notification at most once even when
+// promotions race: a run first claims the notification by attaching
+// notify-N.json (only one run can attach it), then sends. A failed send is
+// recorded as notify-N.failed, so a rerun claims N+1 and tries again. Its
+// failure never fails the release (it is in out.NotifyErrors).
+func (p *Promoter) notifyOnce(ctx context.Context, plan *Plan, rel *forge.Release, out *Outcome, step stepFunc) error {
 	if strings.Contains(rel.Body, forge.NotifiedMarker) {
 		step("notify", false, "already sent")
-		return out, nil
+		return nil
 	}
 	claim, sent := nextClaim(rel)
 	if sent {
 		step("notify", false, "already sent (or being sent by a concurrent run)")
-		return out, nil
+		return nil
 	}
-	err = p.Forge.UploadAsset(ctx, rel, claim+".json", []byte(fmt.Sprintf("{\"tag\":%q,\"target\":%q}\n", plan.Tag, p.Notifier.Target())))
+	err := p.Forge.UploadAsset(ctx, rel, claim+".json", []byte(fmt.Sprintf("{\"tag\":%q,\"target\":%q}\n", plan.Tag, p.Notifier.Target())))
 	if errors.Is(err, forge.ErrExists) {
 		step("notify", false, "being sent by a concurrent run")
-		return out, nil
+		return nil
 	}
 	if err != nil {
-		return out, fmt.Errorf("claim the notification of %s: %w", plan.Tag, err)
+		return fmt.Errorf("claim the notification of %s: %w", plan.Tag, err)
 	}
 	msg := slack.PromotionMessage(slack.Promotion{Tag: plan.Tag, Channel: string(plan.Channel), Rev: plan.Rev,
 		Previous: plan.Previous, RepoURL: plan.repoURL, ReleaseURL: rel.URL, ApprovedBy: plan.ApprovedBy})
@@ -627,19 +654,19 @@ func (p *Promoter) execute(ctx context.Context, plan *Plan) (*Outcome, error) {
 		out.NotifyErrors = append(out.NotifyErrors, err)
 		if ferr := p.Forge.UploadAsset(ctx, rel, claim+".failed", []byte(err.Error()+"\n")); ferr != nil && !errors.Is(ferr, forge.ErrExists) {
 			step("notify", false, "FAILED (%v), and the failure could not be recorded (%v): it will not be sent again", err, ferr)
-			return out, nil
+			return nil
 		}
 		step("notify", false, "FAILED (%v); rerun the promotion to send it", err)
-		return out, nil
+		return nil
 	}
 	if err := p.Forge.EditBody(ctx, rel, strings.TrimRight(rel.Body, "\n")+"\n\n"+forge.NotifiedMarker+"\n"); err != nil {
-		return out, fmt.Errorf("mark %s as notified: %w", plan.Tag, err)
+		return fmt.Errorf("mark %s as notified: %w", plan.Tag, err)
 	}
 	step("notify", true, "sent to %s", p.Notifier.Target())
-	return out, nil
+	return nil
 }
 
-func (p *Promoter) moveRef(ctx context.Context, plan *Plan, step func(string, bool, string, ...any)) error {
+func (p *Promoter) moveRef(ctx context.Context, plan *Plan, step stepFunc) error {
 	name := "channels/" + string(plan.Channel)
 	for attempt := 0; attempt < maxAttempts; attempt++ {
 		// The plan read the ref moments ago; read it again only after a
