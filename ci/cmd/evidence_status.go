@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/ipex-flake/ipex-flake/internal/shorthash"
 	"github.com/ipex-flake/ipex-flake/pipelines/results"
 	"github.com/ipex-flake/ipex-flake/release/promote"
 )
@@ -31,7 +32,7 @@ func printEvidence(ctx context.Context, w io.Writer, store results.Store, rep *p
 		seen[cs.Candidate] = true
 		recorded, err := store.Get(ctx, cs.Candidate)
 		if err != nil {
-			fmt.Fprintf(w, "evidence for %s: cannot be read: %v\n", promoteShort(cs.Candidate), err)
+			fmt.Fprintf(w, "evidence for %s: cannot be read: %v\n", shorthash.Commit(cs.Candidate), err)
 			continue
 		}
 		var names []string
@@ -42,11 +43,11 @@ func printEvidence(ctx context.Context, w io.Writer, store results.Store, rep *p
 		}
 		slices.Sort(names)
 		if _, ok := recorded[ReproducibleStage]; !ok {
-			fmt.Fprintf(w, "evidence for %s: reproducible not checked (run: ci verify reproducible)\n", promoteShort(cs.Candidate))
+			fmt.Fprintf(w, "evidence for %s: reproducible not checked (run: ci verify reproducible)\n", shorthash.Commit(cs.Candidate))
 		}
 		for _, n := range names {
 			r := recorded[n]
-			line := fmt.Sprintf("evidence for %s: %s %s", promoteShort(cs.Candidate), n, r.State)
+			line := fmt.Sprintf("evidence for %s: %s %s", shorthash.Commit(cs.Candidate), n, r.State)
 			if r.Description != "" {
 				line += " (" + r.Description + ")"
 			}

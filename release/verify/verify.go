@@ -12,6 +12,7 @@ import (
 	"slices"
 	"sort"
 
+	"github.com/ipex-flake/ipex-flake/internal/shorthash"
 	"github.com/ipex-flake/ipex-flake/pipelines/results"
 	"github.com/ipex-flake/ipex-flake/release/promote"
 	"github.com/ipex-flake/ipex-flake/release/provenance"
@@ -156,7 +157,7 @@ func checkGates(ctx context.Context, in Input, st *provenance.Statement) Check {
 		r, ok := rec[g.Stage]
 		switch {
 		case !ok:
-			c.Problems = append(c.Problems, fmt.Sprintf("%s: the provenance says %s, but no result is recorded for %s", g.Stage, g.State, short(g.Rev)))
+			c.Problems = append(c.Problems, fmt.Sprintf("%s: the provenance says %s, but no result is recorded for %s", g.Stage, g.State, shorthash.Commit(g.Rev)))
 		case r.State != g.State:
 			c.Problems = append(c.Problems, fmt.Sprintf("%s: the provenance says %s, the recorded result is %s", g.Stage, g.State, r.State))
 		case !r.Binding.Matches(results.Binding{Flake: g.Flake, NarHash: g.NarHash, Report: g.Report}):
@@ -176,11 +177,4 @@ func sortedKeys(m map[string]string) []string {
 	}
 	sort.Strings(keys)
 	return slices.Clip(keys)
-}
-
-func short(s string) string {
-	if len(s) > 7 {
-		return s[:7]
-	}
-	return s
 }
