@@ -13,6 +13,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/ipex-flake/ipex-flake/internal/clierr"
+	"github.com/ipex-flake/ipex-flake/internal/githubhttp"
 )
 
 func init() { register(newDoctorCmd) }
@@ -87,7 +88,7 @@ func runDoctor(ctx context.Context, o *DoctorOptions) error {
 	if token == "" {
 		return clierr.Usagef("no token: set GITHUB_TOKEN (or GH_TOKEN) to a token with admin read access to %s", repo)
 	}
-	opts := []github.ClientOptionsFunc{github.WithAuthToken(token)}
+	opts := []github.ClientOptionsFunc{github.WithAuthToken(token), github.WithHTTPClient(githubhttp.NewClient(nil))}
 	if base := o.IO.Getenv("GITHUB_API_URL"); base != "" {
 		if !strings.HasSuffix(base, "/") {
 			base += "/"
