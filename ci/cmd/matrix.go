@@ -12,8 +12,8 @@ import (
 
 	"github.com/ipex-flake/ipex-flake/internal/clierr"
 	"github.com/ipex-flake/ipex-flake/pipelines/gpuclass"
+	"github.com/ipex-flake/ipex-flake/pipelines/quality"
 	"github.com/ipex-flake/ipex-flake/pipelines/stage"
-	"github.com/ipex-flake/ipex-flake/pipelines/stages"
 )
 
 func init() { register(newMatrixCmd) }
@@ -115,7 +115,7 @@ func BuildMatrix(names, systems []string) (*Matrix, error) {
 		want[n] = true
 	}
 	if len(systems) == 0 {
-		systems = []string{stages.CurrentSystem()}
+		systems = []string{quality.CurrentSystem()}
 	}
 	m := &Matrix{Include: []MatrixEntry{}}
 	for _, spec := range stage.Table {

@@ -14,10 +14,10 @@ import (
 	"github.com/ipex-flake/ipex-flake/internal/clierr"
 	"github.com/ipex-flake/ipex-flake/pipelines/engine"
 	"github.com/ipex-flake/ipex-flake/pipelines/gpuclass"
+	"github.com/ipex-flake/ipex-flake/pipelines/quality"
 	"github.com/ipex-flake/ipex-flake/pipelines/report"
 	"github.com/ipex-flake/ipex-flake/pipelines/results"
 	"github.com/ipex-flake/ipex-flake/pipelines/stage"
-	"github.com/ipex-flake/ipex-flake/pipelines/stages"
 	"github.com/ipex-flake/ipex-flake/release/notify"
 	"github.com/ipex-flake/ipex-flake/release/slack"
 )
@@ -207,17 +207,17 @@ func (o *TestOptions) plan() ([]string, stage.Options, error) {
 	return ordered, opts, nil
 }
 
-func (o *TestOptions) newStage(name string, env *stages.Env) stage.Stage {
+func (o *TestOptions) newStage(name string, env *quality.Env) stage.Stage {
 	switch name {
 	case "unit":
-		return &stages.Unit{Env: env}
+		return &quality.Unit{Env: env}
 	case "integration":
-		return &stages.Integration{Env: env}
+		return &quality.Integration{Env: env}
 	case "performance":
-		return &stages.Performance{Env: env, Baseline: o.Baseline, Out: o.PerfOut,
+		return &quality.Performance{Env: env, Baseline: o.Baseline, Out: o.PerfOut,
 			Tolerance: o.Tolerance, Users: o.Users, Requests: o.Requests}
 	default:
-		return &stages.Security{Env: env, Report: o.Report, FailOn: o.FailOn,
+		return &quality.Security{Env: env, Report: o.Report, FailOn: o.FailOn,
 			MaxInputAge: o.MaxInputAge, SBOMDir: o.SBOMDir}
 	}
 }
@@ -231,7 +231,7 @@ func runTest(ctx context.Context, o *TestOptions) error {
 		return err
 	}
 	io := o.IO
-	env := &stages.Env{Flake: o.Flake, EngineKind: o.Engine, Getenv: io.Getenv,
+	env := &quality.Env{Flake: o.Flake, EngineKind: o.Engine, Getenv: io.Getenv,
 		Systems: o.Systems, Host: opts.Host, Out: io.Err}
 	defer env.Close()
 
@@ -239,7 +239,7 @@ func runTest(ctx context.Context, o *TestOptions) error {
 	if o.Report != "" && repErr != nil {
 		return clierr.Usagef("--report %s: %v (pass the file written by ci build --report)", o.Report, repErr)
 	}
-	env.Services = &stages.ServiceOptions{External: o.ExternalServices, Report: rep, Model: o.Model, ReadyTimeout: o.ReadyTimeout}
+	env.Services = &quality.ServiceOptions{External: o.ExternalServices, Report: rep, Model: o.Model, ReadyTimeout: o.ReadyTimeout}
 	rec := openRecorder(ctx, io, env, o.NoRecord, o.Rev)
 	rec.external = o.ExternalServices
 	if rec.store != nil {
@@ -356,7 +356,7 @@ func usesServices(name string) bool { return name == "integration" || name == "p
 // directory in the repository and narHash) and the build report (its
 // digest). What cannot be resolved stays empty, and no gate accepts a
 // result with an empty binding; the note says how to fix it.
-func (o *TestOptions) binding(ctx context.Context, env *stages.Env, rep *report.Report, path string, err error) results.Binding {
+func (o *TestOptions) binding(ctx context.Context, env *quality.Env, rep *report.Report, path string, err error) results.Binding {
 	io := o.IO
 	var b results.Binding
 	if fb, ferr := results.ResolveFlake(ctx, env.Flake); ferr != nil {
@@ -404,7 +404,7 @@ func runURL(getenv func(string) string) string {
 
 // openRecorder picks GitHub statuses when GITHUB_TOKEN and
 // GITHUB_REPOSITORY are set, else the results file in the git directory.
-func openRecorder(ctx context.Context, io *IO, env *stages.Env, off bool, rev string) *recorder {
+func openRecorder(ctx context.Context, io *IO, env *quality.Env, off bool, rev string) *recorder {
 	r := &recorder{io: io}
 	if off {
 		return r

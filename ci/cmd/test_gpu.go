@@ -6,8 +6,8 @@ import (
 	"strings"
 
 	"github.com/ipex-flake/ipex-flake/pipelines/gpuclass"
+	"github.com/ipex-flake/ipex-flake/pipelines/quality"
 	"github.com/ipex-flake/ipex-flake/pipelines/stage"
-	"github.com/ipex-flake/ipex-flake/pipelines/stages"
 )
 
 // checkGPUClass checks --gpu-class against the classes file of the flake
@@ -35,7 +35,7 @@ func (o *TestOptions) recordedName(name string) string {
 // classDescription puts the performance figures of a per-class run in its
 // recorded description, for the release notes' compatibility table.
 func (o *TestOptions) classDescription(st stage.Stage, desc string) string {
-	p, ok := st.(*stages.Performance)
+	p, ok := st.(*quality.Performance)
 	if o.GPUClass == "" || !ok || p.Results == nil {
 		return desc
 	}

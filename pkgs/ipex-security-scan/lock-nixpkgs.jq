@@ -1,7 +1,7 @@
 # The nixpkgs nodes of a flake.lock that the root really reaches, with
 # every follows path resolved from the root as nix resolves it; nodes
 # nothing reaches are not counted. The same rule as the Go audit
-# (pipelines/stages/secscan/lock.go, whose tests run this file too).
+# (pipelines/quality/secscan/lock.go, whose tests run this file too).
 #
 # Output, one line per node, the flake's own nixpkgs first (the root's
 # `nixpkgs` input, or without one the nearest):

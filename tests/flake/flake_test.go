@@ -26,7 +26,7 @@ import (
 	"testing"
 
 	"github.com/ipex-flake/ipex-flake/internal/testlib"
-	"github.com/ipex-flake/ipex-flake/pipelines/stages/secscan"
+	"github.com/ipex-flake/ipex-flake/pipelines/quality/secscan"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
@@ -233,7 +233,7 @@ func TestLockNixpkgsJqMatchesGo(t *testing.T) {
 	testlib.CheckPath(t, "jq")
 	repo := repoRoot(t)
 	program := filepath.Join(repo, "pkgs", "ipex-security-scan", "lock-nixpkgs.jq")
-	locks, err := filepath.Glob(filepath.Join(repo, "pipelines", "stages", "secscan", "testdata", "*.lock"))
+	locks, err := filepath.Glob(filepath.Join(repo, "pipelines", "quality", "secscan", "testdata", "*.lock"))
 	require.NoError(t, err)
 	require.Len(t, locks, 3)
 	for _, lock := range locks {
@@ -296,7 +296,7 @@ func TestSecurityScanLockAudit(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.lock, func(t *testing.T) {
 			flake := t.TempDir()
-			data, err := os.ReadFile(filepath.Join(repo, "pipelines", "stages", "secscan", "testdata", tt.lock))
+			data, err := os.ReadFile(filepath.Join(repo, "pipelines", "quality", "secscan", "testdata", tt.lock))
 			require.NoError(t, err)
 			require.NoError(t, os.WriteFile(filepath.Join(flake, "flake.lock"), data, 0o644))
 			stdout, _, err := run(t, dir, "bash", path, "--flake", flake, "--attr", "none")

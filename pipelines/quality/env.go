@@ -1,7 +1,7 @@
-// Package stages holds the four test stages (unit, integration,
+// Package quality holds the four test stages (unit, integration,
 // performance, security). Each is a stage.Stage; the wrapper in package
 // stage applies their time limits, requirements and skips.
-package stages
+package quality
 
 import (
 	"bytes"

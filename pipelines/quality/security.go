@@ -1,4 +1,4 @@
-package stages
+package quality
 
 import (
 	"bytes"
@@ -17,9 +17,9 @@ import (
 	"github.com/ipex-flake/ipex-flake/internal/nixstr"
 	"github.com/ipex-flake/ipex-flake/pipelines/engine"
 	"github.com/ipex-flake/ipex-flake/pipelines/nixcli"
+	"github.com/ipex-flake/ipex-flake/pipelines/quality/secscan"
 	"github.com/ipex-flake/ipex-flake/pipelines/report"
 	"github.com/ipex-flake/ipex-flake/pipelines/stage"
-	"github.com/ipex-flake/ipex-flake/pipelines/stages/secscan"
 )
 
 // Security is the security stage: secrets in the tree and its git
