@@ -22,7 +22,7 @@ import (
 	"github.com/ipex-flake/ipex-flake/pipelines/cache"
 	"github.com/ipex-flake/ipex-flake/pipelines/engine"
 	"github.com/ipex-flake/ipex-flake/pipelines/engine/daggerengine"
-	"github.com/ipex-flake/ipex-flake/pipelines/engines"
+	"github.com/ipex-flake/ipex-flake/pipelines/engine/pick"
 	"github.com/ipex-flake/ipex-flake/pipelines/nixcli"
 	"github.com/ipex-flake/ipex-flake/pipelines/progress"
 	"github.com/ipex-flake/ipex-flake/pipelines/report"
@@ -218,7 +218,7 @@ func runBuild(ctx context.Context, io *IO, opts *BuildOptions) error {
 	if remote {
 		src = "."
 	}
-	eng, err := engines.Open(ctx, opts.Engine, io.Getenv, engine.Options{
+	eng, err := pick.Open(ctx, opts.Engine, io.Getenv, engine.Options{
 		Source: src, Image: opts.Image, Log: io.Err, ConnectTimeout: opts.DaggerConnectTimeout,
 	})
 	if err != nil {

@@ -13,7 +13,7 @@ import (
 	"github.com/ipex-flake/ipex-flake/pipelines/build"
 	"github.com/ipex-flake/ipex-flake/pipelines/engine"
 	"github.com/ipex-flake/ipex-flake/pipelines/engine/daggerengine"
-	"github.com/ipex-flake/ipex-flake/pipelines/engines"
+	"github.com/ipex-flake/ipex-flake/pipelines/engine/pick"
 )
 
 // ShardEntry is one build job of the matrix `ci matrix --shards N` prints.
@@ -73,7 +73,7 @@ func runShardMatrix(ctx context.Context, o *MatrixOptions) error {
 	if remote {
 		src = "."
 	}
-	eng, err := engines.Open(ctx, bo.Engine, io.Getenv, engine.Options{Source: src, Image: bo.Image, Log: io.Err})
+	eng, err := pick.Open(ctx, bo.Engine, io.Getenv, engine.Options{Source: src, Image: bo.Image, Log: io.Err})
 	if err != nil {
 		return err
 	}

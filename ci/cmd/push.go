@@ -13,7 +13,7 @@ import (
 	"github.com/ipex-flake/ipex-flake/internal/clierr"
 	"github.com/ipex-flake/ipex-flake/pipelines/cache"
 	"github.com/ipex-flake/ipex-flake/pipelines/engine"
-	"github.com/ipex-flake/ipex-flake/pipelines/engines"
+	"github.com/ipex-flake/ipex-flake/pipelines/engine/pick"
 	"github.com/ipex-flake/ipex-flake/pipelines/push"
 	"github.com/ipex-flake/ipex-flake/pipelines/push/signing"
 	"github.com/ipex-flake/ipex-flake/pipelines/report"
@@ -112,7 +112,7 @@ func runPush(ctx context.Context, io *IO, opts *PushOptions) error {
 	if kind == "" {
 		kind = engine.KindHost
 	}
-	eng, err := engines.Open(ctx, kind, io.Getenv, engine.Options{Source: ".", Log: io.Err})
+	eng, err := pick.Open(ctx, kind, io.Getenv, engine.Options{Source: ".", Log: io.Err})
 	if err != nil {
 		return err
 	}

@@ -15,7 +15,7 @@ import (
 	"sync"
 
 	"github.com/ipex-flake/ipex-flake/pipelines/engine"
-	"github.com/ipex-flake/ipex-flake/pipelines/engines"
+	"github.com/ipex-flake/ipex-flake/pipelines/engine/pick"
 	"github.com/ipex-flake/ipex-flake/pipelines/stage"
 )
 
@@ -39,7 +39,7 @@ type Env struct {
 	// or already running (External).
 	Services *ServiceOptions
 
-	// Open opens the engine (default engines.Open); tests replace it.
+	// Open opens the engine (default pick.Open); tests replace it.
 	Open func(ctx context.Context, kind string, getenv func(string) string, opts engine.Options) (engine.Engine, error)
 
 	once   sync.Once
@@ -88,7 +88,7 @@ func (e *Env) Engine(ctx context.Context) (engine.Engine, error) {
 	e.once.Do(func() {
 		open := e.Open
 		if open == nil {
-			open = engines.Open
+			open = pick.Open
 		}
 		src := e.Dir()
 		if src == "" {

@@ -1,6 +1,6 @@
-// Package engines opens the engine chosen by --engine: dagger, host, or
+// Package pick opens the engine chosen by --engine: dagger, host, or
 // auto (Dagger when an engine is reachable, else the host's nix).
-package engines
+package pick
 
 import (
 	"context"
