@@ -78,7 +78,9 @@ func RunPushBench(ctx context.Context, w io.Writer, o BenchOptions) error {
 	return err
 }
 
-func runPushBench(ctx context.Context, w io.Writer, o BenchOptions) (*BenchResult, error) {
+// defaults fills in the benchmark's sizes, repetitions (at least 3) and
+// target.
+func (o *BenchOptions) defaults() {
 	if o.Paths <= 0 {
 		o.Paths = 20
 	}
@@ -94,6 +96,10 @@ func runPushBench(ctx context.Context, w io.Writer, o BenchOptions) (*BenchResul
 	if o.Target <= 0 {
 		o.Target = PushTargetRatio
 	}
+}
+
+func runPushBench(ctx context.Context, w io.Writer, o BenchOptions) (*BenchResult, error) {
+	o.defaults()
 	dir := o.Dir
 	if dir == "" {
 		d, err := os.MkdirTemp("", "ipex-push-bench-")
@@ -211,16 +217,28 @@ func runPushBench(ctx context.Context, w io.Writer, o BenchOptions) (*BenchResul
 	var cpuSpread float64
 	res.CPURatio, cpuSpread = medianSpread(res.CPURatios)
 
-	// Narinfo lookups: half of the paths exist.
-	paths, err := lookupFixture(filepath.Join(ng.Root, "lookups"), o.Lookups)
-	if err != nil {
+	if err := benchLookups(ctx, ng, o.Lookups, res); err != nil {
 		return nil, err
+	}
+	printPushBench(w, res, o, cpuSpread)
+	if res.Ratio > o.Target {
+		return res, clierr.Failedf("ci push took %.3f× nix copy (median of %d), over the target of %.2f×", res.Ratio, o.Reps, o.Target)
+	}
+	return res, nil
+}
+
+// benchLookups times n narinfo lookups against nginx, half of which exist,
+// into res.
+func benchLookups(ctx context.Context, ng *nginx.Server, n int, res *BenchResult) error {
+	paths, err := lookupFixture(filepath.Join(ng.Root, "lookups"), n)
+	if err != nil {
+		return err
 	}
 	lk := &cache.HTTP{Base: ng.URL() + "/lookups", Client: &http.Client{Timeout: 30 * time.Second}}
 	start := time.Now()
 	has, err := lk.Has(ctx, paths)
 	if err != nil {
-		return nil, err
+		return err
 	}
 	res.LookupTime = time.Since(start)
 	res.Lookups = len(paths)
@@ -232,9 +250,13 @@ func runPushBench(ctx context.Context, w io.Writer, o BenchOptions) (*BenchResul
 		}
 	}
 	if found != len(paths)/2 {
-		return nil, fmt.Errorf("lookups found %d of the %d narinfos written", found, len(paths)/2)
+		return fmt.Errorf("lookups found %d of the %d narinfos written", found, len(paths)/2)
 	}
+	return nil
+}
 
+// printPushBench prints the medians, spreads and the verdict.
+func printPushBench(w io.Writer, res *BenchResult, o BenchOptions, cpuSpread float64) {
 	verdict := "within target"
 	if res.Ratio > o.Target {
 		verdict = "OVER target"
@@ -245,10 +267,6 @@ func runPushBench(ctx context.Context, w io.Writer, o BenchOptions) (*BenchResul
 	fmt.Fprintf(w, "push ÷ copy:          median %.3f, spread %.3f over %d repetitions (target ≤ %.2f: %s)\n", res.Ratio, res.Spread, o.Reps, o.Target, verdict)
 	fmt.Fprintf(w, "push ÷ copy, CPU:     median %.3f, spread %.3f (for reading a loaded machine; the target is on wall time)\n", res.CPURatio, cpuSpread)
 	fmt.Fprintf(w, "narinfo lookups:      %d in %v = %.0f/s against nginx\n", res.Lookups, res.LookupTime.Round(time.Millisecond), res.LookupsPerSecond)
-	if res.Ratio > o.Target {
-		return res, clierr.Failedf("ci push took %.3f× nix copy (median of %d), over the target of %.2f×", res.Ratio, o.Reps, o.Target)
-	}
-	return res, nil
 }
 
 // cpuTime is the CPU time of this process and of the children it has
