@@ -82,3 +82,23 @@ func PidsWith(s string) []string {
 		time.Sleep(50 * time.Millisecond)
 	}
 }
+
+// RepoRoot walks up from the test's working directory to the directory
+// holding go.mod: the repository root.
+func RepoRoot(t testing.TB) string {
+	t.Helper()
+	dir, err := os.Getwd()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for {
+		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
+			return dir
+		}
+		parent := filepath.Dir(dir)
+		if parent == dir {
+			t.Fatal("go.mod not found above the test directory")
+		}
+		dir = parent
+	}
+}

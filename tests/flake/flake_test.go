@@ -31,21 +31,6 @@ import (
 	"github.com/stretchr/testify/require"
 )
 
-// repoRoot walks up from the working directory to the directory holding go.mod.
-func repoRoot(t *testing.T) string {
-	t.Helper()
-	dir, err := os.Getwd()
-	require.NoError(t, err)
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			return dir
-		}
-		parent := filepath.Dir(dir)
-		require.NotEqual(t, parent, dir, "go.mod not found above the test directory")
-		dir = parent
-	}
-}
-
 // run runs a command and returns its stdout, stderr and error.
 func run(t *testing.T, dir string, name string, args ...string) (string, string, error) {
 	t.Helper()
@@ -189,7 +174,7 @@ func lockWith(t *testing.T, root, flakeText string, urls map[string]string, regi
 func TestFlakeLockHasOneNixpkgs(t *testing.T) {
 	testlib.OfflineNix(t)
 	testlib.CheckPath(t, "git")
-	repo := repoRoot(t)
+	repo := testlib.RepoRoot(t)
 	flakeNix, err := os.ReadFile(filepath.Join(repo, "flake.nix"))
 	require.NoError(t, err)
 	root := t.TempDir()
@@ -231,7 +216,7 @@ func TestFlakeLockHasOneNixpkgs(t *testing.T) {
 // Go audit does on the upstream-shaped locks.
 func TestLockNixpkgsJqMatchesGo(t *testing.T) {
 	testlib.CheckPath(t, "jq")
-	repo := repoRoot(t)
+	repo := testlib.RepoRoot(t)
 	program := filepath.Join(repo, "pkgs", "ipex-security-scan", "lock-nixpkgs.jq")
 	locks, err := filepath.Glob(filepath.Join(repo, "pipelines", "quality", "secscan", "testdata", "*.lock"))
 	require.NoError(t, err)
@@ -265,7 +250,7 @@ func TestSecurityScanLockAudit(t *testing.T) {
 	testlib.CheckPath(t, "jq")
 	testlib.CheckPath(t, "bash")
 	testlib.OfflineNix(t)
-	repo := repoRoot(t)
+	repo := testlib.RepoRoot(t)
 	script, err := os.ReadFile(filepath.Join(repo, "pkgs", "ipex-security-scan", "ipex-security-scan.sh"))
 	require.NoError(t, err)
 	require.Contains(t, string(script), "@lockNixpkgsJq@")
@@ -330,7 +315,7 @@ const dropClang = `drop = [ [ "legacyPackages" "x86_64-linux" "intel-dpcpp" "cla
 // fails naming the upstream attribute, its file and the commit read.
 func TestOverlayAgainstUpstreamShape(t *testing.T) {
 	testlib.OfflineNix(t)
-	repo := repoRoot(t)
+	repo := testlib.RepoRoot(t)
 	stdout, stderr, err := run(t, repo, "nix-instantiate", "--eval", "--strict", "--json", "--expr", "("+harness("")+").xpu")
 	require.NoError(t, err, stderr)
 	var xpu map[string]string
@@ -354,7 +339,7 @@ func TestOverlayAgainstUpstreamShape(t *testing.T) {
 // evaluate: what `ci test --stage unit` shows.
 func TestEvaluationGates(t *testing.T) {
 	testlib.OfflineNix(t)
-	repo := repoRoot(t)
+	repo := testlib.RepoRoot(t)
 	build := func(expr string) (string, string, error) {
 		return run(t, repo, "nix-build", "--no-out-link", "--expr", expr)
 	}
@@ -403,7 +388,7 @@ func TestEvaluationGates(t *testing.T) {
 // attribute and upstream file) and the upstream commit read.
 func TestDocsListUpstreamReads(t *testing.T) {
 	testlib.OfflineNix(t)
-	repo := repoRoot(t)
+	repo := testlib.RepoRoot(t)
 	stdout, stderr, err := run(t, repo, "nix-instantiate", "--eval", "--strict", "--json", "overlays/upstream.nix")
 	require.NoError(t, err, stderr)
 	var table struct {

@@ -13,9 +13,10 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/ipex-flake/ipex-flake/internal/testlib"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/ipex-flake/ipex-flake/internal/testlib"
 )
 
 // alertFiles are the rule files of services.ipex.monitoring and their promtool unit tests.
@@ -25,7 +26,7 @@ var alertFiles = []struct{ rules, test string }{
 }
 
 func alertsDir(t *testing.T) string {
-	return filepath.Join(repoRoot(t), "modules", "nixos", "alerts")
+	return filepath.Join(testlib.RepoRoot(t), "modules", "nixos", "alerts")
 }
 
 func promtool(t *testing.T, dir string, args ...string) (string, error) {
@@ -152,7 +153,7 @@ func TestAlertMetricsExistInExporter(t *testing.T) {
 	}))
 	t.Cleanup(ollama.Close)
 
-	exporter := filepath.Join(repoRoot(t), "pkgs", "ipex-exporter", "ipex_exporter.py")
+	exporter := filepath.Join(testlib.RepoRoot(t), "pkgs", "ipex-exporter", "ipex_exporter.py")
 	cmd := exec.CommandContext(t.Context(), python, exporter, "--once",
 		"--sysfs", sysfs, "--procfs", procfs, "--devfs", devfs, "--disk-path", root,
 		"--ollama-url", ollama.URL, "--ollama-probe-model", "tiny", "--comfyui-url", ollama.URL)
@@ -181,7 +182,7 @@ func TestAlertMetricsExistInExporter(t *testing.T) {
 	}
 	require.NotEmpty(t, used)
 	// The Grafana dashboard's queries too.
-	dashboard, err := os.ReadFile(filepath.Join(repoRoot(t), "modules", "nixos", "grafana-dashboard.nix"))
+	dashboard, err := os.ReadFile(filepath.Join(testlib.RepoRoot(t), "modules", "nixos", "grafana-dashboard.nix"))
 	require.NoError(t, err)
 	for _, line := range strings.Split(string(dashboard), "\n") {
 		if strings.Contains(line, "expr =") {
@@ -202,7 +203,7 @@ func TestAlertMetricsExistInExporter(t *testing.T) {
 func TestExporterUnitTests(t *testing.T) {
 	python := testlib.Python(t, "prometheus_client")
 	cmd := exec.CommandContext(t.Context(), python, "-m", "unittest", "-v", "test_ipex_exporter")
-	cmd.Dir = filepath.Join(repoRoot(t), "pkgs", "ipex-exporter")
+	cmd.Dir = filepath.Join(testlib.RepoRoot(t), "pkgs", "ipex-exporter")
 	cmd.Env = append(os.Environ(), "PYTHONDONTWRITEBYTECODE=1")
 	out, err := cmd.CombinedOutput()
 	require.NoError(t, err, "%s", out)

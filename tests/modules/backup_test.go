@@ -13,9 +13,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/ipex-flake/ipex-flake/internal/testlib"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/ipex-flake/ipex-flake/internal/testlib"
 )
 
 // backupResult is one run of the backup script.
@@ -31,7 +32,7 @@ func runBackup(t *testing.T, args ...string) backupResult {
 	t.Helper()
 	testlib.CheckPath(t, "rsync")
 	testlib.CheckPath(t, "bash")
-	script := filepath.Join(repoRoot(t), "pkgs", "ipex-upgrade-backup", "ipex-upgrade-backup.sh")
+	script := filepath.Join(testlib.RepoRoot(t), "pkgs", "ipex-upgrade-backup", "ipex-upgrade-backup.sh")
 	cmd := exec.CommandContext(t.Context(), "bash", append([]string{script}, args...)...)
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
@@ -255,7 +256,7 @@ func TestBackupUsageErrors(t *testing.T) {
 
 func TestBackupScriptShellcheck(t *testing.T) {
 	testlib.CheckPath(t, "shellcheck")
-	script := filepath.Join(repoRoot(t), "pkgs", "ipex-upgrade-backup", "ipex-upgrade-backup.sh")
+	script := filepath.Join(testlib.RepoRoot(t), "pkgs", "ipex-upgrade-backup", "ipex-upgrade-backup.sh")
 	out, err := exec.CommandContext(t.Context(), "shellcheck", "--shell=bash", script).CombinedOutput()
 	assert.NoError(t, err, "%s", out)
 }

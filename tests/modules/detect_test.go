@@ -8,9 +8,10 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/ipex-flake/ipex-flake/internal/testlib"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/ipex-flake/ipex-flake/internal/testlib"
 )
 
 // detectEnv is a fake machine for ipex-hardware-detect: sysfs, /dev, the
@@ -50,7 +51,7 @@ func (e detectEnv) addCard(t *testing.T, name, vendor string, render bool) {
 func (e detectEnv) run(t *testing.T, args ...string) string {
 	t.Helper()
 	testlib.CheckPath(t, "bash")
-	script := filepath.Join(repoRoot(t), "modules", "nixos", "scripts", "ipex-hardware-detect.sh")
+	script := filepath.Join(testlib.RepoRoot(t), "modules", "nixos", "scripts", "ipex-hardware-detect.sh")
 	cmd := exec.CommandContext(t.Context(), "bash", append([]string{script}, args...)...)
 	cmd.Env = append(os.Environ(), "IPEX_SYSFS="+e.sysfs, "IPEX_DEV="+e.dev, "IPEX_HARDWARE_ENV="+e.out,
 		"PATH="+e.bin+":"+os.Getenv("PATH"))
@@ -127,7 +128,7 @@ func TestHardwareDetectLateDevice(t *testing.T) {
 
 func TestHardwareDetectUsage(t *testing.T) {
 	testlib.CheckPath(t, "bash")
-	script := filepath.Join(repoRoot(t), "modules", "nixos", "scripts", "ipex-hardware-detect.sh")
+	script := filepath.Join(testlib.RepoRoot(t), "modules", "nixos", "scripts", "ipex-hardware-detect.sh")
 	for _, args := range [][]string{{}, {"--selector"}, {"--selector", "x"}, {"--selector", "x", "--fallback-selector", "y", "--bogus"}} {
 		cmd := exec.CommandContext(t.Context(), "bash", append([]string{script}, args...)...)
 		cmd.Env = append(os.Environ(), "IPEX_HARDWARE_ENV="+filepath.Join(t.TempDir(), "never"))
@@ -143,7 +144,7 @@ func TestHardwareDetectUsage(t *testing.T) {
 
 func TestHardwareDetectShellcheck(t *testing.T) {
 	testlib.CheckPath(t, "shellcheck")
-	script := filepath.Join(repoRoot(t), "modules", "nixos", "scripts", "ipex-hardware-detect.sh")
+	script := filepath.Join(testlib.RepoRoot(t), "modules", "nixos", "scripts", "ipex-hardware-detect.sh")
 	out, err := exec.CommandContext(t.Context(), "shellcheck", "--shell=bash", script).CombinedOutput()
 	assert.NoError(t, err, "%s", out)
 }

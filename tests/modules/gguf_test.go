@@ -11,9 +11,10 @@ import (
 	"path/filepath"
 	"testing"
 
-	"github.com/ipex-flake/ipex-flake/internal/testlib"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/ipex-flake/ipex-flake/internal/testlib"
 )
 
 // ggufTensor is one tensor info of a GGUF file.
@@ -145,7 +146,7 @@ func readGGUF(b []byte) (*ggufFile, error) {
 func TestTinyGGUF(t *testing.T) {
 	testlib.CheckPath(t, "python3")
 	out := filepath.Join(t.TempDir(), "tiny.gguf")
-	cmd := exec.CommandContext(t.Context(), "python3", filepath.Join(repoRoot(t), "nix", "tests", "tiny-gguf.py"), out)
+	cmd := exec.CommandContext(t.Context(), "python3", filepath.Join(testlib.RepoRoot(t), "nix", "tests", "tiny-gguf.py"), out)
 	cmd.Env = append(os.Environ(), "PYTHONDONTWRITEBYTECODE=1")
 	msg, err := cmd.CombinedOutput()
 	require.NoError(t, err, "%s", msg)

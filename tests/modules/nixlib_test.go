@@ -10,9 +10,10 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/ipex-flake/ipex-flake/internal/testlib"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/ipex-flake/ipex-flake/internal/testlib"
 )
 
 // evalLib evaluates expr with `lib` bound to nix/lib.nix's helpers (which use
@@ -20,7 +21,7 @@ import (
 func evalLib(t *testing.T, expr string, out any) {
 	t.Helper()
 	testlib.CheckPath(t, "nix-instantiate")
-	libPath := filepath.Join(repoRoot(t), "nix", "lib.nix")
+	libPath := filepath.Join(testlib.RepoRoot(t), "nix", "lib.nix")
 	full := "let ipex = import " + strconv.Quote(libPath) + " { lib = { }; }; in " + expr
 	cmd := exec.CommandContext(t.Context(), "nix-instantiate", "--eval", "--strict", "--json", "-E", full)
 	cmd.Env = append(os.Environ(), "NIX_STATE_DIR="+t.TempDir(), "NIX_REMOTE=")

@@ -10,6 +10,8 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/ipex-flake/ipex-flake/internal/testlib"
 )
 
 var (
@@ -88,7 +90,7 @@ func TestWorldWritableFinder(t *testing.T) {
 // TestNoWorldWritableModes scans every .nix file and shell script of the
 // modules, packages and examples: none sets a world-writable mode.
 func TestNoWorldWritableModes(t *testing.T) {
-	root := repoRoot(t)
+	root := testlib.RepoRoot(t)
 	var files []string
 	for _, dir := range []string{"modules", "nix", "examples", "pkgs"} {
 		require.NoError(t, filepath.WalkDir(filepath.Join(root, dir), func(p string, d os.DirEntry, err error) error {

@@ -14,9 +14,10 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/ipex-flake/ipex-flake/internal/testlib"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/ipex-flake/ipex-flake/internal/testlib"
 )
 
 // requireTool returns the path of name, skipping the test when it is missing
@@ -26,21 +27,6 @@ func requireTool(t *testing.T, name string) string {
 	testlib.CheckPath(t, name)
 	path, _ := exec.LookPath(name)
 	return path
-}
-
-// moduleRoot walks up from the working directory to the directory holding go.mod.
-func moduleRoot(t *testing.T) string {
-	t.Helper()
-	dir, err := os.Getwd()
-	require.NoError(t, err)
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			return dir
-		}
-		parent := filepath.Dir(dir)
-		require.NotEqual(t, parent, dir, "go.mod not found above the test directory")
-		dir = parent
-	}
 }
 
 // nixFiles lists every .nix file under root, skipping .git and other VCS or
@@ -130,7 +116,7 @@ func TestParseDetectsErrors(t *testing.T) {
 
 func TestEveryNixFileParses(t *testing.T) {
 	tool := requireTool(t, "nix-instantiate")
-	root := moduleRoot(t)
+	root := testlib.RepoRoot(t)
 	files, err := nixFiles(root)
 	require.NoError(t, err)
 	require.NotEmpty(t, files, "no .nix files found under %s", root)
