@@ -1,7 +1,6 @@
 package cmd
 
 import (
-	"context"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -32,12 +31,7 @@ func TestBuildRemoteFlags(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			io, _, _ := testIO(nil)
-			var got *BuildOptions
-			c := newBuildCmdWith(io, func(_ context.Context, _ *IO, o *BuildOptions) error { got = o; return nil })
-			c.SetArgs(tt.args)
-			c.SilenceErrors, c.SilenceUsage = true, true
-			err := c.Execute()
+			got, err := parseBuildFlags(tt.args)
 			if tt.wantErr != "" {
 				require.ErrorContains(t, err, tt.wantErr)
 				return

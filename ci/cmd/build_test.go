@@ -42,12 +42,7 @@ func TestBuildFlags(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			io, _, _ := testIO(nil)
-			var got *BuildOptions
-			c := newBuildCmdWith(io, func(_ context.Context, _ *IO, o *BuildOptions) error { got = o; return nil })
-			c.SetArgs(tt.args)
-			c.SilenceErrors, c.SilenceUsage = true, true
-			err := c.Execute()
+			got, err := parseBuildFlags(tt.args)
 			if tt.wantErr != "" {
 				require.ErrorContains(t, err, tt.wantErr)
 				return
@@ -374,4 +369,16 @@ func TestBuildNeverPrintsTheToken(t *testing.T) {
 		require.NoError(t, err)
 		assert.NotContains(t, string(data), token, f)
 	}
+}
+
+// parseBuildFlags runs `ci build` flag parsing on args and returns the
+// options the run function would get.
+func parseBuildFlags(args []string) (*BuildOptions, error) {
+	io, _, _ := testIO(nil)
+	var got *BuildOptions
+	c := newBuildCmdWith(io, func(_ context.Context, _ *IO, o *BuildOptions) error { got = o; return nil })
+	c.SetArgs(args)
+	c.SilenceErrors, c.SilenceUsage = true, true
+	err := c.Execute()
+	return got, err
 }
