@@ -12,8 +12,9 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"time"
+
+	"github.com/ipex-flake/ipex-flake/internal/procgroup"
 )
 
 // Server is one nginx serving Root over http://Addr.
@@ -22,8 +23,7 @@ type Server struct {
 	Dir, Root string
 	// Addr is host:port on the loopback interface.
 	Addr string
-	cmd  *exec.Cmd
-	done chan struct{}
+	proc *procgroup.Process
 }
 
 // URL is the cache's base URL.
@@ -87,12 +87,12 @@ func Start(dir, addr string) (*Server, error) {
 	}
 	cmd := exec.Command(bin, "-p", dir, "-c", conf, "-e", filepath.Join(dir, "error.log"))
 	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	if err := cmd.Start(); err != nil {
+	// Master and workers share the process group started for the master.
+	proc, err := procgroup.Start(cmd)
+	if err != nil {
 		return nil, err
 	}
-	s := &Server{Dir: dir, Root: root, Addr: addr, cmd: cmd, done: make(chan struct{})}
-	go func() { _ = cmd.Wait(); close(s.done) }()
+	s := &Server{Dir: dir, Root: root, Addr: addr, proc: proc}
 	if err := s.waitReady(10 * time.Second); err != nil {
 		s.Stop()
 		log, _ := os.ReadFile(filepath.Join(dir, "error.log"))
@@ -113,7 +113,7 @@ func (s *Server) waitReady(limit time.Duration) error {
 			return nil
 		}
 		select {
-		case <-s.done:
+		case <-s.proc.Done():
 			return errors.New("nginx exited")
 		case <-tick.C:
 		}
@@ -123,15 +123,10 @@ func (s *Server) waitReady(limit time.Duration) error {
 	}
 }
 
-// Stop kills nginx (SIGKILL, like a crash) and waits for it to exit.
-// The workers die with it: they share its process group.
+// Stop kills nginx (SIGKILL, like a crash) and waits until it and its
+// workers, which share its process group, are gone.
 func (s *Server) Stop() {
-	if s.cmd.Process == nil {
-		return
-	}
-	// Master and workers share the process group started for the master.
-	_ = syscall.Kill(-s.cmd.Process.Pid, syscall.SIGKILL)
-	<-s.done
+	_ = s.proc.Kill()
 }
 
 // Restart starts nginx again on the same address and root.

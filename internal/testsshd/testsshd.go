@@ -16,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ipex-flake/ipex-flake/internal/procgroup"
 	"github.com/ipex-flake/ipex-flake/internal/testlib"
 )
 
@@ -28,8 +29,7 @@ type Server struct {
 	// Store is the root of the builder's store (a chroot store: its paths
 	// live under Store/nix/store).
 	Store string
-	cmd   *exec.Cmd
-	done  chan struct{}
+	proc  *procgroup.Process
 }
 
 // sshdPath is Debian's sshd.
@@ -135,12 +135,11 @@ UsePAM no
 // Start (re)starts sshd and returns once it accepts connections.
 func (s *Server) Start() error {
 	cmd := exec.Command(sshdPath, "-D", "-f", filepath.Join(s.Dir, "sshd_config"), "-E", filepath.Join(s.Dir, "sshd.log"))
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	if err := cmd.Start(); err != nil {
+	proc, err := procgroup.Start(cmd)
+	if err != nil {
 		return fmt.Errorf("starting sshd: %w", err)
 	}
-	s.cmd, s.done = cmd, make(chan struct{})
-	go func() { _ = cmd.Wait(); close(s.done) }()
+	s.proc = proc
 	addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(s.Port))
 	deadline := time.Now().Add(10 * time.Second)
 	for {
@@ -150,7 +149,7 @@ func (s *Server) Start() error {
 			return nil
 		}
 		select {
-		case <-s.done:
+		case <-proc.Done():
 			log, _ := os.ReadFile(filepath.Join(s.Dir, "sshd.log"))
 			return fmt.Errorf("sshd exited: %s", log)
 		default:
@@ -200,11 +199,11 @@ func (s *Server) SSHOpts() string { return "-p " + strconv.Itoa(s.Port) }
 // Kill stops sshd and every process it started (sessions and the remote
 // nix daemons in them), as when the build machine goes away.
 func (s *Server) Kill() {
-	if s.cmd == nil {
+	if s.proc == nil {
 		return
 	}
 	for range 20 {
-		pids := descendants(s.cmd.Process.Pid)
+		pids := descendants(s.proc.Pid())
 		if len(pids) == 0 {
 			break
 		}
@@ -212,9 +211,9 @@ func (s *Server) Kill() {
 			_ = syscall.Kill(p, syscall.SIGKILL)
 		}
 	}
-	_ = syscall.Kill(-s.cmd.Process.Pid, syscall.SIGKILL)
-	<-s.done
-	s.cmd = nil
+	// sshd's own group (sessions start groups of their own, above).
+	_ = s.proc.Kill()
+	s.proc = nil
 }
 
 // descendants lists pid and the processes below it that are still alive.

@@ -5,9 +5,9 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"strings"
 
 	"github.com/ipex-flake/ipex-flake/internal/clierr"
+	"github.com/ipex-flake/ipex-flake/internal/logtail"
 	"github.com/ipex-flake/ipex-flake/pipelines/engine"
 )
 
@@ -58,21 +58,13 @@ func run(ctx context.Context, eng engine.Engine, log io.Writer, c engine.Cmd, wh
 	return nil
 }
 
-// lastLines returns the last n non-empty lines of s, joined with " | ".
+// lastLines returns the last n non-empty lines of s, joined with " | ",
+// or "no output".
 func lastLines(s string, n int) string {
-	var lines []string
-	for _, l := range strings.Split(s, "\n") {
-		if l = strings.TrimSpace(l); l != "" {
-			lines = append(lines, l)
-		}
+	if t := logtail.Lines(s, n); t != "" {
+		return t
 	}
-	if len(lines) > n {
-		lines = lines[len(lines)-n:]
-	}
-	if len(lines) == 0 {
-		return "no output"
-	}
-	return strings.Join(lines, " | ")
+	return "no output"
 }
 
 // NixCopy uploads with `nix copy --to URI` to any store nix knows: file://,

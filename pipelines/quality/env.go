@@ -14,6 +14,7 @@ import (
 	"strings"
 	"sync"
 
+	"github.com/ipex-flake/ipex-flake/internal/logtail"
 	"github.com/ipex-flake/ipex-flake/pipelines/engine"
 	"github.com/ipex-flake/ipex-flake/pipelines/engine/pick"
 	"github.com/ipex-flake/ipex-flake/pipelines/stage"
@@ -149,20 +150,9 @@ func noise(l string) bool {
 		strings.HasPrefix(l, "(use '--show-trace'")
 }
 
-// tail returns the last n non-empty lines of s, joined by " | ".
-func tail(s string, n int) string {
-	var lines []string
-	for _, l := range strings.Split(s, "\n") {
-		l = strings.TrimSpace(l)
-		if l != "" && !noise(l) {
-			lines = append(lines, l)
-		}
-	}
-	if len(lines) > n {
-		lines = lines[len(lines)-n:]
-	}
-	return strings.Join(lines, " | ")
-}
+// tail returns the last n non-empty lines of s that are not noise, joined
+// by " | ".
+func tail(s string, n int) string { return logtail.LinesExcept(s, n, noise) }
 
 // run runs args on eng and returns stdout, stderr and an error for a
 // non-zero exit.

@@ -14,11 +14,10 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
-	"syscall"
 	"time"
 
 	"github.com/ipex-flake/ipex-flake/internal/childenv"
+	"github.com/ipex-flake/ipex-flake/internal/procgroup"
 	"github.com/ipex-flake/ipex-flake/pipelines/engine"
 	"github.com/ipex-flake/ipex-flake/pipelines/engine/host"
 	"github.com/ipex-flake/ipex-flake/pipelines/nixcli"
@@ -80,7 +79,7 @@ func (s *Services) Crashed() []string {
 	var out []string
 	for _, p := range s.procs {
 		select {
-		case <-p.done:
+		case <-p.proc.Done():
 			out = append(out, fmt.Sprintf("%s exited during the suite (%v); its log ends: %s", p.name, p.exitErr(), p.logTail(8)))
 		default:
 		}
@@ -340,11 +339,8 @@ func sameModel(a, b string) bool {
 // serviceProc is one started service, leader of its own process group.
 type serviceProc struct {
 	name, probe, logPath string
-	cmd                  *exec.Cmd
+	proc                 *procgroup.Process
 	grace                time.Duration
-	done                 chan struct{}
-	err                  error
-	mu                   sync.Mutex
 }
 
 func startService(name, bin string, args, env []string, dir string, grace time.Duration) (*serviceProc, error) {
@@ -360,34 +356,24 @@ func startService(name, bin string, args, env []string, dir string, grace time.D
 	if err != nil {
 		return nil, err
 	}
+	// The service writes to its own copy of the log file.
+	defer logf.Close()
 	cmd := exec.Command(bin, args...)
 	cmd.Dir = sdir
 	cmd.Env = childenv.Environ(env...)
 	cmd.Stdout, cmd.Stderr = logf, logf
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	if err := cmd.Start(); err != nil {
-		logf.Close()
+	proc, err := procgroup.Start(cmd)
+	if err != nil {
 		return nil, fmt.Errorf("starting %s (%s): %w", name, bin, err)
 	}
-	p := &serviceProc{name: name, logPath: logPath, cmd: cmd, grace: grace, done: make(chan struct{})}
-	go func() {
-		err := cmd.Wait()
-		logf.Close()
-		p.mu.Lock()
-		p.err = err
-		p.mu.Unlock()
-		close(p.done)
-	}()
-	return p, nil
+	return &serviceProc{name: name, logPath: logPath, proc: proc, grace: grace}, nil
 }
 
 func (p *serviceProc) exitErr() error {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if p.err == nil {
-		return errors.New("exit status 0")
+	if err := p.proc.Err(); err != nil {
+		return err
 	}
-	return p.err
+	return errors.New("exit status 0")
 }
 
 func (p *serviceProc) logTail(n int) string {
@@ -419,7 +405,7 @@ func (p *serviceProc) waitReady(ctx context.Context, deadline time.Time, limit t
 		select {
 		case <-ctx.Done():
 			return ctx.Err()
-		case <-p.done:
+		case <-p.proc.Done():
 			return fmt.Errorf("%s exited before it was ready (%v); its log ends: %s", p.name, p.exitErr(), p.logTail(8))
 		case <-timer.C:
 			return fmt.Errorf("%s was not ready within %s (%s did not answer); its log ends: %s", p.name, limit, p.probe, p.logTail(8))
@@ -430,55 +416,8 @@ func (p *serviceProc) waitReady(ctx context.Context, deadline time.Time, limit t
 
 // stop ends the process group and waits until none of it is left.
 func (p *serviceProc) stop() error {
-	pgid := p.cmd.Process.Pid
-	_ = syscall.Kill(-pgid, syscall.SIGTERM)
-	select {
-	case <-p.done:
-	case <-time.After(p.grace):
-		_ = syscall.Kill(-pgid, syscall.SIGKILL)
-		<-p.done
+	if err := p.proc.Stop(p.grace); err != nil {
+		return fmt.Errorf("%s: %w", p.name, err)
 	}
-	// Children that outlived the leader.
-	_ = syscall.Kill(-pgid, syscall.SIGKILL)
-	for i := 0; i < 1000; i++ {
-		if len(groupMembers(pgid)) == 0 {
-			return nil
-		}
-		_ = syscall.Kill(-pgid, syscall.SIGKILL)
-		time.Sleep(10 * time.Millisecond) // bounded: the kernel tears the group down
-	}
-	return fmt.Errorf("%s: processes %v of its group survived SIGKILL", p.name, groupMembers(pgid))
-}
-
-// groupMembers lists the live (not zombie) processes of process group pgid.
-func groupMembers(pgid int) []int {
-	ents, err := os.ReadDir("/proc")
-	if err != nil {
-		return nil
-	}
-	var out []int
-	for _, e := range ents {
-		pid, err := strconv.Atoi(e.Name())
-		if err != nil {
-			continue
-		}
-		data, err := os.ReadFile("/proc/" + e.Name() + "/stat")
-		if err != nil {
-			continue
-		}
-		// pid (comm) state ppid pgrp ...: comm may hold spaces.
-		s := string(data)
-		i := strings.LastIndexByte(s, ')')
-		if i < 0 {
-			continue
-		}
-		f := strings.Fields(s[i+1:])
-		if len(f) < 3 || f[0] == "Z" || f[0] == "X" {
-			continue
-		}
-		if g, _ := strconv.Atoi(f[2]); g == pgid {
-			out = append(out, pid)
-		}
-	}
-	return out
+	return nil
 }

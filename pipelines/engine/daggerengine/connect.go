@@ -15,12 +15,13 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"syscall"
 	"time"
 
 	"dagger.io/dagger"
 	"dagger.io/dagger/engineconn"
 
+	"github.com/ipex-flake/ipex-flake/internal/logtail"
+	"github.com/ipex-flake/ipex-flake/internal/procgroup"
 	"github.com/ipex-flake/ipex-flake/pipelines/engine"
 )
 
@@ -133,27 +134,13 @@ func (e *ConnectError) Error() string {
 	} else {
 		fmt.Fprintf(&b, "cannot connect to the Dagger engine (%s): %v", e.Route, e.Err)
 	}
-	if out := lastLines(e.Output, 3); out != "" {
+	if out := logtail.Lines(e.Output, 3); out != "" {
 		fmt.Fprintf(&b, "; dagger said: %s", out)
 	}
 	return b.String()
 }
 
 func (e *ConnectError) Unwrap() error { return e.Err }
-
-// lastLines joins the last n non-empty lines of s into one line.
-func lastLines(s string, n int) string {
-	var lines []string
-	for _, l := range strings.Split(s, "\n") {
-		if l = strings.TrimSpace(l); l != "" {
-			lines = append(lines, l)
-		}
-	}
-	if len(lines) > n {
-		lines = lines[len(lines)-n:]
-	}
-	return strings.Join(lines, " | ")
-}
 
 // connect reaches the engine along r and asks it one question, all within
 // timeout, so an engine that never answers fails here and not in the first
@@ -257,10 +244,8 @@ func (f roundTripper) RoundTrip(r *http.Request) (*http.Response, error) { retur
 // the session's port and token as one JSON line and ends when its stdin
 // closes; what it leaves behind dies with its process group.
 type session struct {
-	cmd   *exec.Cmd
+	proc  *procgroup.Process
 	stdin *os.File
-	done  chan struct{}
-	err   error
 
 	paramsCh   chan paramsResult
 	stderrDone chan struct{}
@@ -311,8 +296,7 @@ func startSession(r route, getenv func(string) string, log io.Writer) (*session,
 	cmd.Env = env
 	cmd.Dir = os.TempDir()
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = inR, outW, errW
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	startErr := cmd.Start()
+	proc, startErr := procgroup.Start(cmd)
 	inR.Close()
 	outW.Close()
 	errW.Close()
@@ -322,11 +306,7 @@ func startSession(r route, getenv func(string) string, log io.Writer) (*session,
 		errR.Close()
 		return nil, fmt.Errorf("start %s: %w", filepath.Base(r.cli), startErr)
 	}
-	s := &session{cmd: cmd, stdin: inW, done: make(chan struct{}), paramsCh: make(chan paramsResult, 1), stderrDone: make(chan struct{})}
-	go func() {
-		s.err = cmd.Wait()
-		close(s.done)
-	}()
+	s := &session{proc: proc, stdin: inW, paramsCh: make(chan paramsResult, 1), stderrDone: make(chan struct{})}
 	go func() {
 		defer close(s.stderrDone)
 		defer errR.Close()
@@ -389,18 +369,12 @@ func (s *session) params(ctx context.Context) (engineconn.ConnectParams, error) 
 	}
 }
 
-// signal sends sig to the session's process group.
-func (s *session) signal(sig syscall.Signal) {
-	_ = syscall.Kill(-s.cmd.Process.Pid, sig)
-}
-
 // kill ends a session that never opened: SIGTERM to its process group at
 // once, SIGKILL after ConnectKillGrace.
 func (s *session) kill() {
 	s.stopOnce.Do(func() {
 		s.stdin.Close()
-		s.signal(syscall.SIGTERM)
-		s.reap(ConnectKillGrace)
+		_ = s.proc.Stop(ConnectKillGrace)
 	})
 }
 
@@ -409,33 +383,21 @@ func (s *session) kill() {
 func (s *session) stop() error {
 	s.stopOnce.Do(func() {
 		s.stdin.Close()
+		t := time.NewTimer(CloseGrace)
+		defer t.Stop()
 		select {
-		case <-s.done:
-		case <-time.After(CloseGrace):
-			s.signal(syscall.SIGTERM)
+		case <-s.proc.Done():
+		case <-t.C:
 			s.stopErr = fmt.Errorf("the dagger session did not end within %s of closing it", CloseGrace)
-			s.reap(KillGrace)
+			_ = s.proc.Stop(KillGrace)
 			return
 		}
 		// Whatever the CLI started in its group goes with it.
-		s.signal(syscall.SIGKILL)
+		_ = s.proc.Kill()
 		var ee *exec.ExitError
-		if s.err != nil && !errors.As(s.err, &ee) {
-			s.stopErr = s.err
+		if err := s.proc.Err(); err != nil && !errors.As(err, &ee) {
+			s.stopErr = err
 		}
 	})
 	return s.stopErr
-}
-
-// reap waits up to grace for the CLI to exit, then kills its process group
-// and waits for it.
-func (s *session) reap(grace time.Duration) {
-	t := time.NewTimer(grace)
-	defer t.Stop()
-	select {
-	case <-s.done:
-	case <-t.C:
-	}
-	s.signal(syscall.SIGKILL)
-	<-s.done
 }

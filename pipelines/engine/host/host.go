@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/ipex-flake/ipex-flake/internal/childenv"
+	"github.com/ipex-flake/ipex-flake/internal/procgroup"
 	"github.com/ipex-flake/ipex-flake/pipelines/engine"
 )
 
@@ -32,7 +33,7 @@ type Engine struct {
 	source string
 
 	mu    sync.Mutex
-	procs map[int]struct{}
+	procs map[*procgroup.Process]struct{}
 }
 
 var _ engine.Engine = (*Engine)(nil)
@@ -48,7 +49,7 @@ func New(opts engine.Options) (*Engine, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Engine{GracePeriod: DefaultGracePeriod, source: abs, procs: map[int]struct{}{}}, nil
+	return &Engine{GracePeriod: DefaultGracePeriod, source: abs, procs: map[*procgroup.Process]struct{}{}}, nil
 }
 
 // Name implements engine.Engine.
@@ -77,44 +78,25 @@ func (e *Engine) Run(ctx context.Context, c engine.Cmd) (engine.Result, error) {
 	cmd.Stdin = c.Stdin
 	cmd.Stdout = c.Stdout
 	cmd.Stderr = c.Stderr
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	// A grandchild that keeps our stdout/stderr open must not make Wait
 	// hang once the command itself has exited.
 	cmd.WaitDelay = e.GracePeriod
-	if err := cmd.Start(); err != nil {
+	p, err := procgroup.Start(cmd)
+	if err != nil {
 		var ee *exec.Error
 		if errors.As(err, &ee) {
 			return engine.Result{}, fmt.Errorf("%s not found on PATH: install it (for nix: https://nixos.org/download, or `apt-get install nix-bin`) or use --engine dagger", c.Args[0])
 		}
 		return engine.Result{}, err
 	}
-	pid := cmd.Process.Pid
-	e.track(pid, true)
-	defer e.track(pid, false)
+	e.track(p, true)
+	defer e.track(p, false)
 
-	done := make(chan error, 1)
-	go func() { done <- cmd.Wait() }()
-	select {
-	case err := <-done:
-		return result(err)
-	case <-ctx.Done():
-		stopGroup(pid, done, e.GracePeriod)
-		return engine.Result{ExitCode: -1}, ctx.Err()
+	err = p.Wait(ctx, e.GracePeriod)
+	if ctxErr := ctx.Err(); ctxErr != nil && errors.Is(err, ctxErr) {
+		return engine.Result{ExitCode: -1}, err
 	}
-}
-
-// stopGroup sends SIGTERM to the process group, then SIGKILL after the grace
-// period, and waits for the leader to exit.
-func stopGroup(pid int, done <-chan error, grace time.Duration) {
-	_ = syscall.Kill(-pid, syscall.SIGTERM)
-	select {
-	case <-done:
-	case <-time.After(grace):
-		_ = syscall.Kill(-pid, syscall.SIGKILL)
-		<-done
-	}
-	// Children that ignored SIGTERM but outlived the leader.
-	_ = syscall.Kill(-pid, syscall.SIGKILL)
+	return result(err)
 }
 
 func result(err error) (engine.Result, error) {
@@ -135,13 +117,13 @@ func result(err error) (engine.Result, error) {
 	return engine.Result{}, err
 }
 
-func (e *Engine) track(pid int, add bool) {
+func (e *Engine) track(p *procgroup.Process, add bool) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	if add {
-		e.procs[pid] = struct{}{}
+		e.procs[p] = struct{}{}
 	} else {
-		delete(e.procs, pid)
+		delete(e.procs, p)
 	}
 }
 
@@ -149,8 +131,8 @@ func (e *Engine) track(pid int, add bool) {
 func (e *Engine) Close() error {
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	for pid := range e.procs {
-		_ = syscall.Kill(-pid, syscall.SIGKILL)
+	for p := range e.procs {
+		_ = p.Signal(syscall.SIGKILL)
 	}
 	return nil
 }
