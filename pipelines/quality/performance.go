@@ -130,38 +130,14 @@ func (s *Performance) Run(ctx context.Context) (err error) {
 		return s.Err()
 	}
 	defer func() {
-		// A service that died during the measurement fails the stage
-		// with its log tail, whatever the numbers said.
-		for _, c := range svc.Crashed() {
-			s.Fail("services", c, 0)
-		}
-		if stopErr := svc.Stop(); stopErr != nil {
-			s.Fail("services", "stopping: "+stopErr.Error(), 0)
-		}
+		s.stopServices(svc)
 		if err == nil {
 			err = s.Err()
 		}
 	}()
-	cfg := performance.Config{
-		Ollama: apiclient.NewOllama(svc.OllamaURL),
-		Model:  svc.Model,
-		Users:  s.Users, Requests: s.Requests,
-		TTFTTarget: s.Targets.TTFTP95,
-	}
-	cfg.Ollama.Think, _ = strconv.ParseBool(s.Env.getenv("OLLAMA_THINK"))
-	comfy := apiclient.NewComfyUI(svc.ComfyUIURL)
-	if _, err := comfy.SystemStats(ctx); err != nil {
-		s.Fail("images/min", fmt.Sprintf("ComfyUI at %s: %v", comfy.BaseURL, err), 0)
-	} else {
-		cfg.ComfyUI, cfg.Images, cfg.ImageUsers = comfy, s.Images, min(4, s.Users)
-		cfg.Workflow = performance.DefaultWorkflow()
-		if p := s.Env.getenv("COMFYUI_WORKFLOW"); p != "" {
-			wf, err := os.ReadFile(p)
-			if err != nil {
-				return fmt.Errorf("COMFYUI_WORKFLOW: %w", err)
-			}
-			cfg.Workflow = wf
-		}
+	cfg, err := s.config(ctx, svc)
+	if err != nil {
+		return err
 	}
 	start := time.Now()
 	r, err := performance.Run(ctx, cfg)
@@ -176,6 +152,53 @@ func (s *Performance) Run(ctx context.Context) (err error) {
 	if err := r.Write(s.path(s.Out)); err != nil {
 		return err
 	}
+	s.judge(r, parallel, cfg.ComfyUI != nil, time.Since(start))
+	s.compareBaseline(r)
+	return s.Err()
+}
+
+// stopServices stops the services under test. A service that died during
+// the measurement fails the stage with its log tail, whatever the numbers
+// said.
+func (s *Performance) stopServices(svc *Services) {
+	for _, c := range svc.Crashed() {
+		s.Fail("services", c, 0)
+	}
+	if err := svc.Stop(); err != nil {
+		s.Fail("services", "stopping: "+err.Error(), 0)
+	}
+}
+
+// config is the measurement of the running services: Ollama always,
+// ComfyUI (with COMFYUI_WORKFLOW or the default workflow) when it answers.
+func (s *Performance) config(ctx context.Context, svc *Services) (performance.Config, error) {
+	cfg := performance.Config{
+		Ollama: apiclient.NewOllama(svc.OllamaURL),
+		Model:  svc.Model,
+		Users:  s.Users, Requests: s.Requests,
+		TTFTTarget: s.Targets.TTFTP95,
+	}
+	cfg.Ollama.Think, _ = strconv.ParseBool(s.Env.getenv("OLLAMA_THINK"))
+	comfy := apiclient.NewComfyUI(svc.ComfyUIURL)
+	if _, err := comfy.SystemStats(ctx); err != nil {
+		s.Fail("images/min", fmt.Sprintf("ComfyUI at %s: %v", comfy.BaseURL, err), 0)
+		return cfg, nil
+	}
+	cfg.ComfyUI, cfg.Images, cfg.ImageUsers = comfy, s.Images, min(4, s.Users)
+	cfg.Workflow = performance.DefaultWorkflow()
+	if p := s.Env.getenv("COMFYUI_WORKFLOW"); p != "" {
+		wf, err := os.ReadFile(p)
+		if err != nil {
+			return cfg, fmt.Errorf("COMFYUI_WORKFLOW: %w", err)
+		}
+		cfg.Workflow = wf
+	}
+	return cfg, nil
+}
+
+// judge records the concurrency, target and images/min checks of result r
+// (images only when ComfyUI was measured); took is the measurement's time.
+func (s *Performance) judge(r *performance.Results, parallel int, images bool, took time.Duration) {
 	summary := fmt.Sprintf("ttft p50 %.0f ms p95 %.0f ms, total p95 %.0f ms, load p95 %.0f ms, decode %.1f tokens/s per request, %.1f tokens/s in all, %d of %d users served within %.0f ms",
 		r.TTFT.P50, r.TTFT.P95, r.Total.P95, r.Load.P95, r.DecodeTokensPerSec.P50, r.ThroughputTokensPerSec, r.UsersServed, r.Users, r.TTFTTargetMs)
 	switch {
@@ -188,13 +211,18 @@ func (s *Performance) Run(ctx context.Context) (err error) {
 		s.Pass("concurrency", fmt.Sprintf("at most %d answers streamed at once (OLLAMA_NUM_PARALLEL not given)", r.PeakStreams), 0)
 	}
 	if miss := r.CheckTargets(s.Targets); len(miss) > 0 {
-		s.Fail("targets", strings.Join(miss, "; ")+" ("+summary+")", time.Since(start))
+		s.Fail("targets", strings.Join(miss, "; ")+" ("+summary+")", took)
 	} else {
-		s.Pass("targets", summary, time.Since(start))
+		s.Pass("targets", summary, took)
 	}
-	if cfg.ComfyUI != nil {
+	if images {
 		s.Pass("images/min", fmt.Sprintf("%.2f images/min, p95 %.0f ms", r.ImagesPerMin, r.ImageLatency.P95), 0)
 	}
+}
+
+// compareBaseline records the baseline check: r against the accepted
+// results in Baseline, within Tolerance.
+func (s *Performance) compareBaseline(r *performance.Results) {
 	base, err := performance.Read(s.path(s.Baseline))
 	switch {
 	case s.Baseline == "" || errors.Is(err, os.ErrNotExist):
@@ -208,5 +236,4 @@ func (s *Performance) Run(ctx context.Context) (err error) {
 			s.Pass("baseline", fmt.Sprintf("within %.0f%% of %s", s.Tolerance*100, s.Baseline), 0)
 		}
 	}
-	return s.Err()
 }

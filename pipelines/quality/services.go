@@ -117,16 +117,7 @@ func (e *Env) StartServices(ctx context.Context) (*Services, error) {
 		o = &ServiceOptions{}
 	}
 	if o.External {
-		model := o.Model
-		if model == "" {
-			model = e.getenv("OLLAMA_MODEL")
-		}
-		return &Services{OllamaURL: apiclient.NormalizeOllamaHost(e.getenv("OLLAMA_HOST")),
-			ComfyUIURL: apiclient.NewComfyUI(e.getenv("COMFYUI_URL")).BaseURL, Model: model, External: true}, nil
-	}
-	ready := o.ReadyTimeout
-	if ready <= 0 {
-		ready = 2 * time.Minute
+		return e.externalServices(o), nil
 	}
 	ollamaOut, err := e.serviceOutPath(ctx, OllamaPackage)
 	if err != nil {
@@ -141,29 +132,59 @@ func (e *Env) StartServices(ctx context.Context) (*Services, error) {
 		return nil, err
 	}
 	s := &Services{dir: dir, Model: o.Model}
-	fail := func(err error) (*Services, error) {
+	specs, err := e.serviceSpecs(s, ollamaOut, comfyOut)
+	if err == nil {
+		err = s.start(ctx, specs, o, e.out())
+	}
+	if err != nil {
 		_ = s.Stop()
 		return nil, err
 	}
+	return s, nil
+}
+
+// externalServices are the services already running at OLLAMA_HOST and
+// COMFYUI_URL.
+func (e *Env) externalServices(o *ServiceOptions) *Services {
+	model := o.Model
+	if model == "" {
+		model = e.getenv("OLLAMA_MODEL")
+	}
+	return &Services{OllamaURL: apiclient.NormalizeOllamaHost(e.getenv("OLLAMA_HOST")),
+		ComfyUIURL: apiclient.NewComfyUI(e.getenv("COMFYUI_URL")).BaseURL, Model: model, External: true}
+}
+
+// serviceSpec is how one service under test is started and when it is
+// ready: when probe answers 200.
+type serviceSpec struct {
+	name, bin string
+	args, env []string
+	probe     string
+}
+
+// serviceSpecs picks free loopback ports for s, finds the programs in the
+// out paths and returns how to start ollama-ipex (first) and comfyui-ipex
+// with their state under s.dir.
+func (e *Env) serviceSpecs(s *Services, ollamaOut, comfyOut string) ([]serviceSpec, error) {
 	ollamaPort, err := freePort()
 	if err != nil {
-		return fail(err)
+		return nil, err
 	}
 	comfyPort, err := freePort()
 	if err != nil {
-		return fail(err)
+		return nil, err
 	}
 	s.OllamaURL = "http://127.0.0.1:" + strconv.Itoa(ollamaPort)
 	s.ComfyUIURL = "http://127.0.0.1:" + strconv.Itoa(comfyPort)
-
 	ollamaBin, err := mainProgram(ollamaOut, "ollama")
 	if err != nil {
-		return fail(err)
+		return nil, err
 	}
 	comfyBin, err := mainProgram(comfyOut, "comfyui")
 	if err != nil {
-		return fail(err)
+		return nil, err
 	}
+	dir := s.dir
 	ollamaEnv := []string{
 		"HOME=" + filepath.Join(dir, "ollama"),
 		"OLLAMA_HOST=127.0.0.1:" + strconv.Itoa(ollamaPort),
@@ -174,36 +195,39 @@ func (e *Env) StartServices(ctx context.Context) (*Services, error) {
 			ollamaEnv = append(ollamaEnv, k+"="+v)
 		}
 	}
-	specs := []struct {
-		name, bin string
-		args, env []string
-		probe     string
-	}{
+	return []serviceSpec{
 		{OllamaPackage, ollamaBin, []string{"serve"}, ollamaEnv, s.OllamaURL + "/api/version"},
 		{ComfyUIPackage, comfyBin, []string{"--listen", "127.0.0.1", "--port", strconv.Itoa(comfyPort),
 			"--output-directory", filepath.Join(dir, "comfyui", "output")},
 			[]string{"HOME=" + filepath.Join(dir, "comfyui"), "COMFYUI_USER_DIR=" + filepath.Join(dir, "comfyui", "user")},
 			s.ComfyUIURL + "/system_stats"},
+	}, nil
+}
+
+// start starts the services of specs, waits until all answer (within
+// o.ReadyTimeout, default 2 minutes) and prepares the model with the first
+// one, ollama-ipex. What it started stays in s for Stop.
+func (s *Services) start(ctx context.Context, specs []serviceSpec, o *ServiceOptions, out io.Writer) error {
+	ready := o.ReadyTimeout
+	if ready <= 0 {
+		ready = 2 * time.Minute
 	}
 	for _, sp := range specs {
-		p, err := startService(sp.name, sp.bin, sp.args, sp.env, dir, o.StopGrace)
+		p, err := startService(sp.name, sp.bin, sp.args, sp.env, s.dir, o.StopGrace)
 		if err != nil {
-			return fail(err)
+			return err
 		}
 		s.procs = append(s.procs, p)
-		fmt.Fprintf(e.out(), "started %s (%s) on %s, log %s\n", sp.name, sp.bin, strings.TrimSuffix(strings.TrimSuffix(sp.probe, "/api/version"), "/system_stats"), p.logPath)
+		fmt.Fprintf(out, "started %s (%s) on %s, log %s\n", sp.name, sp.bin, strings.TrimSuffix(strings.TrimSuffix(sp.probe, "/api/version"), "/system_stats"), p.logPath)
 		p.probe = sp.probe
 	}
 	deadline := time.Now().Add(ready)
 	for _, p := range s.procs {
 		if err := p.waitReady(ctx, deadline, ready); err != nil {
-			return fail(err)
+			return err
 		}
 	}
-	if err := s.prepareModel(ctx, ollamaBin, ollamaEnv); err != nil {
-		return fail(err)
-	}
-	return s, nil
+	return s.prepareModel(ctx, specs[0].bin, specs[0].env)
 }
 
 // serviceOutPath returns the out path of packages.<system>.<name>: from the
