@@ -219,6 +219,20 @@ func (s *Server) Resolve(id string) *Obj {
 	return s.objs[id]
 }
 
+// HostPath returns the path of the host object an ID denotes when it is
+// host.<field>(path: …) (field "file" or "directory"), else a description
+// of what the ID denotes instead, which no path equals.
+func (s *Server) HostPath(id, field string) string {
+	o := s.Resolve(id)
+	switch {
+	case o == nil:
+		return "<no object for ID " + id + ">"
+	case o.Field != field || o.Parent == nil || o.Parent.Field != "host":
+		return "<not host." + field + ": " + o.String() + ">"
+	}
+	return o.Str("path")
+}
+
 // Calls returns every field selected so far, in the order seen.
 func (s *Server) Calls() []Call {
 	s.mu.Lock()

@@ -146,3 +146,16 @@ func TestStall(t *testing.T) {
 	assert.Equal(t, 1, s.Held())
 	assert.Empty(t, s.Calls(), "nothing was answered")
 }
+
+func TestHostPath(t *testing.T) {
+	s := New(t)
+	_, resp := post(t, s, Token, `{ host { file(path: "/tmp/image.tar") { id } directory(path: "/src") { id } } }`, nil)
+	require.Empty(t, resp.Errors)
+	host := resp.Data.(map[string]any)["host"].(map[string]any)
+	fileID := host["file"].(map[string]any)["id"].(string)
+	dirID := host["directory"].(map[string]any)["id"].(string)
+	assert.Equal(t, "/tmp/image.tar", s.HostPath(fileID, "file"))
+	assert.Equal(t, "/src", s.HostPath(dirID, "directory"))
+	assert.Contains(t, s.HostPath(dirID, "file"), "not host.file")
+	assert.Contains(t, s.HostPath("unknown", "file"), "no object")
+}

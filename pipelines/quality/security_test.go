@@ -1,7 +1,6 @@
 package quality
 
 import (
-	"bytes"
 	"encoding/json"
 	"errors"
 	"os"
@@ -13,7 +12,6 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/ipex-flake/ipex-flake/internal/testlib"
-	"github.com/ipex-flake/ipex-flake/pipelines/engine"
 	"github.com/ipex-flake/ipex-flake/pipelines/report"
 	"github.com/ipex-flake/ipex-flake/pipelines/stage"
 )
@@ -25,10 +23,7 @@ func TestSecurityStage(t *testing.T) {
 	testlib.OfflineNix(t)
 
 	tests := []struct {
-		name      string
-		planted   string
-		failOn    string
-		wantState string
+		name, planted, failOn, wantState string
 	}{
 		{name: "clean tree passes", wantState: stage.Passed},
 		{name: "planted token fails", planted: "gh" + "p_" + strings.Repeat("k3", 18), wantState: stage.Failed},
@@ -39,9 +34,7 @@ func TestSecurityStage(t *testing.T) {
 			if tt.planted != "" {
 				require.NoError(t, os.WriteFile(filepath.Join(dir, "deploy.env"), []byte("TOKEN="+tt.planted+"\n"), 0o644))
 			}
-			var out bytes.Buffer
-			env := &Env{Flake: dir, EngineKind: engine.KindHost, Systems: []string{"x86_64-linux"}, Out: &out}
-			defer env.Close()
+			env, out := hostEnv(t, dir)
 			sec := &Security{Env: env, LookPath: noGovulncheck}
 			o := stage.Run(t.Context(), sec, stage.Options{})
 			assert.Equal(t, tt.wantState, o.State, out.String())
@@ -70,7 +63,7 @@ func TestSecurityThreshold(t *testing.T) {
 	withInputs := strings.Replace(string(text), "\n  outputs", "\n  inputs.nixpkgs.url = \"github:NixOS/nixpkgs\";\n  outputs", 1)
 	require.NoError(t, os.WriteFile(filepath.Join(dir, "flake.nix"), []byte(withInputs), 0o644))
 	for failOn, want := range map[string]string{"high": stage.Failed, "critical": stage.Passed} {
-		env := &Env{Flake: dir, EngineKind: engine.KindHost, Systems: []string{"x86_64-linux"}}
+		env, _ := hostEnv(t, dir)
 		sec := &Security{Env: env, FailOn: failOn, LookPath: noGovulncheck}
 		// Only the file scanners matter here: keep nix out of it.
 		o := stage.Run(t.Context(), sec, stage.Options{})
@@ -84,9 +77,7 @@ func TestSecurityThreshold(t *testing.T) {
 func TestSecuritySBOM(t *testing.T) {
 	testlib.OfflineNix(t)
 	dir := fixtureFlake(t, "sbom-"+t.Name(), map[string]string{"app": "echo > $out"}, "")
-	var out bytes.Buffer
-	env := &Env{Flake: dir, EngineKind: engine.KindHost, Systems: []string{"x86_64-linux"}, Out: &out}
-	defer env.Close()
+	env, out := hostEnv(t, dir)
 	eng, err := env.Engine(t.Context())
 	require.NoError(t, err)
 	stdout, stderr, err := run(t.Context(), eng, []string{"nix", "--extra-experimental-features", "nix-command flakes",
@@ -134,9 +125,7 @@ func TestSecurityScanApp(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			dir := fixtureFlake(t, "scan-"+tt.name, map[string]string{"fmt": "echo > $out"}, app)
 			require.NoError(t, os.WriteFile(filepath.Join(dir, "scan.sh"), []byte(tt.script), 0o755))
-			var out bytes.Buffer
-			env := &Env{Flake: dir, EngineKind: engine.KindHost, Systems: []string{"x86_64-linux"}, Out: &out}
-			defer env.Close()
+			env, out := hostEnv(t, dir)
 			o := stage.Run(t.Context(), &Security{Env: env, LookPath: noGovulncheck}, stage.Options{})
 			assert.Equal(t, tt.wantState, o.State, out.String())
 			assert.Equal(t, tt.wantState, checkStates(o.Checks)["nix run .#security-scan"], out.String())
@@ -159,9 +148,7 @@ func TestSecurityScanAppUnfetchableInputs(t *testing.T) {
 }
 `
 	require.NoError(t, os.WriteFile(filepath.Join(dir, "flake.nix"), []byte(flake), 0o644))
-	var out bytes.Buffer
-	env := &Env{Flake: dir, EngineKind: engine.KindHost, Systems: []string{"x86_64-linux"}, Out: &out}
-	defer env.Close()
+	env, out := hostEnv(t, dir)
 	sec := &Security{Env: env, LookPath: noGovulncheck}
 	o := stage.Run(t.Context(), sec, stage.Options{})
 	st := checkStates(o.Checks)

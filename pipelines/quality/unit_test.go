@@ -25,41 +25,34 @@ func checkStates(cs []stage.Check) map[string]string {
 	return m
 }
 
+// hostEnv is an Env for the flake in dir on the host engine, for
+// x86_64-linux, printing into the returned buffer; closed when t ends.
+func hostEnv(t *testing.T, dir string) (*Env, *bytes.Buffer) {
+	var out bytes.Buffer
+	env := &Env{Flake: dir, EngineKind: engine.KindHost, Systems: []string{"x86_64-linux"}, Out: &out}
+	t.Cleanup(func() { _ = env.Close() })
+	return env, &out
+}
+
 func TestUnitStage(t *testing.T) {
 	testlib.OfflineNix(t)
 	nonce := strconv.FormatInt(time.Now().UnixNano(), 10)
+	const ok, fmtCheck = "echo ok > $out", "checks.x86_64-linux.fmt"
 	tests := []struct {
 		name      string
 		checks    map[string]string
 		wantState string
 		want      map[string]string
 	}{
-		{
-			name:      "passing",
-			checks:    map[string]string{"fmt": "echo ok > $out", "web-vm": "echo > $out"},
-			wantState: stage.Passed,
-			want: map[string]string{
-				"nix flake check":         stage.Passed,
-				"checks.x86_64-linux.fmt": stage.Passed,
-			},
-		},
-		{
-			name:      "one failing",
-			checks:    map[string]string{"fmt": "echo ok > $out", "lint": "echo lint found 2 problems >&2; exit 3"},
-			wantState: stage.Failed,
-			want: map[string]string{
-				"nix flake check":          stage.Passed,
-				"checks.x86_64-linux.fmt":  stage.Passed,
-				"checks.x86_64-linux.lint": stage.Failed,
-			},
-		},
+		{"passing", map[string]string{"fmt": ok, "web-vm": "echo > $out"},
+			stage.Passed, map[string]string{"nix flake check": stage.Passed, fmtCheck: stage.Passed}},
+		{"one failing", map[string]string{"fmt": ok, "lint": "echo lint found 2 problems >&2; exit 3"},
+			stage.Failed, map[string]string{"nix flake check": stage.Passed, fmtCheck: stage.Passed, "checks.x86_64-linux.lint": stage.Failed}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			dir := fixtureFlake(t, nonce+tt.name, tt.checks, "")
-			var out bytes.Buffer
-			env := &Env{Flake: dir, EngineKind: engine.KindHost, Systems: []string{"x86_64-linux"}, Out: &out}
-			defer env.Close()
+			env, out := hostEnv(t, dir)
 			o := stage.Run(t.Context(), &Unit{Env: env}, stage.Options{})
 			assert.Equal(t, tt.wantState, o.State, out.String())
 			got := checkStates(o.Checks)
@@ -75,7 +68,7 @@ func TestUnitStage(t *testing.T) {
 func TestUnitStageBrokenFlake(t *testing.T) {
 	testlib.OfflineNix(t)
 	dir := fixtureFlake(t, "broken", map[string]string{"fmt": "echo > $out"}, "      packages = throw \"packages are broken\";\n")
-	env := &Env{Flake: dir, EngineKind: engine.KindHost, Systems: []string{"x86_64-linux"}}
+	env, _ := hostEnv(t, dir)
 	o := stage.Run(t.Context(), &Unit{Env: env}, stage.Options{})
 	require.Equal(t, stage.Failed, o.State)
 	assert.Equal(t, stage.Failed, checkStates(o.Checks)["nix flake check"])
@@ -104,9 +97,7 @@ func TestUnitStageOneBuild(t *testing.T) {
 	}, Checks: map[string]string{"ok": "ok", "broken": "broken", "uses": "uses", "bad": "bad", "vm": "vm"}}
 	dir := t.TempDir()
 	require.NoError(t, fixture.Write(dir, f))
-	var out bytes.Buffer
-	env := &Env{Flake: dir, EngineKind: engine.KindHost, Systems: []string{"x86_64-linux"}, Out: &out}
-	defer env.Close()
+	env, out := hostEnv(t, dir)
 	o := stage.Run(t.Context(), &Unit{Env: env}, stage.Options{})
 	require.Equal(t, stage.Failed, o.State, out.String())
 	got := checkStates(o.Checks)

@@ -93,6 +93,19 @@ func openWith(t *testing.T, env map[string]string, timeout time.Duration) (*Engi
 	return e, err, time.Since(start), log.String()
 }
 
+// requireConnectError asserts that err is a ConnectError for the deadline
+// timeout (0: the attempt failed before any deadline) whose message holds
+// every one of want.
+func requireConnectError(t *testing.T, err error, timeout time.Duration, want ...string) {
+	t.Helper()
+	var ce *ConnectError
+	require.ErrorAs(t, err, &ce)
+	assert.Equal(t, timeout, ce.Timeout)
+	for _, w := range want {
+		assert.Contains(t, err.Error(), w)
+	}
+}
+
 // TestConnectEngineNeverAnswers: an engine that accepts the connection and
 // never answers fails the connection at the deadline.
 func TestConnectEngineNeverAnswers(t *testing.T) {
@@ -101,13 +114,8 @@ func TestConnectEngineNeverAnswers(t *testing.T) {
 	env := map[string]string{"DAGGER_SESSION_PORT": fake.Port, "DAGGER_SESSION_TOKEN": fakedagger.Token}
 	const timeout = 400 * time.Millisecond
 	_, err, took, _ := openWith(t, env, timeout)
-	var ce *ConnectError
-	require.ErrorAs(t, err, &ce)
-	assert.Equal(t, timeout, ce.Timeout)
-	assert.Contains(t, err.Error(), "did not answer within 400ms")
-	assert.Contains(t, err.Error(), "--dagger-connect-timeout")
-	assert.Contains(t, err.Error(), "session on port "+fake.Port)
-	assert.Contains(t, err.Error(), "DAGGER_SESSION_PORT is still open")
+	requireConnectError(t, err, timeout, "did not answer within 400ms", "--dagger-connect-timeout",
+		"session on port "+fake.Port, "DAGGER_SESSION_PORT is still open")
 	assert.GreaterOrEqual(t, took, timeout)
 	assert.Less(t, took, timeout+2*time.Second, "fails at the deadline")
 	assert.Positive(t, fake.Held(), "the engine was asked")
@@ -120,11 +128,7 @@ func TestConnectCLIHangs(t *testing.T) {
 	marker, env := fakeCLI(t, cliHangs, map[string]string{"_EXPERIMENTAL_DAGGER_RUNNER_HOST": "docker-container://nonexistent"})
 	const timeout = 500 * time.Millisecond
 	_, err, took, log := openWith(t, env, timeout)
-	var ce *ConnectError
-	require.ErrorAs(t, err, &ce)
-	assert.Equal(t, timeout, ce.Timeout)
-	assert.Contains(t, err.Error(), "docker-container://nonexistent")
-	assert.Contains(t, err.Error(), "dagger said: connecting to the engine...")
+	requireConnectError(t, err, timeout, "docker-container://nonexistent", "dagger said: connecting to the engine...")
 	assert.Contains(t, log, "connecting to the engine...", "the CLI's output reaches the log")
 	assert.Less(t, took, timeout+ConnectKillGrace+time.Second)
 	assert.Empty(t, testlib.PidsWith(marker), "no process of the CLI outlives the failed connection")
@@ -135,11 +139,8 @@ func TestConnectCLIHangs(t *testing.T) {
 func TestConnectCLIFails(t *testing.T) {
 	marker, env := fakeCLI(t, cliFails, map[string]string{"_EXPERIMENTAL_DAGGER_RUNNER_HOST": "docker-container://nonexistent"})
 	_, err, took, _ := openWith(t, env, time.Minute)
-	var ce *ConnectError
-	require.ErrorAs(t, err, &ce)
-	assert.Zero(t, ce.Timeout)
-	assert.Contains(t, err.Error(), "ended before it opened a session")
-	assert.Contains(t, err.Error(), "failed to connect to docker-container://nonexistent: no such container")
+	requireConnectError(t, err, 0, "ended before it opened a session",
+		"failed to connect to docker-container://nonexistent: no such container")
 	assert.Less(t, took, 10*time.Second)
 	assert.Empty(t, testlib.PidsWith(marker))
 }

@@ -55,12 +55,10 @@ func TestResolve(t *testing.T) {
 	require.NoError(t, os.WriteFile(filepath.Join(cliDir, "dagger"), []byte("#!/bin/sh\n"), 0o755))
 	empty := t.TempDir()
 	tests := []struct {
-		name    string
-		kind    string
-		env     func(string) string
-		look    bool
-		want    string
-		wantErr string
+		name, kind    string
+		env           func(string) string
+		look          bool
+		want, wantErr string
 	}{
 		{"auto prefers a reachable engine", "auto", env("_EXPERIMENTAL_DAGGER_RUNNER_HOST", "tcp://engine:1234", "PATH", cliDir), withNix, "dagger", ""},
 		{"auto: runner host without a CLI is the host", "auto", env("_EXPERIMENTAL_DAGGER_RUNNER_HOST", "tcp://engine:1234", "PATH", empty), withNix, "host", ""},
@@ -98,13 +96,11 @@ func TestOpen(t *testing.T) {
 	empty := t.TempDir()
 	stalledEnv := env("DAGGER_SESSION_PORT", stalled.Port, "DAGGER_SESSION_TOKEN", fakedagger.Token, "PATH", empty)
 	tests := []struct {
-		name     string
-		kind     string
-		env      func(string) string
-		look     bool
-		want     string
-		wantLine []string
-		wantErr  string
+		name, kind, want string
+		env              func(string) string
+		look             bool
+		wantLine         []string
+		wantErr          string
 	}{
 		{name: "auto without an engine", kind: "auto", env: env("PATH", empty), look: withNix, want: "host",
 			wantLine: []string{"--engine auto: using the host's nix: no Dagger engine"}},
