@@ -7,7 +7,9 @@ import (
 	"encoding/hex"
 	"fmt"
 	"io"
+	"maps"
 	"path"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -434,7 +436,7 @@ func verifyFiles(ctx context.Context, t Target, paths []string, pub string, ours
 	if err != nil {
 		return clierr.Failedf("verifying %s: %v", t.URI, err)
 	}
-	for _, p := range sortedKeys(ents) {
+	for _, p := range slices.Sorted(maps.Keys(ents)) {
 		e := ents[p]
 		switch {
 		case e.Info == nil:
@@ -480,7 +482,7 @@ func signedByOthers(uri, pub string, es []*entry) error {
 		}
 	}
 	var parts []string
-	for _, k := range sortedKeys(byKey) {
+	for _, k := range slices.Sorted(maps.Keys(byKey)) {
 		parts = append(parts, fmt.Sprintf("%s (%d)", k, byKey[k]))
 	}
 	return clierr.Failedf("%d paths in %s are not signed by the current key %s: they were signed by %s, e.g. %s; run `ci push --resign` to add %s's signature to them (only their narinfos are uploaded again), or push with the key that signed them",
