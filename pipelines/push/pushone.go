@@ -137,6 +137,7 @@ type targetPush struct {
 	timer          phaseTimer
 }
 
+// newTargetPush prepares the push of the closure infos to t.
 func newTargetPush(o Options, t Target, infos []nixcli.PathInfo, nOut int) *targetPush {
 	p := &targetPush{o: o, t: t, nOut: nOut, pub: t.PublicKey, ours: t.PublicKey == "", timer: newPhaseTimer()}
 	if p.pub == "" {
