@@ -85,34 +85,15 @@ cache directory. --cachix needs CACHIX_AUTH_TOKEN and CACHIX_PUBLIC_KEY;
 }
 
 func runPush(ctx context.Context, io *IO, opts *PushOptions) error {
-	rep, err := report.Read(opts.Report)
-	if errors.Is(err, os.ErrNotExist) {
-		return clierr.Usagef("no build report at %s: run `ci build` first, or pass --report FILE", opts.Report)
-	}
+	rep, err := readPushReport(opts)
 	if err != nil {
-		return clierr.Usage(err)
+		return err
 	}
-	if opts.Cache != "" && !strings.HasPrefix(opts.Cache, "attic://") {
-		if err := cache.Validate(opts.Cache); err != nil {
-			return err
-		}
+	key, err := newPushKey(io, opts)
+	if err != nil {
+		return err
 	}
-	// A configured key is checked before anything else happens; the local
-	// key is generated only once the push is sure to go ahead.
-	keySrc := signing.Source{File: opts.SigningKeyFile, Getenv: io.Getenv}
-	configuredKey := opts.SigningKeyFile != "" || io.Getenv(signing.EnvKeyFile) != "" || io.Getenv(signing.EnvKey) != ""
-	var key *signing.Key
-	if configuredKey {
-		if key, _, err = signing.Resolve(keySrc); err != nil {
-			return err
-		}
-	}
-
-	kind := rep.Engine
-	if kind == "" {
-		kind = engine.KindHost
-	}
-	eng, err := pick.Open(ctx, kind, io.Getenv, engine.Options{Source: ".", Log: io.Err})
+	eng, err := openReportEngine(ctx, io, rep)
 	if err != nil {
 		return err
 	}
@@ -122,32 +103,16 @@ func runPush(ctx context.Context, io *IO, opts *PushOptions) error {
 	if err != nil {
 		return err
 	}
-	rev, store, where := pushResults(ctx, io, rep)
-	if !opts.Force && len(push.BuiltPaths(rep)) > 0 {
-		if store != nil && rev != "" {
-			fmt.Fprintf(io.Err, "checking stage results for %.12s in %s\n", rev, where)
-			// Only results for this report's flake and out paths count.
-			want, err := bindingGate(ctx, store, rev, rep)
-			if err != nil {
-				return err
-			}
-			store = results.Filtered{Store: store, Want: want}
-		}
-		if err := push.CheckGate(ctx, store, rev, push.DevStages); err != nil {
-			return err
-		}
+	rev, store, err := checkPushGate(ctx, io, opts, rep)
+	if err != nil {
+		return err
 	}
 	if err := push.CheckTargets(ctx, targets); err != nil {
 		return err
 	}
-	if key == nil {
-		var generated bool
-		if key, generated, err = signing.Resolve(keySrc); err != nil {
-			return err
-		}
-		if generated {
-			fmt.Fprintf(io.Err, "generated signing key %s in %s (mode 0600)\n", key.Name(), key.Source)
-		}
+	k, err := key.get(io)
+	if err != nil {
+		return err
 	}
 	_, err = push.Run(ctx, push.Options{
 		Engine:    eng,
@@ -155,23 +120,116 @@ func runPush(ctx context.Context, io *IO, opts *PushOptions) error {
 		Rev:       rev,
 		Results:   store, // only results bound to this report
 		Force:     opts.Force,
-		Signer:    &push.NixSigner{Engine: eng, Key: key, Log: io.Err},
-		PublicKey: key.Public(),
+		Signer:    &push.NixSigner{Engine: eng, Key: k, Log: io.Err},
+		PublicKey: k.Public(),
 		Targets:   targets,
 		Out:       io.Out,
 		Log:       io.Err,
 
 		WriteChecked: true,
 		Sources:      append(append([]string{}, opts.From...), rep.Staging, rep.Cache),
-		Key:          key,
+		Key:          k,
 		Resign:       opts.Resign,
 
 		CheckContents: opts.CheckContents,
 	})
-	if err == nil && !configuredKey {
-		printTrust(io, key, targets)
+	if err == nil && !key.configured {
+		printTrust(io, k, targets)
 	}
 	return err
+}
+
+// readPushReport reads the build report and checks --cache; what is wrong
+// with either is a usage error (exit 2).
+func readPushReport(opts *PushOptions) (*report.Report, error) {
+	rep, err := report.Read(opts.Report)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, clierr.Usagef("no build report at %s: run `ci build` first, or pass --report FILE", opts.Report)
+	}
+	if err != nil {
+		return nil, clierr.Usage(err)
+	}
+	if opts.Cache != "" && !strings.HasPrefix(opts.Cache, "attic://") {
+		if err := cache.Validate(opts.Cache); err != nil {
+			return nil, err
+		}
+	}
+	return rep, nil
+}
+
+// pushKey is the signing key of a push. A configured key
+// (--signing-key-file, NIX_SIGNING_KEY_FILE or NIX_SIGNING_KEY) is read
+// before anything else happens; the local key is generated only once the
+// push is sure to go ahead.
+type pushKey struct {
+	src        signing.Source
+	configured bool
+	key        *signing.Key
+}
+
+// newPushKey reads the configured key, if there is one.
+func newPushKey(io *IO, opts *PushOptions) (*pushKey, error) {
+	k := &pushKey{
+		src:        signing.Source{File: opts.SigningKeyFile, Getenv: io.Getenv},
+		configured: opts.SigningKeyFile != "" || io.Getenv(signing.EnvKeyFile) != "" || io.Getenv(signing.EnvKey) != "",
+	}
+	if k.configured {
+		var err error
+		if k.key, _, err = signing.Resolve(k.src); err != nil {
+			return nil, err
+		}
+	}
+	return k, nil
+}
+
+// get returns the key: the configured one, or the local key, generated
+// (and said so) on first use.
+func (k *pushKey) get(io *IO) (*signing.Key, error) {
+	if k.key != nil {
+		return k.key, nil
+	}
+	key, generated, err := signing.Resolve(k.src)
+	if err != nil {
+		return nil, err
+	}
+	if generated {
+		fmt.Fprintf(io.Err, "generated signing key %s in %s (mode 0600)\n", key.Name(), key.Source)
+	}
+	k.key = key
+	return key, nil
+}
+
+// openReportEngine opens the engine the report was built with (host when
+// it names none): its store holds the outputs.
+func openReportEngine(ctx context.Context, io *IO, rep *report.Report) (engine.Engine, error) {
+	kind := rep.Engine
+	if kind == "" {
+		kind = engine.KindHost
+	}
+	return pick.Open(ctx, kind, io.Getenv, engine.Options{Source: ".", Log: io.Err})
+}
+
+// checkPushGate finds the commit and its stage results (pushResults) and,
+// unless --force is given or nothing is to be pushed, requires the dev
+// stages to have passed with results bound to this report's flake and out
+// paths. It returns the commit and the results that count.
+func checkPushGate(ctx context.Context, io *IO, opts *PushOptions, rep *report.Report) (string, results.Store, error) {
+	rev, store, where := pushResults(ctx, io, rep)
+	if opts.Force || len(push.BuiltPaths(rep)) == 0 {
+		return rev, store, nil
+	}
+	if store != nil && rev != "" {
+		fmt.Fprintf(io.Err, "checking stage results for %.12s in %s\n", rev, where)
+		want, err := bindingGate(ctx, store, rev, rep)
+		if err != nil {
+			return "", nil, err
+		}
+		store = results.Filtered{Store: store, Want: want}
+	}
+	if err := push.CheckGate(ctx, store, rev, push.DevStages); err != nil {
+		return "", nil, err
+	}
+	return rev, store, nil
 }
 
 // bindingGate refuses (exit 2) results of the dev stages that were

@@ -68,6 +68,15 @@ func outPaths(t *testing.T, rep, st string) []string {
 	return out
 }
 
+// generatedFlake writes a fixture flake of n generated packages and
+// returns its directory and a path for its build report.
+func generatedFlake(t *testing.T, n int) (dir, rep string) {
+	t.Helper()
+	dir = t.TempDir()
+	require.NoError(t, fixture.Write(dir, fixture.Generated(n, testlib.Nonce())))
+	return dir, filepath.Join(t.TempDir(), "r.json")
+}
+
 // TestPushDecidesAgainstTheTarget: `ci build` against the default local
 // cache reports every output cached; `ci push --cache http://…` still
 // uploads their closures, because what the target lacks is asked of the
@@ -76,9 +85,7 @@ func TestPushDecidesAgainstTheTarget(t *testing.T) {
 	testlib.OfflineNix(t)
 	isolatedHome(t)
 	ng := testnginx.New(t)
-	dir := t.TempDir()
-	require.NoError(t, fixture.Write(dir, fixture.Generated(3, testlib.Nonce())))
-	rep := filepath.Join(t.TempDir(), "r.json")
+	dir, rep := generatedFlake(t, 3)
 	build := []string{"build", "--engine", "host", "--flake", dir, "--report", rep}
 	io, _, errb := testIO(nil)
 	require.Equal(t, clierr.ExitOK, Run(t.Context(), io, build), errb.String())
@@ -113,9 +120,7 @@ func TestPushDecidesAgainstTheTarget(t *testing.T) {
 func TestUnwritableCaches(t *testing.T) {
 	testlib.OfflineNix(t)
 	outPath := buildOne(t)
-	rep := filepath.Join(t.TempDir(), "r.json")
-	require.NoError(t, (&report.Report{Engine: "host", Outputs: []report.Output{
-		{Attr: "packages.x86_64-linux.a", OutPaths: []string{outPath}, Status: report.StatusBuilt}}}).Write(rep))
+	rep := builtReport(t, report.Report{Engine: "host"}, outPath)
 	forbidden := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.Method == http.MethodGet {
 			http.NotFound(w, r)
@@ -168,9 +173,7 @@ func TestPushKeysThroughTheCommand(t *testing.T) {
 	isolatedHome(t)
 	ng := testnginx.New(t)
 	outPath := buildOne(t)
-	rep := filepath.Join(t.TempDir(), "r.json")
-	require.NoError(t, (&report.Report{Engine: "host", Outputs: []report.Output{
-		{Attr: "packages.x86_64-linux.a", OutPaths: []string{outPath}, Status: report.StatusBuilt}}}).Write(rep))
+	rep := builtReport(t, report.Report{Engine: "host"}, outPath)
 	push := func(env map[string]string, args ...string) (int, string, string) {
 		io, stdout, errb := testIO(env)
 		code := Run(t.Context(), io, append([]string{"push", "--report", rep, "--force"}, args...))

@@ -31,9 +31,7 @@ func TestStagingCacheBetweenJobs(t *testing.T) {
 	testlib.OfflineNix(t)
 	isolatedHome(t)
 	staging := testnginx.New(t)
-	dir := t.TempDir()
-	require.NoError(t, fixture.Write(dir, fixture.Generated(3, testlib.Nonce())))
-	rep := filepath.Join(t.TempDir(), "r.json")
+	dir, rep := generatedFlake(t, 3)
 
 	// A staging key that is not a key: exit 2, nothing built.
 	io, _, errb := testIO(map[string]string{EnvStagingKey: "staging-1:bm90LWEta2V5"})

@@ -62,9 +62,7 @@ func TestPushFlags(t *testing.T) {
 }
 
 func TestPushUsageErrors(t *testing.T) {
-	home := t.TempDir()
-	t.Setenv("XDG_CACHE_HOME", filepath.Join(home, "cache"))
-	t.Setenv("XDG_CONFIG_HOME", filepath.Join(home, "config"))
+	home := isolatedHome(t)
 	dir := t.TempDir()
 	rep := filepath.Join(dir, "r.json")
 	require.NoError(t, (&report.Report{}).Write(rep))
@@ -104,9 +102,7 @@ func TestPushUsageErrors(t *testing.T) {
 func TestPushGateReadsResults(t *testing.T) {
 	testlib.OfflineNix(t)
 	testlib.CheckPath(t, "git")
-	home := t.TempDir()
-	t.Setenv("XDG_CACHE_HOME", filepath.Join(home, "cache"))
-	t.Setenv("XDG_CONFIG_HOME", filepath.Join(home, "config"))
+	home := isolatedHome(t)
 	repo := t.TempDir()
 	git := func(args ...string) string {
 		out, err := exec.CommandContext(t.Context(), "git", append([]string{"-C", repo, "-c", "user.name=t", "-c", "user.email=t@example.org"}, args...)...).CombinedOutput()
@@ -118,10 +114,7 @@ func TestPushGateReadsResults(t *testing.T) {
 	git("add", "README")
 	git("commit", "-qm", "init")
 	rev := git("rev-parse", "HEAD")
-	outPath := buildOne(t)
-	rep := filepath.Join(t.TempDir(), "report.json")
-	require.NoError(t, (&report.Report{Flake: repo, Engine: "host", Rev: rev, Outputs: []report.Output{
-		{Attr: "packages.x86_64-linux.a", OutPaths: []string{outPath}, Status: report.StatusBuilt}}}).Write(rep))
+	rep := builtReport(t, report.Report{Flake: repo, Engine: "host", Rev: rev}, buildOne(t))
 	store := &results.FileStore{Path: results.DefaultPath(filepath.Join(repo, ".git"))}
 
 	io, stdout, errb := testIO(map[string]string{})
@@ -179,18 +172,22 @@ func buildOne(t *testing.T) string {
 	return built[0].Outputs["out"]
 }
 
+// builtReport writes r with outPath as its one output, built, to a new
+// file and returns the file.
+func builtReport(t *testing.T, r report.Report, outPath string) string {
+	t.Helper()
+	r.Outputs = []report.Output{{Attr: "packages.x86_64-linux.a", OutPaths: []string{outPath}, Status: report.StatusBuilt}}
+	rep := filepath.Join(t.TempDir(), "report.json")
+	require.NoError(t, r.Write(rep))
+	return rep
+}
+
 // TestPushEndToEnd runs `ci push` with no cache and no key: the embedded
 // default file:// cache and a key generated on first use.
 func TestPushEndToEnd(t *testing.T) {
 	testlib.OfflineNix(t)
-	home := t.TempDir()
-	t.Setenv("XDG_CACHE_HOME", filepath.Join(home, "cache"))
-	t.Setenv("XDG_CONFIG_HOME", filepath.Join(home, "config"))
-	outPath := buildOne(t)
-	dir := t.TempDir()
-	rep := filepath.Join(dir, "report.json")
-	require.NoError(t, (&report.Report{Engine: "host", Rev: "0000000000000000000000000000000000000000", Outputs: []report.Output{
-		{Attr: "packages.x86_64-linux.a", OutPaths: []string{outPath}, Status: report.StatusBuilt}}}).Write(rep))
+	home := isolatedHome(t)
+	rep := builtReport(t, report.Report{Engine: "host", Rev: "0000000000000000000000000000000000000000"}, buildOne(t))
 
 	// Unit has not passed for this rev: the gate stops the push.
 	io, _, errb := testIO(map[string]string{})

@@ -45,9 +45,7 @@ func trustRepo(t *testing.T, extra ...map[string]string) (string, string) {
 func TestGateComposedPath(t *testing.T) {
 	dir, rev := trustRepo(t)
 	t.Chdir(dir)
-	home := t.TempDir()
-	t.Setenv("XDG_CACHE_HOME", filepath.Join(home, "cache"))
-	t.Setenv("XDG_CONFIG_HOME", filepath.Join(home, "config"))
+	home := isolatedHome(t)
 	t.Setenv("NIX_CONFIG", "substituters =")
 	rep := filepath.Join(".ci-out", "build-report.json")
 	cacheURI := "file://" + filepath.Join(home, "bincache")

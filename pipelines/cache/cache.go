@@ -10,10 +10,10 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/ipex-flake/ipex-flake/internal/clierr"
+	"github.com/ipex-flake/ipex-flake/internal/parallel"
 )
 
 // Lookup tells which store paths a binary cache holds.
@@ -111,7 +111,7 @@ func (f *File) URI() string { return "file://" + f.Dir }
 
 // Has implements Lookup.
 func (f *File) Has(ctx context.Context, paths []string) (map[string]bool, error) {
-	return lookupAll(ctx, paths, 16, func(ctx context.Context, p string) (bool, error) {
+	return parallel.Map(ctx, paths, 16, func(ctx context.Context, p string) (bool, error) {
 		_, err := os.Stat(filepath.Join(f.Dir, HashPart(p)+".narinfo"))
 		if err == nil {
 			return true, nil
@@ -144,16 +144,12 @@ func (h *HTTP) Has(ctx context.Context, paths []string) (map[string]bool, error)
 	if n <= 0 {
 		n = 32
 	}
-	return lookupAll(ctx, paths, n, func(ctx context.Context, p string) (bool, error) {
+	return parallel.Map(ctx, paths, n, func(ctx context.Context, p string) (bool, error) {
 		url := h.Base + "/" + HashPart(p) + ".narinfo"
 		var lastErr error
 		for attempt := 0; attempt < 4; attempt++ {
-			if attempt > 0 {
-				select {
-				case <-ctx.Done():
-					return false, ctx.Err()
-				case <-time.After(time.Duration(100<<attempt) * time.Millisecond):
-				}
+			if err := backoff(ctx, attempt); err != nil {
+				return false, err
 			}
 			req, err := http.NewRequestWithContext(ctx, http.MethodHead, url, nil)
 			if err != nil {
@@ -184,6 +180,21 @@ func (h *HTTP) Has(ctx context.Context, paths []string) (map[string]bool, error)
 	})
 }
 
+// backoff waits before attempt number attempt of a request: not before
+// the first, then 200 ms, 400 ms, 800 ms… It returns ctx's error when ctx
+// ends first.
+func backoff(ctx context.Context, attempt int) error {
+	if attempt == 0 {
+		return nil
+	}
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-time.After(time.Duration(100<<attempt) * time.Millisecond):
+		return nil
+	}
+}
+
 type funcLookup struct {
 	uri string
 	f   FallbackFunc
@@ -192,45 +203,4 @@ type funcLookup struct {
 func (l *funcLookup) URI() string { return l.uri }
 func (l *funcLookup) Has(ctx context.Context, paths []string) (map[string]bool, error) {
 	return l.f(ctx, l.uri, paths)
-}
-
-// lookupAll runs one lookup per distinct path with at most n in flight.
-func lookupAll(ctx context.Context, paths []string, n int, one func(context.Context, string) (bool, error)) (map[string]bool, error) {
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	res := make(map[string]bool, len(paths))
-	var (
-		mu       sync.Mutex
-		firstErr error
-		wg       sync.WaitGroup
-		sem      = make(chan struct{}, n)
-	)
-	seen := map[string]bool{}
-	for _, p := range paths {
-		if seen[p] {
-			continue
-		}
-		seen[p] = true
-		wg.Add(1)
-		sem <- struct{}{}
-		go func(p string) {
-			defer func() { <-sem; wg.Done() }()
-			ok, err := one(ctx, p)
-			mu.Lock()
-			defer mu.Unlock()
-			if err != nil {
-				if firstErr == nil {
-					firstErr = err
-					cancel()
-				}
-				return
-			}
-			res[p] = ok
-		}(p)
-	}
-	wg.Wait()
-	if firstErr != nil {
-		return nil, firstErr
-	}
-	return res, nil
 }

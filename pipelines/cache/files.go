@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/ipex-flake/ipex-flake/internal/clierr"
+	"github.com/ipex-flake/ipex-flake/pipelines/report"
 )
 
 // Files reads and writes the files of a binary cache (narinfos, NARs,
@@ -89,27 +90,7 @@ func (f *FileFiles) Size(_ context.Context, name string) (int64, error) {
 // Put implements Files: a temporary file renamed into place, so a reader
 // never sees half a file.
 func (f *FileFiles) Put(_ context.Context, name string, data []byte) error {
-	p := f.path(name)
-	if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
-		return err
-	}
-	tmp, err := os.CreateTemp(filepath.Dir(p), ".tmp-"+filepath.Base(p)+"-")
-	if err != nil {
-		return err
-	}
-	defer os.Remove(tmp.Name())
-	if _, err := tmp.Write(data); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Chmod(0o644); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Close(); err != nil {
-		return err
-	}
-	return os.Rename(tmp.Name(), p)
+	return report.WriteFileAtomic(f.path(name), data, 0o644)
 }
 
 // Delete implements Files.
@@ -156,12 +137,8 @@ func (h *HTTPFiles) do(ctx context.Context, method, name string, body []byte) (*
 	u := h.Base + "/" + name
 	var last error
 	for attempt := 0; attempt < 5; attempt++ {
-		if attempt > 0 {
-			select {
-			case <-ctx.Done():
-				return nil, ctx.Err()
-			case <-time.After(time.Duration(100<<attempt) * time.Millisecond):
-			}
+		if err := backoff(ctx, attempt); err != nil {
+			return nil, err
 		}
 		var rd io.Reader
 		if body != nil {

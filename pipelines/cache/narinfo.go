@@ -39,29 +39,11 @@ func ParseNarInfo(data []byte) (*NarInfo, error) {
 			continue
 		}
 		v = strings.TrimSpace(v)
-		var err error
-		switch k {
-		case "StorePath":
-			ni.StorePath = v
-		case "URL":
-			ni.URL = v
-		case "Compression":
-			ni.Compression = v
-		case "FileHash":
-			ni.FileHash = v
-		case "FileSize":
-			ni.FileSize, err = strconv.ParseInt(v, 10, 64)
-		case "NarHash":
-			ni.NarHash = v
-		case "NarSize":
-			ni.NarSize, err = strconv.ParseInt(v, 10, 64)
-		case "References":
-			ni.References = strings.Fields(v)
-		case "Sig":
-			ni.Sigs = append(ni.Sigs, v)
-			continue // kept apart from lines
+		if k == "Sig" {
+			ni.Sigs = append(ni.Sigs, v) // kept apart from lines
+			continue
 		}
-		if err != nil {
+		if err := ni.set(k, v); err != nil {
 			return nil, fmt.Errorf("narinfo field %s: %w", k, err)
 		}
 		ni.lines = append(ni.lines, l)
@@ -70,6 +52,35 @@ func ParseNarInfo(data []byte) (*NarInfo, error) {
 		return nil, fmt.Errorf("narinfo lacks StorePath, URL, NarHash or NarSize")
 	}
 	return ni, nil
+}
+
+// textFields and sizeFields are the narinfo fields NarInfo keeps as
+// text and as sizes.
+var (
+	textFields = map[string]func(*NarInfo) *string{
+		"StorePath":   func(n *NarInfo) *string { return &n.StorePath },
+		"URL":         func(n *NarInfo) *string { return &n.URL },
+		"Compression": func(n *NarInfo) *string { return &n.Compression },
+		"FileHash":    func(n *NarInfo) *string { return &n.FileHash },
+		"NarHash":     func(n *NarInfo) *string { return &n.NarHash },
+	}
+	sizeFields = map[string]func(*NarInfo) *int64{
+		"FileSize": func(n *NarInfo) *int64 { return &n.FileSize },
+		"NarSize":  func(n *NarInfo) *int64 { return &n.NarSize },
+	}
+)
+
+// set stores the value of field k, leaving fields it does not know alone.
+func (n *NarInfo) set(k, v string) error {
+	var err error
+	if f, ok := textFields[k]; ok {
+		*f(n) = v
+	} else if f, ok := sizeFields[k]; ok {
+		*f(n), err = strconv.ParseInt(v, 10, 64)
+	} else if k == "References" {
+		n.References = strings.Fields(v)
+	}
+	return err
 }
 
 // Bytes renders the narinfo with its current signatures.

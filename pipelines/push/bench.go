@@ -109,115 +109,23 @@ func runPushBench(ctx context.Context, w io.Writer, o BenchOptions) (*BenchResul
 		defer os.RemoveAll(d)
 		dir = d
 	}
-	for _, tool := range []string{"nix", "nginx"} {
-		if _, err := exec.LookPath(tool); err != nil {
-			return nil, fmt.Errorf("the push benchmark needs %s on PATH", tool)
-		}
-	}
-	ng, err := nginx.Start(filepath.Join(dir, "nginx"), "")
+	b, err := startPushBench(ctx, w, dir, o)
 	if err != nil {
 		return nil, err
 	}
-	defer ng.Stop()
-
-	flakeDir := filepath.Join(dir, "flake")
-	fmt.Fprintf(w, "building a fixture closure of %d paths…\n", o.Paths+1)
-	top, err := buildBenchFixture(ctx, flakeDir, o.Paths, o.Lines)
-	if err != nil {
-		return nil, err
-	}
-	eng, err := host.New(engine.Options{Source: flakeDir})
-	if err != nil {
-		return nil, err
-	}
-	defer eng.Close()
-	closure, err := Closure(ctx, eng, []string{top})
-	if err != nil {
-		return nil, err
-	}
-	res := &BenchResult{ClosurePaths: len(closure)}
-	key, err := signing.Generate("ipex-bench-1")
-	if err != nil {
-		return nil, err
-	}
-	rep := &report.Report{Outputs: []report.Output{{Attr: "top", OutPaths: []string{top}, Status: report.StatusBuilt}}}
-
-	var cpuCopy, cpuPush time.Duration
-	// nix side: sign the closure, copy it to a fresh cache.
-	copySide := func(i int) (time.Duration, error) {
-		cpu0 := cpuTime()
-		defer func() { cpuCopy = cpuTime() - cpu0 }()
-		start := time.Now()
-		if err := (&NixSigner{Engine: eng, Key: key}).Sign(ctx, closure); err != nil {
-			return 0, err
-		}
-		if err := run(ctx, eng, nil, engine.Cmd{Args: nixcli.Nix("copy", "--to", fmt.Sprintf("%s/copy-%d", ng.URL(), i), top)}, "nix copy"); err != nil {
-			return 0, err
-		}
-		return time.Since(start), nil
-	}
-	// ci push side: the same closure, key and kind of cache.
-	var phases []string
-	pushSide := func(i int) (time.Duration, error) {
-		uri := fmt.Sprintf("%s/push-%d", ng.URL(), i)
-		targets, err := Targets(TargetConfig{Cache: uri, Engine: eng})
-		if err != nil {
-			return 0, err
-		}
-		var log bytes.Buffer
-		cpu0 := cpuTime()
-		defer func() { cpuPush = cpuTime() - cpu0 }()
-		start := time.Now()
-		sums, err := Run(ctx, Options{Engine: eng, Report: rep, Force: true, Signer: &NixSigner{Engine: eng, Key: key},
-			PublicKey: key.Public(), Key: key, Targets: targets, Log: &log})
-		if err != nil {
-			return 0, err
-		}
-		for _, l := range strings.Split(log.String(), "\n") {
-			if strings.HasPrefix(l, uri+": ") {
-				phases = append(phases, strings.TrimPrefix(l, uri+": "))
-			}
-		}
-		if len(sums) != 1 || sums[0].Pushed != len(closure) {
-			return 0, fmt.Errorf("ci push uploaded %v, not the %d paths of the closure", sums, len(closure))
-		}
-		return time.Since(start), nil
-	}
+	defer b.close()
+	res := &BenchResult{ClosurePaths: len(b.closure)}
 	fmt.Fprintf(w, "%-5s %-12s %-12s %s\n", "rep", "nix copy", "ci push", "push ÷ copy")
 	for i := 0; i < o.Reps; i++ {
-		var c, p time.Duration
-		var err error
-		if i%2 == 0 {
-			if c, err = copySide(i); err == nil {
-				p, err = pushSide(i)
-			}
-		} else {
-			if p, err = pushSide(i); err == nil {
-				c, err = copySide(i)
-			}
-		}
-		if err != nil {
+		if err := b.repetition(ctx, w, i, res); err != nil {
 			return nil, err
-		}
-		res.Copies = append(res.Copies, c)
-		res.Pushes = append(res.Pushes, p)
-		res.Ratios = append(res.Ratios, p.Seconds()/c.Seconds())
-		res.CPURatios = append(res.CPURatios, cpuPush.Seconds()/cpuCopy.Seconds())
-		first := "copy first"
-		if i%2 == 1 {
-			first = "push first"
-		}
-		fmt.Fprintf(w, "%-5d %-12v %-12v %.3f (%s; CPU %v ÷ %v = %.3f)\n", i+1, c.Round(time.Millisecond), p.Round(time.Millisecond), res.Ratios[i], first,
-			cpuPush.Round(time.Millisecond), cpuCopy.Round(time.Millisecond), res.CPURatios[i])
-		if len(phases) > i {
-			fmt.Fprintf(w, "      ci push: %s\n", phases[i])
 		}
 	}
 	res.Ratio, res.Spread = medianSpread(res.Ratios)
 	var cpuSpread float64
 	res.CPURatio, cpuSpread = medianSpread(res.CPURatios)
 
-	if err := benchLookups(ctx, ng, o.Lookups, res); err != nil {
+	if err := benchLookups(ctx, b.ng, o.Lookups, res); err != nil {
 		return nil, err
 	}
 	printPushBench(w, res, o, cpuSpread)
@@ -225,6 +133,139 @@ func runPushBench(ctx context.Context, w io.Writer, o BenchOptions) (*BenchResul
 		return res, clierr.Failedf("ci push took %.3f× nix copy (median of %d), over the target of %.2f×", res.Ratio, o.Reps, o.Target)
 	}
 	return res, nil
+}
+
+// pushBench is what both sides of the benchmark share: a fixture closure
+// built in the host store, the key that signs it, and the nginx WebDAV
+// server whose fresh caches it is uploaded to.
+type pushBench struct {
+	ng      *nginx.Server
+	eng     engine.Engine
+	top     string   // the closure's top path, the one output
+	closure []string // every path of the closure
+	key     *signing.Key
+	rep     *report.Report // a build report with top built
+	// cpuCopy and cpuPush are the CPU times of the latest run of each side.
+	cpuCopy, cpuPush time.Duration
+	// phases is the ci push timing line of each repetition.
+	phases []string
+}
+
+// startPushBench checks for nix and nginx, starts nginx and builds the
+// fixture closure under dir. close stops what it started.
+func startPushBench(ctx context.Context, w io.Writer, dir string, o BenchOptions) (_ *pushBench, err error) {
+	for _, tool := range []string{"nix", "nginx"} {
+		if _, err := exec.LookPath(tool); err != nil {
+			return nil, fmt.Errorf("the push benchmark needs %s on PATH", tool)
+		}
+	}
+	b := &pushBench{}
+	if b.ng, err = nginx.Start(filepath.Join(dir, "nginx"), ""); err != nil {
+		return nil, err
+	}
+	defer func() {
+		if err != nil {
+			b.close()
+		}
+	}()
+	flakeDir := filepath.Join(dir, "flake")
+	fmt.Fprintf(w, "building a fixture closure of %d paths…\n", o.Paths+1)
+	if b.top, err = buildBenchFixture(ctx, flakeDir, o.Paths, o.Lines); err != nil {
+		return nil, err
+	}
+	if b.eng, err = host.New(engine.Options{Source: flakeDir}); err != nil {
+		return nil, err
+	}
+	if b.closure, err = Closure(ctx, b.eng, []string{b.top}); err != nil {
+		return nil, err
+	}
+	if b.key, err = signing.Generate("ipex-bench-1"); err != nil {
+		return nil, err
+	}
+	b.rep = &report.Report{Outputs: []report.Output{{Attr: "top", OutPaths: []string{b.top}, Status: report.StatusBuilt}}}
+	return b, nil
+}
+
+// close closes the engine and stops nginx.
+func (b *pushBench) close() {
+	if b.eng != nil {
+		b.eng.Close()
+	}
+	b.ng.Stop()
+}
+
+// repetition runs both sides once, copy first in even repetitions and
+// push first in odd ones, adds the times and ratios to res and prints them.
+func (b *pushBench) repetition(ctx context.Context, w io.Writer, i int, res *BenchResult) error {
+	var c, p time.Duration
+	var err error
+	first := "copy first"
+	if i%2 == 0 {
+		if c, err = b.copySide(ctx, i); err == nil {
+			p, err = b.pushSide(ctx, i)
+		}
+	} else {
+		first = "push first"
+		if p, err = b.pushSide(ctx, i); err == nil {
+			c, err = b.copySide(ctx, i)
+		}
+	}
+	if err != nil {
+		return err
+	}
+	res.Copies = append(res.Copies, c)
+	res.Pushes = append(res.Pushes, p)
+	res.Ratios = append(res.Ratios, p.Seconds()/c.Seconds())
+	res.CPURatios = append(res.CPURatios, b.cpuPush.Seconds()/b.cpuCopy.Seconds())
+	fmt.Fprintf(w, "%-5d %-12v %-12v %.3f (%s; CPU %v ÷ %v = %.3f)\n", i+1, c.Round(time.Millisecond), p.Round(time.Millisecond), res.Ratios[i], first,
+		b.cpuPush.Round(time.Millisecond), b.cpuCopy.Round(time.Millisecond), res.CPURatios[i])
+	if len(b.phases) > i {
+		fmt.Fprintf(w, "      ci push: %s\n", b.phases[i])
+	}
+	return nil
+}
+
+// copySide is the nix side of repetition i: sign the closure, copy it to
+// a fresh cache.
+func (b *pushBench) copySide(ctx context.Context, i int) (time.Duration, error) {
+	cpu0 := cpuTime()
+	defer func() { b.cpuCopy = cpuTime() - cpu0 }()
+	start := time.Now()
+	if err := (&NixSigner{Engine: b.eng, Key: b.key}).Sign(ctx, b.closure); err != nil {
+		return 0, err
+	}
+	if err := run(ctx, b.eng, nil, engine.Cmd{Args: nixcli.Nix("copy", "--to", fmt.Sprintf("%s/copy-%d", b.ng.URL(), i), b.top)}, "nix copy"); err != nil {
+		return 0, err
+	}
+	return time.Since(start), nil
+}
+
+// pushSide is the ci push side of repetition i: the same closure, key
+// and kind of cache.
+func (b *pushBench) pushSide(ctx context.Context, i int) (time.Duration, error) {
+	uri := fmt.Sprintf("%s/push-%d", b.ng.URL(), i)
+	targets, err := Targets(TargetConfig{Cache: uri, Engine: b.eng})
+	if err != nil {
+		return 0, err
+	}
+	var log bytes.Buffer
+	cpu0 := cpuTime()
+	defer func() { b.cpuPush = cpuTime() - cpu0 }()
+	start := time.Now()
+	sums, err := Run(ctx, Options{Engine: b.eng, Report: b.rep, Force: true, Signer: &NixSigner{Engine: b.eng, Key: b.key},
+		PublicKey: b.key.Public(), Key: b.key, Targets: targets, Log: &log})
+	if err != nil {
+		return 0, err
+	}
+	for _, l := range strings.Split(log.String(), "\n") {
+		if strings.HasPrefix(l, uri+": ") {
+			b.phases = append(b.phases, strings.TrimPrefix(l, uri+": "))
+		}
+	}
+	if len(sums) != 1 || sums[0].Pushed != len(b.closure) {
+		return 0, fmt.Errorf("ci push uploaded %v, not the %d paths of the closure", sums, len(b.closure))
+	}
+	return time.Since(start), nil
 }
 
 // benchLookups times n narinfo lookups against nginx, half of which exist,

@@ -7,9 +7,8 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
-	"sort"
-	"sync"
 
+	"github.com/ipex-flake/ipex-flake/internal/parallel"
 	"github.com/ipex-flake/ipex-flake/pipelines/cache"
 )
 
@@ -37,38 +36,9 @@ const inspectConcurrency = 16
 // also reads the NAR in full and checks its hash. Nothing is cached in
 // between: these are the files a substituting client would get.
 func inspect(ctx context.Context, files cache.Files, paths []string, deep bool) (map[string]*entry, error) {
-	var (
-		mu    sync.Mutex
-		out   = make(map[string]*entry, len(paths))
-		first error
-		wg    sync.WaitGroup
-		sem   = make(chan struct{}, inspectConcurrency)
-	)
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	for _, p := range paths {
-		wg.Add(1)
-		sem <- struct{}{}
-		go func(p string) {
-			defer func() { <-sem; wg.Done() }()
-			e, err := inspectOne(ctx, files, p, deep)
-			mu.Lock()
-			defer mu.Unlock()
-			if err != nil {
-				if first == nil {
-					first = err
-					cancel()
-				}
-				return
-			}
-			out[p] = e
-		}(p)
-	}
-	wg.Wait()
-	if first != nil {
-		return nil, first
-	}
-	return out, nil
+	return parallel.Map(ctx, paths, inspectConcurrency, func(ctx context.Context, p string) (*entry, error) {
+		return inspectOne(ctx, files, p, deep)
+	})
 }
 
 func inspectOne(ctx context.Context, files cache.Files, p string, deep bool) (*entry, error) {
@@ -130,14 +100,4 @@ func inspectOne(ctx context.Context, files cache.Files, p string, deep bool) (*e
 		e.Damage, e.BadNAR = fmt.Sprintf("its NAR %s has hash %s, the narinfo says %s", ni.URL, cache.SHA256Nix32(sum), ni.FileHash), true
 	}
 	return e, nil
-}
-
-// sortedKeys returns the keys of m, sorted.
-func sortedKeys[V any](m map[string]V) []string {
-	out := make([]string, 0, len(m))
-	for k := range m {
-		out = append(out, k)
-	}
-	sort.Strings(out)
-	return out
 }

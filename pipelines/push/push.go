@@ -120,11 +120,15 @@ func BuiltPaths(r *report.Report) []string { return PushablePaths(r) }
 // PushablePaths returns the out paths of the report's built, cached and
 // present outputs. Whether the target has them is decided against the
 // target itself, whichever cache the build consulted.
-func PushablePaths(r *report.Report) []string {
+func PushablePaths(r *report.Report) []string { return pathsWithStatus(r, pushable) }
+
+// pathsWithStatus returns the distinct out paths, sorted, of the report's
+// outputs whose status keep accepts.
+func pathsWithStatus(r *report.Report, keep func(status string) bool) []string {
 	seen := map[string]bool{}
 	var out []string
 	for _, o := range r.Outputs {
-		if !pushable(o.Status) {
+		if !keep(o.Status) {
 			continue
 		}
 		for _, p := range o.OutPaths {

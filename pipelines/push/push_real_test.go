@@ -66,20 +66,7 @@ func substitute(t *testing.T, cacheURI, pub string, paths []string) (string, err
 }
 
 func TestPushRealCaches(t *testing.T) {
-	tests := []struct {
-		name  string
-		cache func(t *testing.T) (uri, dir string)
-	}{
-		{"file", func(t *testing.T) (string, string) {
-			d := filepath.Join(t.TempDir(), "cache")
-			return "file://" + d, d
-		}},
-		{"nginx-webdav", func(t *testing.T) (string, string) {
-			s := testnginx.New(t)
-			return s.URL(), s.Root
-		}},
-	}
-	for _, tt := range tests {
+	for _, tt := range realCaches {
 		t.Run(tt.name, func(t *testing.T) {
 			b := buildFixture(t, 2, 200)
 			uri, dir := tt.cache(t)
@@ -292,19 +279,17 @@ func (h *lineHook) Write(p []byte) (int, error) {
 	defer h.mu.Unlock()
 	h.buf = append(h.buf, p...)
 	for {
-		i := bytes.IndexByte(h.buf, '\n')
-		if i < 0 {
-			break
+		line, rest, ok := bytes.Cut(h.buf, []byte("\n"))
+		if !ok {
+			return len(p), nil
 		}
-		if strings.Contains(string(h.buf[:i]), h.match) {
-			h.seen++
-			if h.seen == h.n {
+		h.buf = rest
+		if bytes.Contains(line, []byte(h.match)) {
+			if h.seen++; h.seen == h.n {
 				h.do()
 			}
 		}
-		h.buf = h.buf[i+1:]
 	}
-	return len(p), nil
 }
 
 // pidsWithArg returns the processes (other than this one) with arg on

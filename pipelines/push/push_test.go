@@ -195,9 +195,9 @@ func TestTargets(t *testing.T) {
 
 func TestHostedUploadersPassTokensAsSecrets(t *testing.T) {
 	eng := &recordingEngine{}
-	c := &Cachix{Engine: eng, Cache: "c", Secrets: map[string]string{EnvCachixToken: "tok"}}
+	c := &HostedPush{Tool: "cachix", Engine: eng, Cache: "c", Secrets: map[string]string{EnvCachixToken: "tok"}}
 	require.NoError(t, c.Upload(t.Context(), []string{pA}))
-	a := &Attic{Engine: eng, Cache: "srv:main"}
+	a := &HostedPush{Tool: "attic", Engine: eng, Cache: "srv:main"}
 	require.NoError(t, a.Upload(t.Context(), []string{pA}))
 	require.Len(t, eng.cmds, 2)
 	assert.Equal(t, []string{"cachix", "push", "c", pA}, eng.cmds[0].Args)
@@ -206,7 +206,7 @@ func TestHostedUploadersPassTokensAsSecrets(t *testing.T) {
 	assert.Equal(t, []string{"attic", "push", "srv:main", pA}, eng.cmds[1].Args)
 
 	failing := &recordingEngine{answer: func(engine.Cmd) (string, int) { return "", 3 }}
-	err := (&Cachix{Engine: failing, Cache: "c"}).Upload(t.Context(), []string{pA})
+	err := (&HostedPush{Tool: "cachix", Engine: failing, Cache: "c"}).Upload(t.Context(), []string{pA})
 	assert.Equal(t, clierr.ExitFailed, clierr.Code(err))
 }
 

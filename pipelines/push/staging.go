@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"sort"
 	"strings"
 
 	"github.com/ipex-flake/ipex-flake/internal/clierr"
@@ -33,21 +32,7 @@ type StageOptions struct {
 // those of its built and present outputs (cached ones are in a cache
 // already, and later jobs substitute them from there).
 func StagePaths(r *report.Report) []string {
-	seen := map[string]bool{}
-	var out []string
-	for _, o := range r.Outputs {
-		if o.Status != report.StatusBuilt && o.Status != StatusPresent {
-			continue
-		}
-		for _, p := range o.OutPaths {
-			if !seen[p] {
-				seen[p] = true
-				out = append(out, p)
-			}
-		}
-	}
-	sort.Strings(out)
-	return out
+	return pathsWithStatus(r, func(st string) bool { return st == report.StatusBuilt || st == StatusPresent })
 }
 
 // Stage uploads (signed with the staging key when there is one) the closures of the report's built and present
@@ -69,45 +54,9 @@ func Stage(ctx context.Context, o StageOptions) (pushed int, err error) {
 		return 0, err
 	}
 	files := cache.NewFiles(o.URI)
-	var upload []string
-	if files != nil {
-		ents, err := inspect(ctx, files, closure, false)
-		if err != nil {
-			return 0, clierr.Failedf("cannot read staging cache %s: %v; check the URI and that the cache is up", o.URI, err)
-		}
-		for _, p := range closure {
-			e := ents[p]
-			switch {
-			case e.Info == nil:
-				upload = append(upload, p)
-			case e.Damage != "":
-				fmt.Fprintf(log, "repairing %s in %s: %s\n", p, o.URI, e.Damage)
-				names := []string{cache.NarInfoName(p)}
-				if e.BadNAR && e.Info.URL != "" {
-					names = append(names, e.Info.URL)
-				}
-				for _, name := range names {
-					if err := files.Delete(ctx, name); err != nil {
-						return 0, clierr.Failedf("cannot repair %s in %s: removing %s failed: %v", p, o.URI, name, err)
-					}
-				}
-				upload = append(upload, p)
-			}
-		}
-	} else {
-		lookup, err := cache.New(o.URI, PathInfoLookup(o.Engine))
-		if err != nil {
-			return 0, err
-		}
-		has, err := lookup.Has(ctx, closure)
-		if err != nil {
-			return 0, clierr.Failedf("cannot read staging cache %s: %v", o.URI, err)
-		}
-		for _, p := range closure {
-			if !has[p] {
-				upload = append(upload, p)
-			}
-		}
+	upload, err := stagingLacks(ctx, o, files, closure, log)
+	if err != nil {
+		return 0, err
 	}
 	if len(upload) == 0 {
 		fmt.Fprintf(log, "staging: %d paths already in %s\n", len(closure), o.URI)
@@ -129,6 +78,34 @@ func Stage(ctx context.Context, o StageOptions) (pushed int, err error) {
 	}
 	fmt.Fprintf(log, "staging: uploaded %d paths to %s (%s)\n", len(upload), o.URI, strings.TrimSuffix(plural(len(closure)-len(upload), "path was", "paths were")+" already there", " "))
 	return len(upload), nil
+}
+
+// stagingLacks returns the paths of closure the staging cache lacks,
+// sorted: asked of its files when it has them (damaged entries are
+// removed there and count as lacking), else through a lookup.
+func stagingLacks(ctx context.Context, o StageOptions, files cache.Files, closure []string, log io.Writer) ([]string, error) {
+	if files == nil {
+		lookup, err := cache.New(o.URI, PathInfoLookup(o.Engine))
+		if err != nil {
+			return nil, err
+		}
+		missing, err := lacking(ctx, lookup, closure)
+		if err != nil {
+			return nil, clierr.Failedf("cannot read staging cache %s: %v", o.URI, err)
+		}
+		return missing, nil
+	}
+	ents, err := inspect(ctx, files, closure, false)
+	if err != nil {
+		return nil, clierr.Failedf("cannot read staging cache %s: %v; check the URI and that the cache is up", o.URI, err)
+	}
+	missing, damaged, _ := sortEntries(ents, closure, log, o.URI)
+	for _, p := range damaged {
+		if _, err := removeDamaged(ctx, files, ents[p]); err != nil {
+			return nil, clierr.Failedf("cannot repair %s in %s: %v", p, o.URI, err)
+		}
+	}
+	return sortedUnion(missing, damaged), nil
 }
 
 func plural(n int, one, many string) string {

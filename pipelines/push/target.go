@@ -70,16 +70,28 @@ func storeTarget(c TargetConfig, uri string, getenv func(string) string) (Target
 	if strings.HasPrefix(uri, "attic://") {
 		return atticTarget(c, uri, getenv)
 	}
-	lookup, err := cache.New(uri, PathInfoLookup(c.Engine))
+	t, err := nixStoreTarget(c, uri, uri, &NixCopy{Engine: c.Engine, URI: uri, Log: c.Log}, "")
+	if err != nil {
+		return Target{}, err
+	}
+	t.Files = cache.NewFiles(uri)
+	return t, nil
+}
+
+// nixStoreTarget is the target uri that up uploads to and that nix reads
+// as the store sub: lookups and verification go there. pub is the key the
+// cache signs with ("" = ours).
+func nixStoreTarget(c TargetConfig, uri, sub string, up Uploader, pub string) (Target, error) {
+	lookup, err := cache.New(sub, PathInfoLookup(c.Engine))
 	if err != nil {
 		return Target{}, err
 	}
 	return Target{
-		URI:      uri,
-		Lookup:   lookup,
-		Files:    cache.NewFiles(uri),
-		Uploader: &NixCopy{Engine: c.Engine, URI: uri, Log: c.Log},
-		Verifier: &NixVerifier{Engine: c.Engine, URI: uri, Log: c.Log},
+		URI:       uri,
+		Lookup:    lookup,
+		Uploader:  up,
+		Verifier:  &NixVerifier{Engine: c.Engine, URI: sub, Log: c.Log},
+		PublicKey: pub,
 	}, nil
 }
 
@@ -107,7 +119,7 @@ func cachixTarget(c TargetConfig, getenv func(string) string) (Target, error) {
 	return Target{
 		URI:       "cachix:" + name,
 		Lookup:    &cache.HTTP{Base: base, Client: &http.Client{Timeout: 30 * time.Second}},
-		Uploader:  &Cachix{Engine: c.Engine, Cache: name, Secrets: secrets, Log: c.Log},
+		Uploader:  &HostedPush{Tool: "cachix", Engine: c.Engine, Cache: name, Secrets: secrets, Log: c.Log},
 		Verifier:  &NixVerifier{Engine: c.Engine, URI: base, Log: c.Log},
 		PublicKey: pub,
 	}, nil
@@ -133,17 +145,8 @@ func atticTarget(c TargetConfig, uri string, getenv func(string) string) (Target
 	if err := signing.ParsePublic(pub); err != nil {
 		return Target{}, clierr.Usagef("%s: %v", EnvAtticPublicKey, err)
 	}
-	lookup, err := cache.New(sub, PathInfoLookup(c.Engine))
-	if err != nil {
-		return Target{}, err
-	}
-	return Target{
-		URI:       uri,
-		Lookup:    lookup,
-		Uploader:  &Attic{Engine: c.Engine, Cache: u.Host + ":" + cacheName, Log: c.Log},
-		Verifier:  &NixVerifier{Engine: c.Engine, URI: sub, Log: c.Log},
-		PublicKey: pub,
-	}, nil
+	up := &HostedPush{Tool: "attic", Engine: c.Engine, Cache: u.Host + ":" + cacheName, Log: c.Log}
+	return nixStoreTarget(c, uri, sub, up, pub)
 }
 
 // PathInfoLookup answers lookups for stores cache cannot read itself

@@ -93,54 +93,34 @@ func (n *NixCopy) Upload(ctx context.Context, paths []string) error {
 	return nil
 }
 
-// Cachix uploads with `cachix push NAME`, authenticated by
-// CACHIX_AUTH_TOKEN (and CACHIX_SIGNING_KEY for self-signed caches), both
-// passed as engine secrets.
-type Cachix struct {
+// HostedPush uploads with a hosted cache's own client, `TOOL push CACHE
+// PATH…`, credentials passed as engine secrets: `cachix push NAME`,
+// authenticated by CACHIX_AUTH_TOKEN (and CACHIX_SIGNING_KEY for
+// self-signed caches), or `attic push SERVER:CACHE` to a server the
+// engine's attic has been logged in to (`attic login`), or with
+// ATTIC_TOKEN for attic's own use.
+type HostedPush struct {
+	// Tool is the client: "cachix" or "attic".
+	Tool   string
 	Engine engine.Engine
-	Cache  string
-	// Secrets are CACHIX_AUTH_TOKEN and, when set, CACHIX_SIGNING_KEY.
+	// Cache is the cache as the tool's push takes it: NAME for cachix,
+	// SERVER:CACHE for attic.
+	Cache string
+	// Secrets are the tool's credentials from the environment.
 	Secrets map[string]string
 	Log     io.Writer
 }
 
-var _ Uploader = (*Cachix)(nil)
+var _ Uploader = (*HostedPush)(nil)
 
 // Name implements Uploader.
-func (c *Cachix) Name() string { return "cachix:" + c.Cache }
+func (h *HostedPush) Name() string { return h.Tool + ":" + h.Cache }
 
 // Upload implements Uploader.
-func (c *Cachix) Upload(ctx context.Context, paths []string) error {
+func (h *HostedPush) Upload(ctx context.Context, paths []string) error {
 	for _, ch := range chunks(paths) {
-		args := append([]string{"cachix", "push", c.Cache}, ch...)
-		if err := run(ctx, c.Engine, c.Log, engine.Cmd{Args: args, Secrets: c.Secrets}, "cachix push "+c.Cache); err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
-// Attic uploads with `attic push SERVER:CACHE`; the server is one the
-// engine's attic has been logged in to (`attic login`), or ATTIC_TOKEN is
-// passed as a secret for attic's own use.
-type Attic struct {
-	Engine engine.Engine
-	// Cache is "SERVER:CACHE" as attic push takes it.
-	Cache   string
-	Secrets map[string]string
-	Log     io.Writer
-}
-
-var _ Uploader = (*Attic)(nil)
-
-// Name implements Uploader.
-func (a *Attic) Name() string { return "attic:" + a.Cache }
-
-// Upload implements Uploader.
-func (a *Attic) Upload(ctx context.Context, paths []string) error {
-	for _, ch := range chunks(paths) {
-		args := append([]string{"attic", "push", a.Cache}, ch...)
-		if err := run(ctx, a.Engine, a.Log, engine.Cmd{Args: args, Secrets: a.Secrets}, "attic push "+a.Cache); err != nil {
+		args := append([]string{h.Tool, "push", h.Cache}, ch...)
+		if err := run(ctx, h.Engine, h.Log, engine.Cmd{Args: args, Secrets: h.Secrets}, h.Tool+" push "+h.Cache); err != nil {
 			return err
 		}
 	}
