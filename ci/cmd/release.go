@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"regexp"
 
@@ -249,6 +250,33 @@ func releaseSetup(ctx context.Context, io *IO, common *ReleaseCommon) (*promote.
 	return p, nil
 }
 
+// openRelease checks --phase-version and opens the promoter, as every
+// release subcommand does first.
+func openRelease(ctx context.Context, io *IO, common *ReleaseCommon) (version.Config, *promote.Promoter, error) {
+	cfg, err := common.versionConfig()
+	if err != nil {
+		return cfg, nil, err
+	}
+	p, err := releaseSetup(ctx, io, common)
+	if err != nil {
+		return cfg, nil, redactErr(io, err)
+	}
+	return cfg, p, nil
+}
+
+// openGatedRelease is openRelease with the GPU classes the gates check
+// loaded into the promoter.
+func openGatedRelease(ctx context.Context, io *IO, common *ReleaseCommon) (version.Config, *promote.Promoter, error) {
+	cfg, p, err := openRelease(ctx, io, common)
+	if err != nil {
+		return cfg, nil, err
+	}
+	if err := withGPUClasses(p); err != nil {
+		return cfg, nil, err
+	}
+	return cfg, p, nil
+}
+
 // approver returns --approved-by, or the approval of a GitHub Actions
 // environment with required reviewers (the workflow sets CI_APPROVED_BY).
 func approver(io *IO, flag string) string {
@@ -291,40 +319,12 @@ func redactErr(io *IO, err error) error {
 }
 
 func runReleasePromote(ctx context.Context, o *ReleasePromoteOptions) error {
-	ch, err := parseChannel("--to", o.To)
+	opts, err := promoteOptions(ctx, o)
 	if err != nil {
 		return err
 	}
-	if o.Rev != "" && !gitrepo.ValidRev(o.Rev) {
-		return clierr.Usagef("--rev %q is not a revision: pass a commit SHA, tag or branch (for example --rev HEAD)", o.Rev)
-	}
-	cfg, err := o.Common.versionConfig()
+	_, p, err := openGatedRelease(ctx, o.IO, o.Common)
 	if err != nil {
-		return err
-	}
-	opts := promote.Options{Channel: ch, Rev: o.Rev, DryRun: o.DryRun, ApprovedBy: approver(o.IO, o.ApprovedBy),
-		Cache: o.Cache, PublicKey: o.PublicKey, Version: cfg, AllowExternalServices: o.AllowExternalServices}
-	path := o.ReportPath
-	if path == "" {
-		if _, err := os.Stat(report.DefaultReportPath); err == nil {
-			path = report.DefaultReportPath
-		}
-	}
-	if path != "" {
-		rep, err := report.Read(path)
-		if err != nil {
-			return clierr.Usagef("--report: %v (pass the file written by ci build --report)", err)
-		}
-		opts.Report = rep
-		if opts.Want, err = reportBinding(ctx, rep); err != nil {
-			return err
-		}
-	}
-	p, err := releaseSetup(ctx, o.IO, o.Common)
-	if err != nil {
-		return redactErr(o.IO, err)
-	}
-	if err := withGPUClasses(p); err != nil {
 		return err
 	}
 	if err := withProvenance(ctx, o, &opts, p); err != nil {
@@ -342,39 +342,89 @@ func runReleasePromote(ctx context.Context, o *ReleasePromoteOptions) error {
 		}
 		return redactErr(o.IO, err)
 	}
-	w := o.IO.Out
-	promote.Print(w, out.Plan, o.DryRun)
-	if out.Plan.AlreadyStable != "" {
-		return nil
+	promote.Print(o.IO.Out, out.Plan, o.DryRun)
+	switch {
+	case out.Plan.AlreadyStable != "":
+		// Nothing to do, and promote.Print has said so.
+	case o.DryRun:
+		printPromoteDryRun(o.IO.Out, p, out.Plan, opts.Channel)
+	default:
+		printPromoted(o.IO, p, out, printed.Bytes())
 	}
-	if o.DryRun {
-		if out.Plan.Resume {
-			fmt.Fprintf(w, "dry run on %s: a run would finish whatever an earlier run of this promotion left undone (ref, release, manifest, notification); nothing was changed\n", p.Forge.Kind())
-			return nil
+	return nil
+}
+
+// promoteOptions checks the flags of ci release promote and turns them into
+// the promotion's options, with the binding of the build report (--report,
+// else the default report when it exists).
+func promoteOptions(ctx context.Context, o *ReleasePromoteOptions) (promote.Options, error) {
+	ch, err := parseChannel("--to", o.To)
+	if err != nil {
+		return promote.Options{}, err
+	}
+	if o.Rev != "" && !gitrepo.ValidRev(o.Rev) {
+		return promote.Options{}, clierr.Usagef("--rev %q is not a revision: pass a commit SHA, tag or branch (for example --rev HEAD)", o.Rev)
+	}
+	cfg, err := o.Common.versionConfig()
+	if err != nil {
+		return promote.Options{}, err
+	}
+	opts := promote.Options{Channel: ch, Rev: o.Rev, DryRun: o.DryRun, ApprovedBy: approver(o.IO, o.ApprovedBy),
+		Cache: o.Cache, PublicKey: o.PublicKey, Version: cfg, AllowExternalServices: o.AllowExternalServices}
+	path := o.ReportPath
+	if path == "" {
+		if _, err := os.Stat(report.DefaultReportPath); err == nil {
+			path = report.DefaultReportPath
 		}
-		fmt.Fprintf(w, "dry run on %s: would create tag %s, move channels/%s to %s, publish the release below and notify %s; nothing was changed\n",
-			p.Forge.Kind(), out.Plan.Tag, ch, shorthash.Commit(out.Plan.Rev), p.Notifier.Target())
-		promote.PrintRelease(w, out.Plan)
-		msg := slack.PromotionMessage(slack.Promotion{Tag: out.Plan.Tag, Channel: string(ch), Rev: out.Plan.Rev,
-			Previous: out.Plan.Previous, RepoURL: p.Forge.RepoURL(), ApprovedBy: out.Plan.ApprovedBy})
-		fmt.Fprintf(w, "--- slack message ---\n%s\n", msg.Text)
-		return nil
 	}
-	printSteps(o.IO, out)
+	if path == "" {
+		return opts, nil
+	}
+	rep, err := report.Read(path)
+	if err != nil {
+		return promote.Options{}, clierr.Usagef("--report: %v (pass the file written by ci build --report)", err)
+	}
+	opts.Report = rep
+	if opts.Want, err = reportBinding(ctx, rep); err != nil {
+		return promote.Options{}, err
+	}
+	return opts, nil
+}
+
+// printPromoteDryRun says what a promotion would change: the tag, the channel
+// ref, the release and the Slack message.
+func printPromoteDryRun(w io.Writer, p *promote.Promoter, plan *promote.Plan, ch version.Channel) {
+	if plan.Resume {
+		fmt.Fprintf(w, "dry run on %s: a run would finish whatever an earlier run of this promotion left undone (ref, release, manifest, notification); nothing was changed\n", p.Forge.Kind())
+		return
+	}
+	fmt.Fprintf(w, "dry run on %s: would create tag %s, move channels/%s to %s, publish the release below and notify %s; nothing was changed\n",
+		p.Forge.Kind(), plan.Tag, ch, shorthash.Commit(plan.Rev), p.Notifier.Target())
+	promote.PrintRelease(w, plan)
+	msg := slack.PromotionMessage(slack.Promotion{Tag: plan.Tag, Channel: string(ch), Rev: plan.Rev,
+		Previous: plan.Previous, RepoURL: p.Forge.RepoURL(), ApprovedBy: plan.ApprovedBy})
+	fmt.Fprintf(w, "--- slack message ---\n%s\n", msg.Text)
+}
+
+// printPromoted reports a promotion that ran: its steps, the release a
+// local run made, the message printed instead of sent, and notifications
+// that failed.
+func printPromoted(io *IO, p *promote.Promoter, out *promote.Outcome, printed []byte) {
+	w := io.Out
+	printSteps(io, out)
 	if p.Forge.Kind() == "local" && out.Changed() {
 		fmt.Fprintf(w, "local mode (no GITHUB_TOKEN): tags and channels/* refs were made in this repository; the release that would be published on GitHub:\n")
 		promote.PrintRelease(w, out.Plan)
 	}
 	if !out.Changed() {
-		fmt.Fprintf(w, "%s on %s was already complete: nothing changed\n", out.Plan.Tag, ch)
+		fmt.Fprintf(w, "%s on %s was already complete: nothing changed\n", out.Plan.Tag, out.Plan.Channel)
 	}
-	if printed.Len() > 0 {
-		fmt.Fprintf(w, "\n%s", printed.Bytes())
+	if len(printed) > 0 {
+		fmt.Fprintf(w, "\n%s", printed)
 	}
 	for _, e := range out.NotifyErrors {
-		fmt.Fprintf(o.IO.Err, "warning: notification failed (the release stands; rerun the promotion to send it): %s\n", redact(o.IO, e.Error()))
+		fmt.Fprintf(io.Err, "warning: notification failed (the release stands; rerun the promotion to send it): %s\n", redact(io, e.Error()))
 	}
-	return nil
 }
 
 func printSteps(io *IO, out *promote.Outcome) {
@@ -388,15 +438,8 @@ func printSteps(io *IO, out *promote.Outcome) {
 }
 
 func runReleaseStatus(ctx context.Context, o *ReleaseStatusOptions) error {
-	cfg, err := o.Common.versionConfig()
+	cfg, p, err := openGatedRelease(ctx, o.IO, o.Common)
 	if err != nil {
-		return err
-	}
-	p, err := releaseSetup(ctx, o.IO, o.Common)
-	if err != nil {
-		return redactErr(o.IO, err)
-	}
-	if err := withGPUClasses(p); err != nil {
 		return err
 	}
 	var want results.Binding
@@ -427,13 +470,9 @@ func runReleaseVersion(ctx context.Context, o *ReleaseVersionOptions) error {
 	if err != nil {
 		return err
 	}
-	cfg, err := o.Common.versionConfig()
+	cfg, p, err := openRelease(ctx, o.IO, o.Common)
 	if err != nil {
 		return err
-	}
-	p, err := releaseSetup(ctx, o.IO, o.Common)
-	if err != nil {
-		return redactErr(o.IO, err)
 	}
 	tag, err := p.NextVersion(ctx, promote.Options{Channel: ch, Rev: o.Rev, Version: cfg})
 	if err != nil {

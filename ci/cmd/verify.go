@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -105,30 +106,11 @@ type ReproducibleReport struct {
 }
 
 func runVerifyReproducible(ctx context.Context, o *VerifyReproducibleOptions) error {
-	rep, err := report.Read(o.Report)
+	rep, sel, err := reproducibleSelection(o)
 	if err != nil {
-		return clierr.Usagef("--report: %v (run ci build --report FILE first, or pass its report)", err)
+		return err
 	}
-	sel, err := reproduce.Select(rep, o.Attr)
-	if err != nil {
-		return clierr.Usage(err)
-	}
-	if len(sel) == 0 {
-		return clierr.Usagef("no built or cached output of %s matches --attr %q: list them with jq '.outputs[].attr' %s", o.Report, o.Attr, o.Report)
-	}
-	if o.Builder != "" {
-		if err := cache.Validate(o.Builder); err != nil {
-			return clierr.Usagef("--builder: %v", err)
-		}
-	}
-	run := o.Runner
-	if run == nil {
-		run = childRunner{}
-	}
-	chk := &reproduce.Checker{Engine: run, Log: o.IO.Err, Builder: o.Builder}
-	if v := o.IO.Getenv("NIX_SSHOPTS"); v != "" {
-		chk.BuilderEnv = map[string]string{"NIX_SSHOPTS": v}
-	}
+	chk := reproducibleChecker(o)
 	out := ReproducibleReport{Flake: rep.Flake, Rev: rep.Rev}
 	counts := map[string]int{}
 	var bad []string
@@ -137,24 +119,9 @@ func runVerifyReproducible(ctx context.Context, o *VerifyReproducibleOptions) er
 		r := chk.Check(ctx, s)
 		out.Results = append(out.Results, r)
 		counts[r.Status]++
-		fmt.Fprintf(o.IO.Out, "%-13s %s\n", r.Status, r.Attr)
-		switch r.Status {
-		case reproduce.StatusDiffers:
+		printReproducible(o.IO.Out, r)
+		if r.Status == reproduce.StatusDiffers || r.Status == reproduce.StatusFailed {
 			bad = append(bad, r.Attr)
-			for _, f := range r.Files() {
-				fmt.Fprintf(o.IO.Out, "              differs: %s\n", f)
-			}
-			for _, op := range r.Outputs {
-				if op.Check != "" {
-					fmt.Fprintf(o.IO.Out, "              second build kept as %s\n", op.Check)
-				}
-				if op.Diffoscope != "" {
-					fmt.Fprintf(o.IO.Out, "              diffoscope:\n                %s\n", strings.ReplaceAll(op.Diffoscope, "\n", "\n                "))
-				}
-			}
-		case reproduce.StatusFailed:
-			bad = append(bad, r.Attr)
-			fmt.Fprintf(o.IO.Out, "              %s\n", r.Reason)
 		}
 		if ctx.Err() != nil {
 			return clierr.Failedf("interrupted while rebuilding %s", s.Attr)
@@ -169,17 +136,12 @@ func runVerifyReproducible(ctx context.Context, o *VerifyReproducibleOptions) er
 		}
 	}
 	state := results.StatePassed
-	if counts[reproduce.StatusDiffers]+counts[reproduce.StatusFailed] > 0 {
+	if len(bad) > 0 {
 		state = results.StateFailed
 		summary += ": " + strings.Join(bad, ", ")
 	}
 	if !o.NoRecord {
-		// Bound like a stage's result: to the flake and this build report.
-		b, err := reportBinding(ctx, rep)
-		if err != nil {
-			fmt.Fprintf(o.IO.Err, "note: %v: the result names no flake\n", err)
-		}
-		recordEvidence(ctx, o.IO, flakeDir(rep.Flake), firstNonEmpty(o.Rev, rep.Rev), results.Result{Stage: ReproducibleStage, State: state, Description: summary, Binding: b})
+		recordReproducible(ctx, o, rep, results.Result{Stage: ReproducibleStage, State: state, Description: summary})
 	}
 	switch {
 	case counts[reproduce.StatusFailed] > 0:
@@ -188,6 +150,75 @@ func runVerifyReproducible(ctx context.Context, o *VerifyReproducibleOptions) er
 		return clierr.Failedf("%s (pass --allow-differs to accept)", summary)
 	}
 	return nil
+}
+
+// reproducibleSelection reads --report and picks the outputs --attr
+// selects; bad flags and an empty selection are usage errors.
+func reproducibleSelection(o *VerifyReproducibleOptions) (*report.Report, []report.Output, error) {
+	rep, err := report.Read(o.Report)
+	if err != nil {
+		return nil, nil, clierr.Usagef("--report: %v (run ci build --report FILE first, or pass its report)", err)
+	}
+	sel, err := reproduce.Select(rep, o.Attr)
+	if err != nil {
+		return nil, nil, clierr.Usage(err)
+	}
+	if len(sel) == 0 {
+		return nil, nil, clierr.Usagef("no built or cached output of %s matches --attr %q: list them with jq '.outputs[].attr' %s", o.Report, o.Attr, o.Report)
+	}
+	if o.Builder != "" {
+		if err := cache.Validate(o.Builder); err != nil {
+			return nil, nil, clierr.Usagef("--builder: %v", err)
+		}
+	}
+	return rep, sel, nil
+}
+
+// reproducibleChecker is the checker the flags ask for: this machine's nix
+// (or o.Runner), or --builder with NIX_SSHOPTS passed on.
+func reproducibleChecker(o *VerifyReproducibleOptions) *reproduce.Checker {
+	run := o.Runner
+	if run == nil {
+		run = childRunner{}
+	}
+	chk := &reproduce.Checker{Engine: run, Log: o.IO.Err, Builder: o.Builder}
+	if v := o.IO.Getenv("NIX_SSHOPTS"); v != "" {
+		chk.BuilderEnv = map[string]string{"NIX_SSHOPTS": v}
+	}
+	return chk
+}
+
+// printReproducible prints one output's verdict and, for one that differs
+// or failed, what differs, where the second build is kept, and why.
+func printReproducible(w io.Writer, r reproduce.Result) {
+	fmt.Fprintf(w, "%-13s %s\n", r.Status, r.Attr)
+	switch r.Status {
+	case reproduce.StatusDiffers:
+		for _, f := range r.Files() {
+			fmt.Fprintf(w, "              differs: %s\n", f)
+		}
+		for _, op := range r.Outputs {
+			if op.Check != "" {
+				fmt.Fprintf(w, "              second build kept as %s\n", op.Check)
+			}
+			if op.Diffoscope != "" {
+				fmt.Fprintf(w, "              diffoscope:\n                %s\n", strings.ReplaceAll(op.Diffoscope, "\n", "\n                "))
+			}
+		}
+	case reproduce.StatusFailed:
+		fmt.Fprintf(w, "              %s\n", r.Reason)
+	}
+}
+
+// recordReproducible records r against --rev (else the report's commit),
+// bound like a stage's result to the flake and this build report.
+func recordReproducible(ctx context.Context, o *VerifyReproducibleOptions, rep *report.Report, r results.Result) {
+	b, err := reportBinding(ctx, rep)
+	if err != nil {
+		fmt.Fprintf(o.IO.Err, "note: %v: the result names no flake\n", err)
+	}
+	r.Binding = b
+	recordEvidence(ctx, o.IO, flakeDir(rep.Flake), firstNonEmpty(o.Rev, rep.Rev), r)
 }
 
 // flakeDir returns the local directory of a flake reference ("" for a

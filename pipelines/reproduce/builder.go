@@ -25,44 +25,17 @@ func (c *Checker) checkOnBuilder(ctx context.Context, r Result, outs []string, s
 		r.DurationMs = time.Since(start).Milliseconds()
 		return r
 	}
-	run := func(args []string, stdout io.Writer) (string, error) {
-		var errb bytes.Buffer
-		res, err := c.Engine.Run(ctx, engine.Cmd{Args: args, Env: c.BuilderEnv, Stdout: stdout, Stderr: c.tee(&errb)})
-		if err == nil && res.ExitCode != 0 {
-			err = fmt.Errorf("exit %d: %s", res.ExitCode, lastLine(errb.String()))
-		}
-		return errb.String(), err
-	}
-	if _, err := run(nixcli.Nix("copy", "--derivation", "--to", c.Builder, r.DrvPath), io.Discard); err != nil {
+	if err := c.runOnBuilder(ctx, nixcli.Nix("copy", "--derivation", "--to", c.Builder, r.DrvPath), io.Discard); err != nil {
 		return fail("copy %s to the builder %s: %v", r.DrvPath, c.Builder, err)
 	}
-	if _, err := run([]string{"nix-store", "--store", c.Builder, "--realise", r.DrvPath}, io.Discard); err != nil {
+	if err := c.runOnBuilder(ctx, []string{"nix-store", "--store", c.Builder, "--realise", r.DrvPath}, io.Discard); err != nil {
 		return fail("the rebuild on %s failed: %v", c.Builder, err)
 	}
-	hashes := func(store string) (map[string]string, error) {
-		args := []string{"path-info", "--json"}
-		if store != "" {
-			args = append(args, "--store", store)
-		}
-		var out bytes.Buffer
-		if _, err := run(nixcli.Nix(append(args, outs...)...), &out); err != nil {
-			return nil, err
-		}
-		infos, err := nixcli.ParsePathInfo(out.Bytes())
-		if err != nil {
-			return nil, err
-		}
-		m := map[string]string{}
-		for _, pi := range infos {
-			m[pi.Path] = pi.NarHash
-		}
-		return m, nil
-	}
-	local, err := hashes("")
+	local, err := c.narHashes(ctx, "", outs)
 	if err != nil {
 		return fail("nix path-info: %v", err)
 	}
-	remote, err := hashes(c.Builder)
+	remote, err := c.narHashes(ctx, c.Builder, outs)
 	if err != nil {
 		return fail("nix path-info --store %s: %v", c.Builder, err)
 	}
@@ -74,23 +47,8 @@ func (c *Checker) checkOnBuilder(ctx context.Context, r Result, outs []string, s
 		}
 		if local[p] != remote[p] {
 			r.Status = StatusDiffers
-			dir := c.KeepDir
-			if dir == "" {
-				if dir, err = os.MkdirTemp("", "ipex-reproducible-"); err != nil {
-					return fail("%v", err)
-				}
-			}
-			out.Check = filepath.Join(dir, filepath.Base(p)+".check")
-			pr, pw := io.Pipe()
-			done := make(chan error, 1)
-			go func() { done <- UnpackNAR(pr, out.Check); _, _ = io.Copy(io.Discard, pr) }()
-			_, err := run(nixcli.Nix("store", "dump-path", "--store", c.Builder, p), pw)
-			pw.CloseWithError(err)
-			if uerr := <-done; err == nil && uerr != nil {
-				err = uerr
-			}
-			if err != nil {
-				return fail("copy %s back from %s: %v", p, c.Builder, err)
+			if out.Check, err = c.copyBack(ctx, p); err != nil {
+				return fail("%v", err)
 			}
 			if out.Differences, err = CompareTrees(p, out.Check); err != nil {
 				return fail("compare %s with %s: %v", p, out.Check, err)
@@ -101,4 +59,63 @@ func (c *Checker) checkOnBuilder(ctx context.Context, r Result, outs []string, s
 	}
 	r.DurationMs = time.Since(start).Milliseconds()
 	return r
+}
+
+// runOnBuilder runs a nix command with the builder's environment; a
+// non-zero exit is an error that ends with the last line of its stderr.
+func (c *Checker) runOnBuilder(ctx context.Context, args []string, stdout io.Writer) error {
+	var errb bytes.Buffer
+	res, err := c.Engine.Run(ctx, engine.Cmd{Args: args, Env: c.BuilderEnv, Stdout: stdout, Stderr: c.tee(&errb)})
+	if err == nil && res.ExitCode != 0 {
+		err = fmt.Errorf("exit %d: %s", res.ExitCode, lastLine(errb.String()))
+	}
+	return err
+}
+
+// narHashes maps each of outs to its NAR hash in store ("" for this
+// machine's).
+func (c *Checker) narHashes(ctx context.Context, store string, outs []string) (map[string]string, error) {
+	args := []string{"path-info", "--json"}
+	if store != "" {
+		args = append(args, "--store", store)
+	}
+	var out bytes.Buffer
+	if err := c.runOnBuilder(ctx, nixcli.Nix(append(args, outs...)...), &out); err != nil {
+		return nil, err
+	}
+	infos, err := nixcli.ParsePathInfo(out.Bytes())
+	if err != nil {
+		return nil, err
+	}
+	m := map[string]string{}
+	for _, pi := range infos {
+		m[pi.Path] = pi.NarHash
+	}
+	return m, nil
+}
+
+// copyBack unpacks the builder's build of p (nix store dump-path) next to
+// it as <base>.check, in KeepDir or a new temporary directory, and returns
+// that path.
+func (c *Checker) copyBack(ctx context.Context, p string) (string, error) {
+	dir := c.KeepDir
+	if dir == "" {
+		var err error
+		if dir, err = os.MkdirTemp("", "ipex-reproducible-"); err != nil {
+			return "", err
+		}
+	}
+	check := filepath.Join(dir, filepath.Base(p)+".check")
+	pr, pw := io.Pipe()
+	done := make(chan error, 1)
+	go func() { done <- UnpackNAR(pr, check); _, _ = io.Copy(io.Discard, pr) }()
+	err := c.runOnBuilder(ctx, nixcli.Nix("store", "dump-path", "--store", c.Builder, p), pw)
+	pw.CloseWithError(err)
+	if uerr := <-done; err == nil && uerr != nil {
+		err = uerr
+	}
+	if err != nil {
+		return "", fmt.Errorf("copy %s back from %s: %w", p, c.Builder, err)
+	}
+	return check, nil
 }

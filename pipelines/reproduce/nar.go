@@ -67,11 +67,20 @@ func (n *narReader) expect(want string) error {
 	return nil
 }
 
-func (n *narReader) object(dst string) error {
-	if err := n.expect("("); err != nil {
-		return err
+// expectAll reads the tokens want, in order.
+func (n *narReader) expectAll(want ...string) error {
+	for _, w := range want {
+		if err := n.expect(w); err != nil {
+			return err
+		}
 	}
-	if err := n.expect("type"); err != nil {
+	return nil
+}
+
+// object unpacks the NAR object that comes next to dst: a regular file, a
+// symlink or a directory.
+func (n *narReader) object(dst string) error {
+	if err := n.expectAll("(", "type"); err != nil {
 		return err
 	}
 	typ, err := n.str()
@@ -80,95 +89,115 @@ func (n *narReader) object(dst string) error {
 	}
 	switch typ {
 	case "regular":
+		err = n.regular(dst)
+	case "symlink":
+		err = n.symlink(dst)
+	case "directory":
+		// A directory's entries end with the ")" that closes it.
+		return n.directory(dst)
+	default:
+		return fmt.Errorf("NAR: unknown type %q", typ)
+	}
+	if err != nil {
+		return err
+	}
+	return n.expect(")")
+}
+
+// regular writes a regular file's contents to dst, read-only, executable
+// when the NAR says so.
+func (n *narReader) regular(dst string) error {
+	tag, err := n.str()
+	if err != nil {
+		return err
+	}
+	mode := os.FileMode(0o444)
+	if tag == "executable" {
+		mode = 0o555
+		if err := n.expect(""); err != nil {
+			return err
+		}
+		if tag, err = n.str(); err != nil {
+			return err
+		}
+	}
+	if tag != "contents" {
+		return fmt.Errorf("NAR: want contents, got %q", tag)
+	}
+	size, err := n.u64()
+	if err != nil {
+		return err
+	}
+	f, err := os.OpenFile(dst, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o600)
+	if err != nil {
+		return err
+	}
+	if _, err := io.CopyN(f, n.r, int64(size)); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Close(); err != nil {
+		return err
+	}
+	if err := os.Chmod(dst, mode); err != nil {
+		return err
+	}
+	return n.pad(size)
+}
+
+// symlink makes dst a symlink to the NAR's target.
+func (n *narReader) symlink(dst string) error {
+	if err := n.expect("target"); err != nil {
+		return err
+	}
+	target, err := n.str()
+	if err != nil {
+		return err
+	}
+	return os.Symlink(target, dst)
+}
+
+// directory makes dst and unpacks its entries into it, up to and
+// including the ")" that closes the directory object.
+func (n *narReader) directory(dst string) error {
+	if err := os.Mkdir(dst, 0o755); err != nil {
+		return err
+	}
+	for {
 		tag, err := n.str()
 		if err != nil {
 			return err
 		}
-		mode := os.FileMode(0o444)
-		if tag == "executable" {
-			mode = 0o555
-			if err := n.expect(""); err != nil {
-				return err
-			}
-			if tag, err = n.str(); err != nil {
-				return err
-			}
+		if tag == ")" {
+			return nil // directories stay writable, so the copy can be removed
 		}
-		if tag != "contents" {
-			return fmt.Errorf("NAR: want contents, got %q", tag)
+		if tag != "entry" {
+			return fmt.Errorf("NAR: want entry, got %q", tag)
 		}
-		size, err := n.u64()
-		if err != nil {
+		if err := n.entry(dst); err != nil {
 			return err
 		}
-		f, err := os.OpenFile(dst, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o600)
-		if err != nil {
-			return err
-		}
-		if _, err := io.CopyN(f, n.r, int64(size)); err != nil {
-			f.Close()
-			return err
-		}
-		if err := f.Close(); err != nil {
-			return err
-		}
-		if err := os.Chmod(dst, mode); err != nil {
-			return err
-		}
-		if err := n.pad(size); err != nil {
-			return err
-		}
-	case "symlink":
-		if err := n.expect("target"); err != nil {
-			return err
-		}
-		target, err := n.str()
-		if err != nil {
-			return err
-		}
-		if err := os.Symlink(target, dst); err != nil {
-			return err
-		}
-	case "directory":
-		if err := os.Mkdir(dst, 0o755); err != nil {
-			return err
-		}
-		for {
-			tag, err := n.str()
-			if err != nil {
-				return err
-			}
-			if tag == ")" {
-				return nil // directories stay writable, so the copy can be removed
-			}
-			if tag != "entry" {
-				return fmt.Errorf("NAR: want entry, got %q", tag)
-			}
-			if err := n.expect("("); err != nil {
-				return err
-			}
-			if err := n.expect("name"); err != nil {
-				return err
-			}
-			name, err := n.str()
-			if err != nil {
-				return err
-			}
-			if name == "" || name == "." || name == ".." || strings.ContainsAny(name, "/\x00") {
-				return fmt.Errorf("NAR: bad entry name %q", name)
-			}
-			if err := n.expect("node"); err != nil {
-				return err
-			}
-			if err := n.object(filepath.Join(dst, name)); err != nil {
-				return err
-			}
-			if err := n.expect(")"); err != nil {
-				return err
-			}
-		}
-	default:
-		return fmt.Errorf("NAR: unknown type %q", typ)
+	}
+}
+
+// entry unpacks one named directory entry into dir; a name that could
+// leave dir is refused.
+func (n *narReader) entry(dir string) error {
+	if err := n.expectAll("(", "name"); err != nil {
+		return err
+	}
+	name, err := n.str()
+	if err != nil {
+		return err
+	}
+	if name == "" || name == "." || name == ".." || strings.ContainsAny(name, "/\x00") {
+		return fmt.Errorf("NAR: bad entry name %q", name)
+	}
+	if err := n.expect("node"); err != nil {
+		return err
+	}
+	if err := n.object(filepath.Join(dir, name)); err != nil {
+		return err
 	}
 	return n.expect(")")
 }
