@@ -4,6 +4,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
+	"slices"
 	"strings"
 	"unicode/utf8"
 )
@@ -80,6 +81,18 @@ func cut(s string, n int) string {
 	return s
 }
 
+// suffixField is one field of a binding as a commit status suffix names it.
+type suffixField struct {
+	key   string
+	value *string
+}
+
+// suffixFields are b's fields in the order and under the keys of a commit
+// status suffix.
+func (b *Binding) suffixFields() []suffixField {
+	return []suffixField{{"flake", &b.Flake}, {"nar", &b.NarHash}, {"report", &b.Report}}
+}
+
 // suffix is the binding and the external-service mark as they end a
 // commit status description: " [flake=. nar=sha256-… report=sha256:… ext]".
 func suffix(b Binding, external bool) string {
@@ -88,14 +101,10 @@ func suffix(b Binding, external bool) string {
 	}
 	s := b.short()
 	var f []string
-	if s.Flake != "" {
-		f = append(f, "flake="+s.Flake)
-	}
-	if s.NarHash != "" {
-		f = append(f, "nar="+s.NarHash)
-	}
-	if s.Report != "" {
-		f = append(f, "report="+s.Report)
+	for _, sf := range s.suffixFields() {
+		if *sf.value != "" {
+			f = append(f, sf.key+"="+*sf.value)
+		}
 	}
 	if external {
 		f = append(f, "ext")
@@ -122,20 +131,18 @@ func parseSuffix(desc string) (text string, b Binding, external bool) {
 		inner = desc[1 : len(desc)-1]
 	}
 	var got Binding
+	fields := got.suffixFields()
 	for _, f := range strings.Fields(inner) {
 		k, v, _ := strings.Cut(f, "=")
-		switch k {
-		case "flake":
-			got.Flake = v
-		case "nar":
-			got.NarHash = v
-		case "report":
-			got.Report = v
-		case "ext":
+		if k == "ext" {
 			external = true
-		default:
+			continue
+		}
+		i := slices.IndexFunc(fields, func(sf suffixField) bool { return sf.key == k })
+		if i < 0 {
 			return desc, Binding{}, false // not ours
 		}
+		*fields[i].value = v
 	}
 	got.Short = true
 	if i < 0 {

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -29,10 +30,8 @@ var AllFeatures = []Feature{IntelGPU, KVM, BigMemory}
 
 // ParseFeature checks an --assume value.
 func ParseFeature(s string) (Feature, error) {
-	for _, f := range AllFeatures {
-		if string(f) == s {
-			return f, nil
-		}
+	if f := Feature(s); slices.Contains(AllFeatures, f) {
+		return f, nil
 	}
 	names := make([]string, len(AllFeatures))
 	for i, f := range AllFeatures {

@@ -130,25 +130,7 @@ func (f *Forge) CreateRelease(ctx context.Context, r forge.Release) (*forge.Rele
 	if err != nil {
 		return nil, err
 	}
-	if err := os.MkdirAll(f.Dir, 0o755); err != nil {
-		return nil, err
-	}
-	tmp, err := os.CreateTemp(f.Dir, ".release-*")
-	if err != nil {
-		return nil, err
-	}
-	defer os.Remove(tmp.Name())
-	if _, err := tmp.Write(append(data, '\n')); err != nil {
-		tmp.Close()
-		return nil, err
-	}
-	if err := tmp.Close(); err != nil {
-		return nil, err
-	}
-	if err := os.Link(tmp.Name(), f.releasePath(r.Tag)); err != nil {
-		if errors.Is(err, os.ErrExist) {
-			return nil, fmt.Errorf("release %s: %w", r.Tag, forge.ErrExists)
-		}
+	if err := f.createOnce(f.Dir, ".release-*", f.releasePath(r.Tag), "release "+r.Tag, append(data, '\n')); err != nil {
 		return nil, err
 	}
 	return f.Release(ctx, r.Tag)
@@ -158,25 +140,7 @@ func (f *Forge) CreateRelease(ctx context.Context, r forge.Release) (*forge.Rele
 // once: of two concurrent uploads of one name, one gets ErrExists.
 func (f *Forge) UploadAsset(_ context.Context, r *forge.Release, name string, data []byte) error {
 	dir := filepath.Join(f.Dir, r.Tag)
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return err
-	}
-	tmp, err := os.CreateTemp(f.Dir, ".asset-*")
-	if err != nil {
-		return err
-	}
-	defer os.Remove(tmp.Name())
-	if _, err := tmp.Write(data); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Close(); err != nil {
-		return err
-	}
-	if err := os.Link(tmp.Name(), filepath.Join(dir, name)); err != nil {
-		if errors.Is(err, os.ErrExist) {
-			return fmt.Errorf("asset %s: %w", name, forge.ErrExists)
-		}
+	if err := f.createOnce(dir, ".asset-*", filepath.Join(dir, name), "asset "+name, data); err != nil {
 		return err
 	}
 	r.Assets = append(r.Assets, name)
@@ -205,5 +169,34 @@ func (f *Forge) EditBody(_ context.Context, r *forge.Release, body string) error
 		return err
 	}
 	r.Body = body
+	return nil
+}
+
+// createOnce makes dir, writes data to a temporary file in f.Dir named
+// after pattern and links it to path: path appears whole and at once, and
+// an existing path is never replaced (the error then names what and wraps
+// forge.ErrExists).
+func (f *Forge) createOnce(dir, pattern, path, what string, data []byte) error {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	tmp, err := os.CreateTemp(f.Dir, pattern)
+	if err != nil {
+		return err
+	}
+	defer os.Remove(tmp.Name())
+	if _, err := tmp.Write(data); err != nil {
+		tmp.Close()
+		return err
+	}
+	if err := tmp.Close(); err != nil {
+		return err
+	}
+	if err := os.Link(tmp.Name(), path); err != nil {
+		if errors.Is(err, os.ErrExist) {
+			return fmt.Errorf("%s: %w", what, forge.ErrExists)
+		}
+		return err
+	}
 	return nil
 }

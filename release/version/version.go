@@ -7,6 +7,7 @@ package version
 import (
 	"fmt"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -31,10 +32,8 @@ var Channels = []Channel{Dev, Beta, Stable}
 
 // ParseChannel returns the channel named s.
 func ParseChannel(s string) (Channel, error) {
-	for _, c := range Channels {
-		if string(c) == s {
-			return c, nil
-		}
+	if c := Channel(s); slices.Contains(Channels, c) {
+		return c, nil
 	}
 	return "", fmt.Errorf("unknown channel %q: use dev, beta or stable", s)
 }
