@@ -51,11 +51,7 @@ func kindOf(m fs.FileMode) string {
 }
 
 func compare(a, b, rel string, out *[]Difference) error {
-	ia, err := os.Lstat(a)
-	if err != nil {
-		return err
-	}
-	ib, err := os.Lstat(b)
+	ia, ib, err := both(os.Lstat, a, b)
 	if err != nil {
 		return err
 	}
@@ -66,11 +62,7 @@ func compare(a, b, rel string, out *[]Difference) error {
 	}
 	switch ka {
 	case "symlink":
-		ta, err := os.Readlink(a)
-		if err != nil {
-			return err
-		}
-		tb, err := os.Readlink(b)
+		ta, tb, err := both(os.Readlink, a, b)
 		if err != nil {
 			return err
 		}
@@ -90,11 +82,7 @@ func compare(a, b, rel string, out *[]Difference) error {
 			*out = append(*out, Difference{Path: rel, Kind: DiffContent})
 		}
 	case "dir":
-		ea, err := names(a)
-		if err != nil {
-			return err
-		}
-		eb, err := names(b)
+		ea, eb, err := both(names, a, b)
 		if err != nil {
 			return err
 		}
@@ -117,6 +105,18 @@ func compare(a, b, rel string, out *[]Difference) error {
 	return nil
 }
 
+// both applies read to a and to b.
+func both[T any](read func(string) (T, error), a, b string) (T, T, error) {
+	va, err := read(a)
+	if err != nil {
+		var zero T
+		return zero, zero, err
+	}
+	vb, err := read(b)
+	return va, vb, err
+}
+
+// names is the set of dir's entries.
 func names(dir string) (map[string]bool, error) {
 	es, err := os.ReadDir(dir)
 	if err != nil {

@@ -67,23 +67,22 @@ func (n *narReader) expect(want string) error {
 	return nil
 }
 
-// expectAll reads the tokens want, in order.
-func (n *narReader) expectAll(want ...string) error {
-	for _, w := range want {
-		if err := n.expect(w); err != nil {
-			return err
-		}
+// field reads an object's opening "(", the token key and the string that
+// follows it: the start of an object ("type") or of an entry ("name").
+func (n *narReader) field(key string) (string, error) {
+	if err := n.expect("("); err != nil {
+		return "", err
 	}
-	return nil
+	if err := n.expect(key); err != nil {
+		return "", err
+	}
+	return n.str()
 }
 
 // object unpacks the NAR object that comes next to dst: a regular file, a
 // symlink or a directory.
 func (n *narReader) object(dst string) error {
-	if err := n.expectAll("(", "type"); err != nil {
-		return err
-	}
-	typ, err := n.str()
+	typ, err := n.field("type")
 	if err != nil {
 		return err
 	}
@@ -183,10 +182,7 @@ func (n *narReader) directory(dst string) error {
 // entry unpacks one named directory entry into dir; a name that could
 // leave dir is refused.
 func (n *narReader) entry(dir string) error {
-	if err := n.expectAll("(", "name"); err != nil {
-		return err
-	}
-	name, err := n.str()
+	name, err := n.field("name")
 	if err != nil {
 		return err
 	}

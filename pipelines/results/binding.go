@@ -213,21 +213,17 @@ func ToStatus(r Result) (state, description string) {
 // FromStatus is the result a commit status written by ToStatus stands for.
 func FromStatus(rev, stage, state, description, url string) Result {
 	text, b, ext := parseSuffix(description)
-	r := Result{Stage: stage, Rev: rev, Description: text, URL: url, Binding: b, External: ext}
-	switch state {
-	case "success":
+	// "failure", and any state GitHub may add, is a failure.
+	r := Result{Stage: stage, Rev: rev, State: StateFailed, Description: text, URL: url, Binding: b, External: ext}
+	switch {
+	case state == "success":
 		r.State = StatePassed
-	case "pending":
+	case state == "pending":
 		r.State = StatePending
-	case "error":
-		r.State = StateFailed
+	case state == "error" && strings.HasPrefix(text, "skipped"):
 		// "skipped: <why>", or a description that already started with
-		// "skipped" (never read as passed).
-		if strings.HasPrefix(text, "skipped") {
-			r.State, r.Description = StateSkipped, strings.TrimPrefix(text, SkippedPrefix)
-		}
-	default:
-		r.State = StateFailed
+		// "skipped" (never read as passed); any other error is a failure.
+		r.State, r.Description = StateSkipped, strings.TrimPrefix(text, SkippedPrefix)
 	}
 	return r
 }
