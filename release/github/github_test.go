@@ -75,6 +75,30 @@ func serve(t *testing.T, w http.ResponseWriter, code int, file string) {
 	_, _ = w.Write(data)
 }
 
+// reply is one canned response: a status code and a file in testdata.
+type reply struct {
+	code int
+	file string
+}
+
+// route answers requests to path: it asserts their method, runs check (when
+// not nil) on each, and serves the replies in order, the last one again for
+// every later request.
+func route(t *testing.T, mux *http.ServeMux, method, path string, check func(*http.Request), replies ...reply) {
+	t.Helper()
+	require.NotEmpty(t, replies)
+	var n int
+	mux.HandleFunc(path, func(w http.ResponseWriter, r *http.Request) {
+		testMethod(t, r, method)
+		if check != nil {
+			check(r)
+		}
+		rp := replies[min(n, len(replies)-1)]
+		n++
+		serve(t, w, rp.code, rp.file)
+	})
+}
+
 func decode(t *testing.T, r *http.Request) map[string]any {
 	t.Helper()
 	var m map[string]any
@@ -84,15 +108,10 @@ func decode(t *testing.T, r *http.Request) map[string]any {
 
 func TestTags(t *testing.T) {
 	c, mux, _ := setup(t)
-	mux.HandleFunc("/repos/o/r/git/matching-refs/tags/", func(w http.ResponseWriter, r *http.Request) {
-		testMethod(t, r, http.MethodGet)
+	route(t, mux, http.MethodGet, "/repos/o/r/git/matching-refs/tags/", func(r *http.Request) {
 		assert.Equal(t, "Bearer "+token, r.Header.Get("Authorization"))
-		serve(t, w, 200, "matching_refs.json")
-	})
-	mux.HandleFunc("/repos/o/r/git/tags/aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa", func(w http.ResponseWriter, r *http.Request) {
-		testMethod(t, r, http.MethodGet)
-		serve(t, w, 200, "tag.json")
-	})
+	}, reply{200, "matching_refs.json"})
+	route(t, mux, http.MethodGet, "/repos/o/r/git/tags/aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa", nil, reply{200, "tag.json"})
 	tags, err := c.Tags(t.Context())
 	require.NoError(t, err)
 	assert.Equal(t, []forge.Tag{
@@ -103,19 +122,11 @@ func TestTags(t *testing.T) {
 
 func TestCreateTag(t *testing.T) {
 	c, mux, _ := setup(t)
-	var calls int
-	mux.HandleFunc("/repos/o/r/git/refs", func(w http.ResponseWriter, r *http.Request) {
-		testMethod(t, r, http.MethodPost)
-		calls++
+	route(t, mux, http.MethodPost, "/repos/o/r/git/refs", func(r *http.Request) {
 		body := decode(t, r)
 		assert.Equal(t, "refs/tags/v0.2.0", body["ref"])
 		assert.Equal(t, "3333333333333333333333333333333333333333", body["sha"])
-		if calls == 1 {
-			serve(t, w, 201, "ref.json")
-			return
-		}
-		serve(t, w, 422, "ref_exists.json")
-	})
+	}, reply{201, "ref.json"}, reply{422, "ref_exists.json"})
 	require.NoError(t, c.CreateTag(t.Context(), "v0.2.0", "3333333333333333333333333333333333333333"))
 	err := c.CreateTag(t.Context(), "v0.2.0", "3333333333333333333333333333333333333333")
 	assert.ErrorIs(t, err, forge.ErrExists)
@@ -123,14 +134,8 @@ func TestCreateTag(t *testing.T) {
 
 func TestChannelRef(t *testing.T) {
 	c, mux, _ := setup(t)
-	mux.HandleFunc("/repos/o/r/git/ref/heads/channels/dev", func(w http.ResponseWriter, r *http.Request) {
-		testMethod(t, r, http.MethodGet)
-		serve(t, w, 200, "ref.json")
-	})
-	mux.HandleFunc("/repos/o/r/git/ref/heads/channels/beta", func(w http.ResponseWriter, r *http.Request) {
-		testMethod(t, r, http.MethodGet)
-		serve(t, w, 404, "not_found.json")
-	})
+	route(t, mux, http.MethodGet, "/repos/o/r/git/ref/heads/channels/dev", nil, reply{200, "ref.json"})
+	route(t, mux, http.MethodGet, "/repos/o/r/git/ref/heads/channels/beta", nil, reply{404, "not_found.json"})
 	sha, err := c.ChannelRef(t.Context(), "dev")
 	require.NoError(t, err)
 	assert.Equal(t, "3333333333333333333333333333333333333333", sha)
@@ -141,23 +146,12 @@ func TestChannelRef(t *testing.T) {
 
 func TestSetChannelRef(t *testing.T) {
 	c, mux, _ := setup(t)
-	mux.HandleFunc("/repos/o/r/git/refs", func(w http.ResponseWriter, r *http.Request) {
-		testMethod(t, r, http.MethodPost)
+	route(t, mux, http.MethodPost, "/repos/o/r/git/refs", func(r *http.Request) {
 		assert.Equal(t, "refs/heads/channels/beta", decode(t, r)["ref"])
-		serve(t, w, 422, "ref_exists.json")
-	})
-	var patches int
-	mux.HandleFunc("/repos/o/r/git/refs/heads/channels/dev", func(w http.ResponseWriter, r *http.Request) {
-		testMethod(t, r, http.MethodPatch)
-		patches++
-		body := decode(t, r)
-		assert.Equal(t, false, body["force"], "channel refs are never forced")
-		if patches == 1 {
-			serve(t, w, 200, "ref.json")
-			return
-		}
-		serve(t, w, 422, "not_fast_forward.json")
-	})
+	}, reply{422, "ref_exists.json"})
+	route(t, mux, http.MethodPatch, "/repos/o/r/git/refs/heads/channels/dev", func(r *http.Request) {
+		assert.Equal(t, false, decode(t, r)["force"], "channel refs are never forced")
+	}, reply{200, "ref.json"}, reply{422, "not_fast_forward.json"})
 	assert.ErrorIs(t, c.SetChannelRef(t.Context(), "beta", "", "3333"), forge.ErrExists)
 	require.NoError(t, c.SetChannelRef(t.Context(), "dev", "1111", "3333"))
 	assert.ErrorIs(t, c.SetChannelRef(t.Context(), "dev", "1111", "3333"), forge.ErrNotFastForward)
@@ -165,42 +159,24 @@ func TestSetChannelRef(t *testing.T) {
 
 func TestReleases(t *testing.T) {
 	c, mux, _ := setup(t)
-	mux.HandleFunc("/repos/o/r/releases/tags/v0.2.0-beta.1", func(w http.ResponseWriter, r *http.Request) {
-		testMethod(t, r, http.MethodGet)
-		serve(t, w, 200, "release.json")
-	})
-	mux.HandleFunc("/repos/o/r/releases/tags/v9.9.9", func(w http.ResponseWriter, r *http.Request) {
-		testMethod(t, r, http.MethodGet)
-		serve(t, w, 404, "not_found.json")
-	})
-	var creates int
-	mux.HandleFunc("/repos/o/r/releases", func(w http.ResponseWriter, r *http.Request) {
-		testMethod(t, r, http.MethodPost)
-		creates++
+	route(t, mux, http.MethodGet, "/repos/o/r/releases/tags/v0.2.0-beta.1", nil, reply{200, "release.json"})
+	route(t, mux, http.MethodGet, "/repos/o/r/releases/tags/v9.9.9", nil, reply{404, "not_found.json"})
+	route(t, mux, http.MethodPost, "/repos/o/r/releases", func(r *http.Request) {
 		body := decode(t, r)
 		assert.Equal(t, "v0.2.0-beta.1", body["tag_name"])
 		assert.Equal(t, true, body["prerelease"])
 		assert.Equal(t, "false", body["make_latest"])
 		assert.Equal(t, "3333333333333333333333333333333333333333", body["target_commitish"])
-		if creates == 1 {
-			serve(t, w, 201, "release.json")
-			return
-		}
-		serve(t, w, 422, "release_exists.json")
-	})
-	mux.HandleFunc("/uploads/repos/o/r/releases/42/assets", func(w http.ResponseWriter, r *http.Request) {
-		testMethod(t, r, http.MethodPost)
+	}, reply{201, "release.json"}, reply{422, "release_exists.json"})
+	route(t, mux, http.MethodPost, "/uploads/repos/o/r/releases/42/assets", func(r *http.Request) {
 		assert.Equal(t, "channel-manifest.json", r.URL.Query().Get("name"))
 		assert.Equal(t, "application/json", r.Header.Get("Content-Type"))
 		data, _ := io.ReadAll(r.Body)
 		assert.Equal(t, "{}", string(data))
-		serve(t, w, 201, "asset.json")
-	})
-	mux.HandleFunc("/repos/o/r/releases/42", func(w http.ResponseWriter, r *http.Request) {
-		testMethod(t, r, http.MethodPatch)
+	}, reply{201, "asset.json"})
+	route(t, mux, http.MethodPatch, "/repos/o/r/releases/42", func(r *http.Request) {
 		assert.Equal(t, "new body", decode(t, r)["body"])
-		serve(t, w, 200, "release.json")
-	})
+	}, reply{200, "release.json"})
 
 	rel, err := c.Release(t.Context(), "v9.9.9")
 	require.NoError(t, err)
@@ -225,35 +201,48 @@ func TestReleases(t *testing.T) {
 
 func TestStableReleaseIsLatest(t *testing.T) {
 	c, mux, _ := setup(t)
-	mux.HandleFunc("/repos/o/r/releases", func(w http.ResponseWriter, r *http.Request) {
-		testMethod(t, r, http.MethodPost)
+	route(t, mux, http.MethodPost, "/repos/o/r/releases", func(r *http.Request) {
 		body := decode(t, r)
 		assert.Equal(t, false, body["prerelease"])
 		assert.Equal(t, "true", body["make_latest"])
-		serve(t, w, 201, "release.json")
-	})
+	}, reply{201, "release.json"})
 	_, err := c.CreateRelease(t.Context(), forge.Release{Tag: "v0.2.0", Latest: true})
 	require.NoError(t, err)
 }
 
+// TestRetries: a failed request is retried after the wait GitHub asks for
+// (or exponential backoff), resending its body; a request that keeps
+// failing ends in an error after five attempts, or at once when GitHub asks
+// for a longer wait than the transport allows (GitHub's own message then
+// reaches the caller).
 func TestRetries(t *testing.T) {
 	tests := []struct {
-		name      string
-		fail      func(t *testing.T, w http.ResponseWriter)
-		wantSleep time.Duration
+		name string
+		fail func(t *testing.T, w http.ResponseWriter)
+		// failures is how many requests fail (0: all of them).
+		failures   int
+		wantCalls  int
+		wantSleeps []time.Duration
+		wantErr    string
 	}{
-		{"502", func(t *testing.T, w http.ResponseWriter) { w.WriteHeader(http.StatusBadGateway) }, time.Second},
+		{"502", func(t *testing.T, w http.ResponseWriter) { w.WriteHeader(http.StatusBadGateway) }, 1, 2, []time.Duration{time.Second}, ""},
 		{"secondary rate limit with Retry-After", func(t *testing.T, w http.ResponseWriter) {
 			w.Header().Set("Retry-After", "7")
 			serve(t, w, 403, "secondary_rate_limit.json")
-		}, 7 * time.Second},
+		}, 1, 2, []time.Duration{7 * time.Second}, ""},
 		{"secondary rate limit without Retry-After", func(t *testing.T, w http.ResponseWriter) {
 			serve(t, w, 403, "secondary_rate_limit.json")
-		}, time.Minute},
+		}, 1, 2, []time.Duration{time.Minute}, ""},
 		{"429 Retry-After", func(t *testing.T, w http.ResponseWriter) {
 			w.Header().Set("Retry-After", "3")
 			w.WriteHeader(http.StatusTooManyRequests)
-		}, 3 * time.Second},
+		}, 1, 2, []time.Duration{3 * time.Second}, ""},
+		{"gives up after five attempts", func(t *testing.T, w http.ResponseWriter) { w.WriteHeader(http.StatusServiceUnavailable) },
+			0, 5, []time.Duration{time.Second, 2 * time.Second, 4 * time.Second, 8 * time.Second}, "503"},
+		{"Retry-After beyond the longest wait returns the response", func(t *testing.T, w http.ResponseWriter) {
+			w.Header().Set("Retry-After", "3600")
+			serve(t, w, 403, "secondary_rate_limit.json")
+		}, 0, 1, nil, "secondary rate limit"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -263,31 +252,23 @@ func TestRetries(t *testing.T) {
 				testMethod(t, r, http.MethodPost)
 				calls++
 				assert.Equal(t, "refs/tags/v0.2.0", decode(t, r)["ref"], "the body is resent on every attempt")
-				if calls == 1 {
+				if tt.failures == 0 || calls <= tt.failures {
 					tt.fail(t, w)
 					return
 				}
 				serve(t, w, 201, "ref.json")
 			})
-			require.NoError(t, c.CreateTag(t.Context(), "v0.2.0", "3333"))
-			assert.Equal(t, 2, calls)
-			assert.Equal(t, []time.Duration{tt.wantSleep}, sl.d)
+			err := c.CreateTag(t.Context(), "v0.2.0", "3333")
+			if tt.wantErr != "" {
+				require.Error(t, err)
+				assert.Contains(t, err.Error(), tt.wantErr)
+			} else {
+				require.NoError(t, err)
+			}
+			assert.Equal(t, tt.wantCalls, calls)
+			assert.Equal(t, tt.wantSleeps, sl.d)
 		})
 	}
-}
-
-func TestRetryGivesUp(t *testing.T) {
-	c, mux, sl := setup(t)
-	var calls int
-	mux.HandleFunc("/repos/o/r/git/ref/heads/channels/dev", func(w http.ResponseWriter, r *http.Request) {
-		testMethod(t, r, http.MethodGet)
-		calls++
-		w.WriteHeader(http.StatusServiceUnavailable)
-	})
-	_, err := c.ChannelRef(t.Context(), "dev")
-	require.Error(t, err)
-	assert.Equal(t, 5, calls)
-	assert.Equal(t, []time.Duration{time.Second, 2 * time.Second, 4 * time.Second, 8 * time.Second}, sl.d, "exponential backoff")
 }
 
 func TestRetryAfterTimeout(t *testing.T) {
@@ -320,10 +301,7 @@ func TestRetryAfterTimeout(t *testing.T) {
 
 func TestTokenNeverInErrors(t *testing.T) {
 	c, mux, _ := setup(t)
-	mux.HandleFunc("/repos/o/r/git/matching-refs/tags/", func(w http.ResponseWriter, r *http.Request) {
-		testMethod(t, r, http.MethodGet)
-		serve(t, w, 401, "bad_credentials.json")
-	})
+	route(t, mux, http.MethodGet, "/repos/o/r/git/matching-refs/tags/", nil, reply{401, "bad_credentials.json"})
 	_, err := c.Tags(t.Context())
 	require.Error(t, err)
 	assert.Contains(t, err.Error(), "Bad credentials")
@@ -333,10 +311,7 @@ func TestTokenNeverInErrors(t *testing.T) {
 func TestStatuses(t *testing.T) {
 	c, mux, _ := setup(t)
 	sha := "3333333333333333333333333333333333333333"
-	mux.HandleFunc("/repos/o/r/commits/"+sha+"/status", func(w http.ResponseWriter, r *http.Request) {
-		testMethod(t, r, http.MethodGet)
-		serve(t, w, 200, "combined_status.json")
-	})
+	route(t, mux, http.MethodGet, "/repos/o/r/commits/"+sha+"/status", nil, reply{200, "combined_status.json"})
 	mux.HandleFunc("/repos/o/r/statuses/"+sha, func(w http.ResponseWriter, r *http.Request) {
 		testMethod(t, r, http.MethodPost)
 		body := decode(t, r)
@@ -391,20 +366,4 @@ func TestUploadURLFor(t *testing.T) {
 	assert.Equal(t, "https://uploads.github.com/", uploadURLFor("https://api.github.com/"))
 	assert.Equal(t, "https://ghe.example.com/api/uploads/", uploadURLFor("https://ghe.example.com/api/v3/"))
 	assert.Equal(t, "http://127.0.0.1:1/x/", uploadURLFor("http://127.0.0.1:1/x"))
-}
-
-func TestRetryAfterBeyondMaxWaitReturnsTheResponse(t *testing.T) {
-	c, mux, sl := setup(t)
-	var calls int
-	mux.HandleFunc("/repos/o/r/git/ref/heads/channels/dev", func(w http.ResponseWriter, r *http.Request) {
-		testMethod(t, r, http.MethodGet)
-		calls++
-		w.Header().Set("Retry-After", "3600")
-		serve(t, w, 403, "secondary_rate_limit.json")
-	})
-	_, err := c.ChannelRef(t.Context(), "dev")
-	require.Error(t, err)
-	assert.Contains(t, err.Error(), "secondary rate limit", "GitHub's own message reaches the caller")
-	assert.Equal(t, 1, calls)
-	assert.Empty(t, sl.d)
 }

@@ -95,13 +95,9 @@ func TestUnreachableTagsAreIgnored(t *testing.T) {
 	e.g.Git("checkout", "-q", "main")
 	e.pass(c2, all...)
 
-	for _, tt := range []struct {
-		c    version.Channel
-		want string
-	}{{version.Dev, "v0.2.0-dev.1"}, {version.Beta, "v0.2.0-beta.1"}, {version.Stable, "v0.2.0"}} {
-		out, err := e.run(Options{Want: testWant, Channel: tt.c, Rev: c2, ApprovedBy: "alice"})
-		require.NoError(t, err)
-		assert.Equal(t, tt.want, out.Plan.Tag)
+	outs := e.promote(Options{Rev: c2, ApprovedBy: "alice"}, version.Channels...)
+	assert.Equal(t, []string{"v0.2.0-dev.1", "v0.2.0-beta.1", "v0.2.0"}, planTags(outs))
+	for _, out := range outs {
 		assert.Equal(t, "v0.1.0", out.Plan.LastStable)
 	}
 	rep, err := e.promoter(nil).Status(t.Context(), version.DefaultConfig(), "", testWant)
@@ -175,28 +171,22 @@ func TestStaleLockAtEachStep(t *testing.T) {
 func TestPhaseTagAfterDev(t *testing.T) {
 	e, _, c2 := issueExample(t)
 	e.pass(c2, all...)
-	out, err := e.run(Options{Want: testWant, Channel: version.Dev, Rev: c2})
-	require.NoError(t, err)
-	assert.Equal(t, "v0.2.0-dev.1", out.Plan.Tag)
+	assert.Equal(t, []string{"v0.2.0-dev.1"}, planTags(e.promote(Options{Rev: c2}, version.Dev)))
 
 	e.g.Tag("phase3-complete", c2)
 	var b bytes.Buffer
-	for _, tt := range []struct {
-		c    version.Channel
-		want string
-	}{{version.Dev, "v0.3.0-dev.1"}, {version.Beta, "v0.3.0-beta.1"}, {version.Stable, "v0.3.0"}} {
-		out, err := e.run(Options{Want: testWant, Channel: tt.c, Rev: c2, ApprovedBy: "alice"})
-		require.NoError(t, err)
-		assert.Equal(t, tt.want, out.Plan.Tag)
+	outs := e.promote(Options{Rev: c2, ApprovedBy: "alice"}, version.Channels...)
+	want := []string{"v0.3.0-dev.1", "v0.3.0-beta.1", "v0.3.0"}
+	require.Equal(t, want, planTags(outs))
+	for i, out := range outs {
 		b.Reset()
 		Print(&b, out.Plan, false)
-		assert.Contains(t, b.String(), "as "+tt.want+" (phase3-complete stands for v0.3.0)")
+		assert.Contains(t, b.String(), "as "+want[i]+" (phase3-complete stands for v0.3.0)")
 	}
 	assert.Equal(t, c2, e.g.Ref("refs/tags/v0.2.0-dev.1"), "the earlier tag stays")
 
 	// A rerun of the finished stable promotion says so, and no bump.
-	out, err = e.run(Options{Want: testWant, Channel: version.Stable, Rev: c2, ApprovedBy: "alice"})
-	require.NoError(t, err)
+	out := e.promote(Options{Rev: c2, ApprovedBy: "alice"}, version.Stable)[0]
 	assert.False(t, out.Changed())
 	b.Reset()
 	Print(&b, out.Plan, false)
@@ -205,9 +195,7 @@ func TestPhaseTagAfterDev(t *testing.T) {
 
 	// A released commit gets no new dev or beta prerelease.
 	before := e.snapshot()
-	for _, c := range []version.Channel{version.Dev, version.Beta} {
-		out, err := e.run(Options{Want: testWant, Channel: c, Rev: c2})
-		require.NoError(t, err)
+	for _, out := range e.promote(Options{Rev: c2}, version.Dev, version.Beta) {
 		assert.Equal(t, "v0.3.0", out.Plan.AlreadyStable)
 		b.Reset()
 		Print(&b, out.Plan, false)

@@ -107,6 +107,21 @@ func (e *env) snapshot() string {
 
 func (e *env) run(o Options) (*Outcome, error) { return e.promoter(nil).Run(e.t.Context(), o) }
 
+// promote promotes to each of channels in turn with the options o (bound
+// to testWant), requires every promotion to succeed and returns the
+// outcomes.
+func (e *env) promote(o Options, channels ...version.Channel) []*Outcome {
+	e.t.Helper()
+	outs := make([]*Outcome, 0, len(channels))
+	for _, c := range channels {
+		o.Want, o.Channel = testWant, c
+		out, err := e.run(o)
+		require.NoError(e.t, err, c)
+		outs = append(outs, out)
+	}
+	return outs
+}
+
 // issueExample: v0.1.0, then one feat: commit.
 func issueExample(t *testing.T) (*env, string, string) {
 	e := newEnv(t)
@@ -121,21 +136,18 @@ func TestIssueExampleThroughAllChannels(t *testing.T) {
 	e, _, c2 := issueExample(t)
 	e.pass(c2, all...)
 
-	for _, tt := range []struct {
-		channel version.Channel
-		want    string
-	}{{version.Dev, "v0.2.0-dev.1"}, {version.Beta, "v0.2.0-beta.1"}, {version.Stable, "v0.2.0"}} {
-		out, err := e.run(Options{Want: testWant, Channel: tt.channel, Rev: c2, ApprovedBy: "alice"})
-		require.NoError(t, err, tt.channel)
-		assert.Equal(t, tt.want, out.Plan.Tag)
+	outs := e.promote(Options{Rev: c2, ApprovedBy: "alice"}, version.Channels...)
+	for i, want := range []string{"v0.2.0-dev.1", "v0.2.0-beta.1", "v0.2.0"} {
+		ch, out := version.Channels[i], outs[i]
+		assert.Equal(t, want, out.Plan.Tag)
 		assert.True(t, out.Changed())
-		assert.Equal(t, c2, e.g.Ref("refs/tags/"+tt.want))
-		assert.Equal(t, c2, e.g.Ref("refs/heads/channels/"+string(tt.channel)))
-		rel, err := e.forge.Release(t.Context(), tt.want)
+		assert.Equal(t, c2, e.g.Ref("refs/tags/"+want))
+		assert.Equal(t, c2, e.g.Ref("refs/heads/channels/"+string(ch)))
+		rel, err := e.forge.Release(t.Context(), want)
 		require.NoError(t, err)
 		require.NotNil(t, rel)
-		assert.Equal(t, tt.channel != version.Stable, rel.Prerelease)
-		assert.Equal(t, tt.channel == version.Stable, rel.Latest)
+		assert.Equal(t, ch != version.Stable, rel.Prerelease)
+		assert.Equal(t, ch == version.Stable, rel.Latest)
 		assert.Contains(t, rel.Body, "feat: ollama with SYCL")
 		assert.Contains(t, rel.Body, forge.NotifiedMarker)
 		assert.Equal(t, []string{forge.ManifestAsset, "notify-1.json"}, rel.Assets, "the manifest, and the notification's claim")
@@ -183,8 +195,7 @@ func TestRefusals(t *testing.T) {
 		}, "channel gate: "},
 		{"skip beta", func(e *env, _, c2 string) Options {
 			e.pass(c2, all...)
-			_, err := e.run(Options{Want: testWant, Channel: version.Dev, Rev: c2})
-			require.NoError(e.t, err)
+			e.promote(Options{Rev: c2}, version.Dev)
 			return Options{Want: testWant, Channel: version.Stable, Rev: c2, ApprovedBy: "alice"}
 		}, "channel gate: "},
 		{"missing stage", func(e *env, _, c2 string) Options {
@@ -192,39 +203,30 @@ func TestRefusals(t *testing.T) {
 		}, "stage gate: unit has no result"},
 		{"failed stage", func(e *env, _, c2 string) Options {
 			e.pass(c2, "unit")
-			_, err := e.run(Options{Want: testWant, Channel: version.Dev, Rev: c2})
-			require.NoError(e.t, err)
+			e.promote(Options{Rev: c2}, version.Dev)
 			require.NoError(e.t, e.store.Record(e.t.Context(), results.Result{Stage: "integration", Rev: c2, State: results.StateFailed, Description: "2 tests failed", Binding: testWant}))
 			return Options{Want: testWant, Channel: version.Beta, Rev: c2}
 		}, "stage gate: integration is failed for"},
 		{"skipped stage is not passed", func(e *env, _, c2 string) Options {
 			e.pass(c2, "unit", "integration", "performance")
 			require.NoError(e.t, e.store.Record(e.t.Context(), results.Result{Stage: "security", Rev: c2, State: results.StateSkipped, Description: "no intel-gpu", Binding: testWant}))
-			for _, c := range []version.Channel{version.Dev, version.Beta} {
-				_, err := e.run(Options{Want: testWant, Channel: c, Rev: c2})
-				require.NoError(e.t, err)
-			}
+			e.promote(Options{Rev: c2}, version.Dev, version.Beta)
 			return Options{Want: testWant, Channel: version.Stable, Rev: c2, ApprovedBy: "alice"}
 		}, "stage gate: security is skipped"},
 		{"no approval", func(e *env, _, c2 string) Options {
 			e.pass(c2, all...)
-			for _, c := range []version.Channel{version.Dev, version.Beta} {
-				_, err := e.run(Options{Want: testWant, Channel: c, Rev: c2})
-				require.NoError(e.t, err)
-			}
+			e.promote(Options{Rev: c2}, version.Dev, version.Beta)
 			return Options{Want: testWant, Channel: version.Stable, Rev: c2}
 		}, "approval gate: "},
 		{"older commit", func(e *env, c1, c2 string) Options {
 			e.pass(c2, "unit")
 			e.pass(c1, "unit")
-			_, err := e.run(Options{Want: testWant, Channel: version.Dev, Rev: c2})
-			require.NoError(e.t, err)
+			e.promote(Options{Rev: c2}, version.Dev)
 			return Options{Want: testWant, Channel: version.Dev, Rev: c1}
 		}, "order gate: "},
 		{"diverged commit", func(e *env, c1, c2 string) Options {
 			e.pass(c2, "unit")
-			_, err := e.run(Options{Want: testWant, Channel: version.Dev, Rev: c2})
-			require.NoError(e.t, err)
+			e.promote(Options{Rev: c2}, version.Dev)
 			e.g.Git("checkout", "-q", "-b", "side", c1)
 			c3 := e.g.Commit("fix: on a side branch")
 			e.pass(c3, "unit")
@@ -255,8 +257,7 @@ func TestRefusals(t *testing.T) {
 		}, "but this release is flake . (narHash " + testWant.NarHash + "), build report sha256:" + strings.Repeat("0", 64)},
 		{"beta on an external service", func(e *env, _, c2 string) Options {
 			e.pass(c2, "unit")
-			_, err := e.run(Options{Want: testWant, Channel: version.Dev, Rev: c2})
-			require.NoError(e.t, err)
+			e.promote(Options{Rev: c2}, version.Dev)
 			require.NoError(e.t, e.store.Record(e.t.Context(), results.Result{Stage: "integration", Rev: c2, State: results.StatePassed, Binding: testWant, External: true}))
 			return Options{Want: testWant, Channel: version.Beta, Rev: c2}
 		}, "stage gate: integration tested an external service, not the services of this build; beta accepts that only with --allow-external-services"},
@@ -521,4 +522,13 @@ func TestStatusAndNextVersion(t *testing.T) {
 	assert.Contains(t, b.String(), "next: "+shorthash.Commit(c2)+" as v0.2.0-beta.1, blocked by its gates:\n          - stage gate: integration has no result")
 	assert.Contains(t, b.String(), "up to date: "+shorthash.Commit(c2)+" is already v0.2.0-dev.1")
 	assert.NotContains(t, b.String(), "refused")
+}
+
+// planTags lists the tags of the outcomes' plans.
+func planTags(outs []*Outcome) []string {
+	tags := make([]string, len(outs))
+	for i, out := range outs {
+		tags[i] = out.Plan.Tag
+	}
+	return tags
 }

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"flag"
 	"io"
+	"maps"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -89,13 +90,22 @@ func (rec *recorder) bind(c slacktest.Customize) {
 	})
 }
 
-func TestBotWithSlacktest(t *testing.T) {
-	rec := &recorder{}
+// botOn starts a slacktest server that rec answers for, and returns the
+// bot notifier FromEnv makes for it with the bot token and the extra
+// environment.
+func botOn(t *testing.T, rec *recorder, extra map[string]string) Notifier {
+	t.Helper()
 	s := slacktest.NewTestServer(rec.bind)
 	s.Start()
 	t.Cleanup(s.Stop)
 	env := map[string]string{"SLACK_BOT_TOKEN": "xoxb-secret-token", "SLACK_API_URL": s.GetAPIURL()}
-	n := FromEnv(func(k string) string { return env[k] }, io.Discard)
+	maps.Copy(env, extra)
+	return FromEnv(func(k string) string { return env[k] }, io.Discard)
+}
+
+func TestBotWithSlacktest(t *testing.T) {
+	rec := &recorder{}
+	n := botOn(t, rec, nil)
 	require.Equal(t, "slack #ai-infrastructure", n.Target())
 
 	m := PromotionMessage(Promotion{Tag: "v0.2.0", Channel: "stable", Rev: "abcdef0123", RepoURL: repo})
@@ -108,11 +118,7 @@ func TestBotWithSlacktest(t *testing.T) {
 
 func TestBotFailureIsReportedWithoutToken(t *testing.T) {
 	rec := &recorder{fail: true}
-	s := slacktest.NewTestServer(rec.bind)
-	s.Start()
-	t.Cleanup(s.Stop)
-	env := map[string]string{"SLACK_BOT_TOKEN": "xoxb-secret-token", "SLACK_API_URL": s.GetAPIURL(), "SLACK_CHANNEL": "#releases"}
-	n := FromEnv(func(k string) string { return env[k] }, io.Discard)
+	n := botOn(t, rec, map[string]string{"SLACK_CHANNEL": "#releases"})
 
 	var errs Errors
 	errs.Notify(t.Context(), n, PromotionMessage(Promotion{Tag: "v0.2.0", Channel: "stable", Rev: "abc"}))
@@ -163,11 +169,7 @@ func TestPrinterAndStageFailed(t *testing.T) {
 // ping a user or forge a link arrives at Slack as literal text.
 func TestStageOutputIsEscaped(t *testing.T) {
 	rec := &recorder{}
-	s := slacktest.NewTestServer(rec.bind)
-	s.Start()
-	t.Cleanup(s.Stop)
-	env := map[string]string{"SLACK_BOT_TOKEN": "xoxb-secret-token", "SLACK_API_URL": s.GetAPIURL()}
-	n := FromEnv(func(k string) string { return env[k] }, io.Discard)
+	n := botOn(t, rec, nil)
 
 	for _, tt := range []struct {
 		name, desc, want string
