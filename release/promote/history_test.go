@@ -113,13 +113,12 @@ func TestUnreachableTagsAreIgnored(t *testing.T) {
 func TestMovedReleaseTag(t *testing.T) {
 	e, _, c2 := issueExample(t)
 	e.pass(c2, "unit")
-	_, err := e.run(Options{Want: testWant, Channel: version.Dev, Rev: c2})
-	require.NoError(t, err)
+	e.promote(Options{Rev: c2}, version.Dev)
 	c3 := e.g.Commit("fix: later")
 	e.pass(c3, "unit")
 	e.g.Git("tag", "-f", "v0.2.0-dev.1", c3)
 
-	_, err = e.run(Options{Want: testWant, Channel: version.Dev, Rev: c3})
+	_, err := e.run(Options{Want: testWant, Channel: version.Dev, Rev: c3})
 	require.Error(t, err)
 	assert.Equal(t, clierr.ExitFailed, clierr.Code(err))
 	assert.Contains(t, err.Error(), "release v0.2.0-dev.1 names commit "+shorthash.Commit(c2)+" but the tag v0.2.0-dev.1 is (or would be) at "+shorthash.Commit(c3))

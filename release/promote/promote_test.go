@@ -170,8 +170,7 @@ func TestIssueExampleThroughAllChannels(t *testing.T) {
 func TestDevCountsUpAndNotesSincePrevious(t *testing.T) {
 	e, _, c2 := issueExample(t)
 	e.pass(c2, "unit")
-	_, err := e.run(Options{Want: testWant, Channel: version.Dev, Rev: c2})
-	require.NoError(t, err)
+	e.promote(Options{Rev: c2}, version.Dev)
 	c3 := e.g.Commit("fix: health check")
 	e.pass(c3, "unit")
 	out, err := e.run(Options{Want: testWant, Channel: version.Dev}) // default HEAD
@@ -282,8 +281,7 @@ func TestRefusals(t *testing.T) {
 func TestExternalServicesAllowed(t *testing.T) {
 	e, _, c2 := issueExample(t)
 	e.pass(c2, "unit")
-	_, err := e.run(Options{Want: testWant, Channel: version.Dev, Rev: c2})
-	require.NoError(t, err)
+	e.promote(Options{Rev: c2}, version.Dev)
 	require.NoError(t, e.store.Record(t.Context(), results.Result{Stage: "integration", Rev: c2, State: results.StatePassed, Binding: testWant, External: true}))
 	out, err := e.run(Options{Want: testWant, Channel: version.Beta, Rev: c2, AllowExternalServices: true})
 	require.NoError(t, err)
@@ -502,8 +500,7 @@ func TestStatusAndNextVersion(t *testing.T) {
 		require.NoError(t, err)
 		assert.Equal(t, want, got)
 	}
-	_, err := e.run(Options{Want: testWant, Channel: version.Dev, Rev: c2})
-	require.NoError(t, err)
+	e.promote(Options{Rev: c2}, version.Dev)
 	rep, err := p.Status(t.Context(), version.DefaultConfig(), "", testWant)
 	require.NoError(t, err)
 	sts := rep.Channels
