@@ -111,11 +111,7 @@ func TestUnreachableTagsAreIgnored(t *testing.T) {
 // TestMovedReleaseTag: a release tag moved by hand is reported (exit 1,
 // both commits named), never shown as a complete release.
 func TestMovedReleaseTag(t *testing.T) {
-	e, _, c2 := issueExample(t)
-	e.pass(c2, "unit")
-	e.promote(Options{Rev: c2}, version.Dev)
-	c3 := e.g.Commit("fix: later")
-	e.pass(c3, "unit")
+	e, c2, c3 := devThenFix(t, "fix: later")
 	e.g.Git("tag", "-f", "v0.2.0-dev.1", c3)
 
 	_, err := e.run(Options{Want: testWant, Channel: version.Dev, Rev: c3})

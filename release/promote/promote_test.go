@@ -132,6 +132,17 @@ func issueExample(t *testing.T) (*env, string, string) {
 	return e, c1, c2
 }
 
+// devThenFix is issueExample with its second commit released on dev and a
+// later commit (message msg) whose unit stage passed.
+func devThenFix(t *testing.T, msg string) (e *env, c2, c3 string) {
+	e, _, c2 = issueExample(t)
+	e.pass(c2, "unit")
+	e.promote(Options{Rev: c2}, version.Dev)
+	c3 = e.g.Commit(msg)
+	e.pass(c3, "unit")
+	return e, c2, c3
+}
+
 func TestIssueExampleThroughAllChannels(t *testing.T) {
 	e, _, c2 := issueExample(t)
 	e.pass(c2, all...)
@@ -168,11 +179,7 @@ func TestIssueExampleThroughAllChannels(t *testing.T) {
 }
 
 func TestDevCountsUpAndNotesSincePrevious(t *testing.T) {
-	e, _, c2 := issueExample(t)
-	e.pass(c2, "unit")
-	e.promote(Options{Rev: c2}, version.Dev)
-	c3 := e.g.Commit("fix: health check")
-	e.pass(c3, "unit")
+	e, _, c3 := devThenFix(t, "fix: health check")
 	out, err := e.run(Options{Want: testWant, Channel: version.Dev}) // default HEAD
 	require.NoError(t, err)
 	assert.Equal(t, "v0.2.0-dev.2", out.Plan.Tag)
