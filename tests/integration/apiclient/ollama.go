@@ -348,24 +348,8 @@ func (c *Ollama) Generate(ctx context.Context, r GenerateRequest, fn func(Genera
 	if r.Think == nil {
 		r.Think = &c.Think
 	}
-	var text, thinking strings.Builder
-	var last GenerateChunk
-	err := c.stream(ctx, "/api/generate", r, func(line []byte) (bool, error) {
-		var ch GenerateChunk
-		if err := json.Unmarshal(line, &ch); err != nil {
-			return false, fmt.Errorf("/api/generate: %w", err)
-		}
-		text.WriteString(ch.Response)
-		thinking.WriteString(ch.Thinking)
-		if fn != nil {
-			if err := fn(ch); err != nil {
-				return false, err
-			}
-		}
-		last = ch
-		return ch.Done, nil
-	})
-	last.Response, last.Thinking = text.String(), thinking.String()
+	last, text, thinking, err := collect(ctx, c, "/api/generate", r, fn)
+	last.Response, last.Thinking = text, thinking
 	return last, err
 }
 
@@ -375,25 +359,47 @@ func (c *Ollama) Chat(ctx context.Context, r ChatRequest, fn func(ChatChunk) err
 	if r.Think == nil {
 		r.Think = &c.Think
 	}
-	var text, thinking strings.Builder
-	var last ChatChunk
-	err := c.stream(ctx, "/api/chat", r, func(line []byte) (bool, error) {
-		var ch ChatChunk
+	last, text, thinking, err := collect(ctx, c, "/api/chat", r, fn)
+	last.Message = Message{Role: "assistant", Content: text, Thinking: thinking}
+	return last, err
+}
+
+// chunk is a streamed line of /api/generate or /api/chat.
+type chunk interface {
+	GenerateChunk | ChatChunk
+	// parts are the chunk's piece of the reply and of the reasoning.
+	parts() (text, thinking string)
+	// done reports whether the chunk is the final one.
+	done() bool
+}
+
+func (ch GenerateChunk) parts() (string, string) { return ch.Response, ch.Thinking }
+func (ch GenerateChunk) done() bool              { return ch.Done }
+func (ch ChatChunk) parts() (string, string)     { return ch.Message.Content, ch.Message.Thinking }
+func (ch ChatChunk) done() bool                  { return ch.Done }
+
+// collect streams body to path, decodes each line as a C and hands it to
+// fn (when not nil); it returns the final chunk and the reply and
+// reasoning joined from all chunks.
+func collect[C chunk](ctx context.Context, c *Ollama, path string, body any, fn func(C) error) (last C, text, thinking string, err error) {
+	var tb, thb strings.Builder
+	err = c.stream(ctx, path, body, func(line []byte) (bool, error) {
+		var ch C
 		if err := json.Unmarshal(line, &ch); err != nil {
-			return false, fmt.Errorf("/api/chat: %w", err)
+			return false, fmt.Errorf("%s: %w", path, err)
 		}
-		text.WriteString(ch.Message.Content)
-		thinking.WriteString(ch.Message.Thinking)
+		t, th := ch.parts()
+		tb.WriteString(t)
+		thb.WriteString(th)
 		if fn != nil {
 			if err := fn(ch); err != nil {
 				return false, err
 			}
 		}
 		last = ch
-		return ch.Done, nil
+		return ch.done(), nil
 	})
-	last.Message = Message{Role: "assistant", Content: text.String(), Thinking: thinking.String()}
-	return last, err
+	return last, tb.String(), thb.String(), err
 }
 
 // stream posts body to path and hands each NDJSON line to fn until it
