@@ -38,23 +38,16 @@ func promtool(t *testing.T, dir string, args ...string) (string, error) {
 	return string(out), err
 }
 
-func TestAlertRulesCheck(t *testing.T) {
+// TestAlertRules: promtool checks every rules file and runs its unit tests.
+func TestAlertRules(t *testing.T) {
 	for _, f := range alertFiles {
-		t.Run(f.rules, func(t *testing.T) {
-			out, err := promtool(t, alertsDir(t), "check", "rules", f.rules)
-			require.NoError(t, err, out)
-			assert.Contains(t, out, "SUCCESS")
-		})
-	}
-}
-
-func TestAlertRulesUnitTests(t *testing.T) {
-	for _, f := range alertFiles {
-		t.Run(f.test, func(t *testing.T) {
-			out, err := promtool(t, alertsDir(t), "test", "rules", f.test)
-			require.NoError(t, err, out)
-			assert.Contains(t, out, "SUCCESS")
-		})
+		for _, args := range [][]string{{"check", "rules", f.rules}, {"test", "rules", f.test}} {
+			t.Run(strings.Join(args, " "), func(t *testing.T) {
+				out, err := promtool(t, alertsDir(t), args...)
+				require.NoError(t, err, out)
+				assert.Contains(t, out, "SUCCESS")
+			})
+		}
 	}
 }
 

@@ -34,6 +34,23 @@ type ggufFile struct {
 	size    int64
 }
 
+// readLE reads the values ps point at, little-endian, in order.
+func readLE(r io.Reader, ps ...any) error {
+	for _, p := range ps {
+		if err := binary.Read(r, binary.LittleEndian, p); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// leValue reads one little-endian T.
+func leValue[T any](r io.Reader) (any, error) {
+	var v T
+	err := binary.Read(r, binary.LittleEndian, &v)
+	return v, err
+}
+
 // readGGUF parses the GGUF v3 layout (llama.cpp's gguf.h): header, metadata,
 // tensor infos, data section aligned to 32 bytes.
 func readGGUF(b []byte) (*ggufFile, error) {
@@ -44,10 +61,8 @@ func readGGUF(b []byte) (*ggufFile, error) {
 	}
 	f := &ggufFile{meta: map[string]any{}, size: int64(len(b))}
 	var nTensors, nKV uint64
-	for _, p := range []any{&f.version, &nTensors, &nKV} {
-		if err := binary.Read(r, binary.LittleEndian, p); err != nil {
-			return nil, err
-		}
+	if err := readLE(r, &f.version, &nTensors, &nKV); err != nil {
+		return nil, err
 	}
 	str := func() (string, error) {
 		var n uint64
@@ -65,26 +80,19 @@ func readGGUF(b []byte) (*ggufFile, error) {
 	value = func(kind uint32) (any, error) {
 		switch kind {
 		case 4:
-			var v uint32
-			return v, binary.Read(r, binary.LittleEndian, &v)
+			return leValue[uint32](r)
 		case 5:
-			var v int32
-			return v, binary.Read(r, binary.LittleEndian, &v)
+			return leValue[int32](r)
 		case 6:
-			var v float32
-			return v, binary.Read(r, binary.LittleEndian, &v)
+			return leValue[float32](r)
 		case 7:
-			var v bool
-			return v, binary.Read(r, binary.LittleEndian, &v)
+			return leValue[bool](r)
 		case 8:
 			return str()
 		case 9:
 			var elem uint32
 			var n uint64
-			if err := binary.Read(r, binary.LittleEndian, &elem); err != nil {
-				return nil, err
-			}
-			if err := binary.Read(r, binary.LittleEndian, &n); err != nil {
+			if err := readLE(r, &elem, &n); err != nil {
 				return nil, err
 			}
 			out := make([]any, 0, n)
@@ -126,10 +134,7 @@ func readGGUF(b []byte) (*ggufFile, error) {
 		if err := binary.Read(r, binary.LittleEndian, t.dims); err != nil {
 			return nil, err
 		}
-		if err := binary.Read(r, binary.LittleEndian, &t.typ); err != nil {
-			return nil, err
-		}
-		if err := binary.Read(r, binary.LittleEndian, &t.offset); err != nil {
+		if err := readLE(r, &t.typ, &t.offset); err != nil {
 			return nil, err
 		}
 		f.tensors = append(f.tensors, t)
