@@ -215,15 +215,8 @@ func (s *scanner) attrs(i int, prefix []string) (int, error) {
 // declared options by path.
 func ModuleOptions(root, dir string) (map[string]Option, error) {
 	out := map[string]Option{}
-	err := filepath.WalkDir(filepath.Join(root, dir), func(p string, d os.DirEntry, err error) error {
-		if err != nil || d.IsDir() || !strings.HasSuffix(p, ".nix") {
-			return err
-		}
-		b, err := os.ReadFile(p)
-		if err != nil {
-			return err
-		}
-		opts, err := ScanOptions(relTo(root, p), string(b))
+	err := walkNix(root, dir, func(file, src string) error {
+		opts, err := ScanOptions(file, src)
 		if err != nil {
 			return err
 		}
@@ -324,7 +317,17 @@ func References(file, src string) []Ref {
 // dir.
 func ModuleReferences(root, dir string) ([]Ref, error) {
 	var out []Ref
-	err := filepath.WalkDir(filepath.Join(root, dir), func(p string, d os.DirEntry, err error) error {
+	err := walkNix(root, dir, func(file, src string) error {
+		out = append(out, References(file, src)...)
+		return nil
+	})
+	return out, err
+}
+
+// walkNix calls fn with the path relative to root and the text of every
+// .nix file under dir.
+func walkNix(root, dir string, fn func(file, src string) error) error {
+	return filepath.WalkDir(filepath.Join(root, dir), func(p string, d os.DirEntry, err error) error {
 		if err != nil || d.IsDir() || !strings.HasSuffix(p, ".nix") {
 			return err
 		}
@@ -332,8 +335,6 @@ func ModuleReferences(root, dir string) ([]Ref, error) {
 		if err != nil {
 			return err
 		}
-		out = append(out, References(relTo(root, p), string(b))...)
-		return nil
+		return fn(relTo(root, p), string(b))
 	})
-	return out, err
 }

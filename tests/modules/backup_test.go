@@ -100,6 +100,18 @@ func backupsOf(t *testing.T, dir, name string) []string {
 	return out
 }
 
+// onlyBackup requires one backup of name in backups (why says why there
+// must be one) whose file holds want, and returns its directory.
+func onlyBackup(t *testing.T, backups, name, why, file, want string) string {
+	t.Helper()
+	got := backupsOf(t, backups, name)
+	require.Len(t, got, 1, "%s: %v", why, entries(t, backups))
+	content, err := os.ReadFile(filepath.Join(backups, got[0], file))
+	require.NoError(t, err)
+	assert.Equal(t, want, string(content))
+	return filepath.Join(backups, got[0])
+}
+
 func stamp(tm time.Time) string { return tm.UTC().Format("20060102-150405") }
 
 func TestBackupOfOldStateSurvivesPruning(t *testing.T) {
@@ -114,13 +126,9 @@ func TestBackupOfOldStateSurvivesPruning(t *testing.T) {
 	res := runBackup(t, "--backup-dir", backups, "--keep-days", "14", "--source", "ollama-ipex:"+src)
 	require.Equal(t, 0, res.code, res.stderr)
 
-	got := backupsOf(t, backups, "ollama-ipex")
-	require.Len(t, got, 1, "the fresh backup of an old state directory must survive: %v", entries(t, backups))
-	content, err := os.ReadFile(filepath.Join(backups, got[0], "id_ed25519"))
-	require.NoError(t, err)
-	assert.Equal(t, "key", string(content))
+	dir := onlyBackup(t, backups, "ollama-ipex", "the fresh backup of an old state directory must survive", "id_ed25519", "key")
 	// rsync -a kept the source's times: the prune must not have looked at them.
-	info, err := os.Stat(filepath.Join(backups, got[0]))
+	info, err := os.Stat(dir)
 	require.NoError(t, err)
 	assert.Less(t, info.ModTime(), time.Now().Add(-29*24*time.Hour), "the backup carries the source mtime (rsync -a)")
 }
@@ -168,12 +176,8 @@ func TestBackupPathsWithSpaces(t *testing.T) {
 		"--source", "ollama-ipex:"+src, "--exclude", "ollama-ipex:/models/")
 	require.Equal(t, 0, res.code, res.stderr)
 
-	got := backupsOf(t, backups, "ollama-ipex")
-	require.Len(t, got, 1, "%v", entries(t, backups))
-	content, err := os.ReadFile(filepath.Join(backups, got[0], "a file"))
-	require.NoError(t, err)
-	assert.Equal(t, "x", string(content))
-	assert.NoDirExists(t, filepath.Join(backups, got[0], "models"), "model stores are excluded unless asked")
+	dir := onlyBackup(t, backups, "ollama-ipex", "one backup of the source", "a file", "x")
+	assert.NoDirExists(t, filepath.Join(dir, "models"), "model stores are excluded unless asked")
 	info, err := os.Stat(backups)
 	require.NoError(t, err)
 	assert.Equal(t, os.FileMode(0o700), info.Mode().Perm(), "the backup directory is private")
