@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"sort"
 
+	"github.com/ipex-flake/ipex-flake/internal/atomicfile"
 	"github.com/ipex-flake/ipex-flake/pipelines/report"
 	"github.com/ipex-flake/ipex-flake/release/forge"
 )
@@ -172,27 +173,15 @@ func (f *Forge) EditBody(_ context.Context, r *forge.Release, body string) error
 	return nil
 }
 
-// createOnce makes dir, writes data to a temporary file in f.Dir named
-// after pattern and links it to path: path appears whole and at once, and
-// an existing path is never replaced (the error then names what and wraps
+// createOnce makes dir and writes data to path through a temporary file in
+// f.Dir named after pattern: path appears whole and at once, and an
+// existing path is never replaced (the error then names what and wraps
 // forge.ErrExists).
 func (f *Forge) createOnce(dir, pattern, path, what string, data []byte) error {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return err
 	}
-	tmp, err := os.CreateTemp(f.Dir, pattern)
-	if err != nil {
-		return err
-	}
-	defer os.Remove(tmp.Name())
-	if _, err := tmp.Write(data); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Close(); err != nil {
-		return err
-	}
-	if err := os.Link(tmp.Name(), path); err != nil {
+	if err := atomicfile.Create(f.Dir, pattern, path, data, 0o600); err != nil {
 		if errors.Is(err, os.ErrExist) {
 			return fmt.Errorf("%s: %w", what, forge.ErrExists)
 		}
