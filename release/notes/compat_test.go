@@ -3,6 +3,7 @@ package notes
 import (
 	"testing"
 
+	"github.com/ipex-flake/ipex-flake/internal/golden"
 	"github.com/ipex-flake/ipex-flake/release/version"
 )
 
@@ -27,5 +28,5 @@ func TestRenderCompat(t *testing.T) {
 				},
 			},
 		}}
-	golden(t, "stable_compat.md", Render(n))
+	golden.Assert(t, "stable_compat.md", []byte(Render(n)))
 }

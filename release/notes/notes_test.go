@@ -1,29 +1,11 @@
 package notes
 
 import (
-	"flag"
-	"os"
-	"path/filepath"
 	"testing"
 
-	"github.com/stretchr/testify/assert"
-	"github.com/stretchr/testify/require"
-
+	"github.com/ipex-flake/ipex-flake/internal/golden"
 	"github.com/ipex-flake/ipex-flake/release/version"
 )
-
-var update = flag.Bool("update", false, "rewrite golden files")
-
-func golden(t *testing.T, name, got string) {
-	t.Helper()
-	p := filepath.Join("testdata", name)
-	if *update {
-		require.NoError(t, os.WriteFile(p, []byte(got), 0o644))
-	}
-	want, err := os.ReadFile(p)
-	require.NoError(t, err, "run go test -update to create %s", p)
-	assert.Equal(t, string(want), got)
-}
 
 func TestRender(t *testing.T) {
 	commits := []version.Commit{
@@ -56,6 +38,6 @@ func TestRender(t *testing.T) {
 		{"beta_empty.md", Notes{Tag: "v0.1.0-beta.2", Channel: version.Beta, Rev: "abcdef0", Previous: "v0.1.0-beta.1"}},
 	}
 	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) { golden(t, tt.name, Render(tt.in)) })
+		t.Run(tt.name, func(t *testing.T) { golden.Assert(t, tt.name, []byte(Render(tt.in))) })
 	}
 }

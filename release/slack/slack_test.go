@@ -3,14 +3,11 @@ package slack
 import (
 	"bytes"
 	"encoding/json"
-	"flag"
 	"io"
 	"maps"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
-	"os"
-	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -18,20 +15,9 @@ import (
 	"github.com/slack-go/slack/slacktest"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/ipex-flake/ipex-flake/internal/golden"
 )
-
-var update = flag.Bool("update", false, "rewrite golden files")
-
-func golden(t *testing.T, name string, got []byte) {
-	t.Helper()
-	p := filepath.Join("testdata", name)
-	if *update {
-		require.NoError(t, os.WriteFile(p, got, 0o644))
-	}
-	want, err := os.ReadFile(p)
-	require.NoError(t, err, "run go test -update to create %s", p)
-	assert.Equal(t, string(want), string(got))
-}
 
 const repo = "https://github.com/ipex-flake/ipex-flake"
 
@@ -56,7 +42,7 @@ func TestPayloads(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			got, err := Payload(tt.msg)
 			require.NoError(t, err)
-			golden(t, tt.name, append(got, '\n'))
+			golden.Assert(t, tt.name, append(got, '\n'))
 		})
 	}
 }
