@@ -13,15 +13,12 @@ import (
 	"fmt"
 	"io"
 	"maps"
-	"path/filepath"
-	"sort"
 	"strings"
 	"sync"
 	"time"
 
 	"github.com/ipex-flake/ipex-flake/pipelines/cache"
 	"github.com/ipex-flake/ipex-flake/pipelines/engine"
-	"github.com/ipex-flake/ipex-flake/pipelines/nixcli"
 	"github.com/ipex-flake/ipex-flake/pipelines/report"
 )
 
@@ -128,33 +125,13 @@ func Run(ctx context.Context, opts Options) (*report.Report, *Stats, error) {
 	}
 
 	prog.Phase(fmt.Sprintf("evaluating %s for %s", opts.Flake, strings.Join(opts.Systems, ", ")))
-	t0 := time.Now()
-	var (
-		machine *Machine
-		merr    error
-		wg      sync.WaitGroup
-	)
-	wg.Add(1)
 	plain := opts.Engine
-	go func() {
-		defer wg.Done()
-		// The configuration is read without secrets: nix prints its settings.
-		machine, merr = ProbeMachine(ctx, plain)
-	}()
 	if len(opts.Secrets) > 0 {
 		opts.Engine = secretEngine{Engine: opts.Engine, secrets: opts.Secrets}
 	}
-	disc, err := Discover(ctx, opts.Engine, opts.Flake, opts.Systems, opts.Attrs, jobsOr(opts.Jobs, 4))
-	wg.Wait()
-	st.Eval = time.Since(t0)
-	if disc != nil {
-		st.EvalProcesses = disc.EvalProcesses
-	}
+	disc, machine, err := evaluate(ctx, plain, opts, st)
 	if err != nil {
 		return nil, st, err
-	}
-	if merr != nil {
-		return nil, st, fmt.Errorf("asking nix for its configuration: %w", merr)
 	}
 	if err := applyRemote(ctx, plain, machine, opts.Remote); err != nil {
 		return nil, st, err
@@ -165,10 +142,64 @@ func Run(ctx context.Context, opts Options) (*report.Report, *Stats, error) {
 		}
 	}
 
-	// One entry per output; todo holds those still to decide.
-	outs := make([]report.Output, len(disc.Outputs))
-	var todo []int
-	for i, d := range disc.Outputs {
+	outs, todo := classify(disc.Outputs, machine)
+	if todo, err = skipCached(ctx, opts, prog, outs, todo, st); err != nil {
+		return nil, st, err
+	}
+	if todo, err = skipPresent(ctx, opts.Engine, outs, todo); err != nil {
+		return nil, st, err
+	}
+	rep.Outputs = outs
+	if opts.DryRun {
+		for _, i := range todo {
+			outs[i].Status = report.StatusWouldBuild
+		}
+		return rep, st, nil
+	}
+	if len(todo) > 0 {
+		t0 := time.Now()
+		err = buildAll(ctx, opts, machine, prog, outs, todo, st)
+		st.Build = time.Since(t0)
+	}
+	return rep, st, err
+}
+
+// evaluate discovers the flake's outputs while it asks nix for the
+// machine's configuration. The configuration is read on plain, the engine
+// without secrets: nix prints its settings.
+func evaluate(ctx context.Context, plain engine.Engine, opts Options, st *Stats) (*Discovery, *Machine, error) {
+	t0 := time.Now()
+	var (
+		machine *Machine
+		merr    error
+		wg      sync.WaitGroup
+	)
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		machine, merr = ProbeMachine(ctx, plain)
+	}()
+	disc, err := Discover(ctx, opts.Engine, opts.Flake, opts.Systems, opts.Attrs, positiveOr(opts.Jobs, 4))
+	wg.Wait()
+	st.Eval = time.Since(t0)
+	if disc != nil {
+		st.EvalProcesses = disc.EvalProcesses
+	}
+	if err != nil {
+		return nil, nil, err
+	}
+	if merr != nil {
+		return nil, nil, fmt.Errorf("asking nix for its configuration: %w", merr)
+	}
+	return disc, machine, nil
+}
+
+// classify gives every discovered output its report entry and decides
+// those that are not selected, failed to evaluate or cannot be built here;
+// todo holds the indexes of the rest.
+func classify(found []Output, m *Machine) (outs []report.Output, todo []int) {
+	outs = make([]report.Output, len(found))
+	for i, d := range found {
 		o := report.Output{Attr: d.Attr, System: d.System, DrvPath: d.DrvPath, OutPaths: d.OutPaths()}
 		switch {
 		case d.Unselected:
@@ -180,7 +211,7 @@ func Run(ctx context.Context, opts Options) (*report.Report, *Stats, error) {
 			if sys == "" {
 				sys = d.System
 			}
-			if ok, why := machine.CanBuild(sys, d.Features); !ok {
+			if ok, why := m.CanBuild(sys, d.Features); !ok {
 				o.Status, o.Reason = report.StatusSkipped, why
 			} else {
 				todo = append(todo, i)
@@ -188,84 +219,76 @@ func Run(ctx context.Context, opts Options) (*report.Report, *Stats, error) {
 		}
 		outs[i] = o
 	}
-
-	// Skip what the cache already has.
-	if opts.Cache != nil && len(todo) > 0 {
-		var paths []string
-		for _, i := range todo {
-			paths = append(paths, outs[i].OutPaths...)
-		}
-		prog.Phase(fmt.Sprintf("asking %s for %d output paths", opts.Cache.URI(), len(paths)))
-		t1 := time.Now()
-		has, err := opts.Cache.Has(ctx, paths)
-		st.Lookup = time.Since(t1)
-		if err != nil {
-			if ctx.Err() != nil {
-				return nil, st, ErrInterrupted
-			}
-			prog.Phase(fmt.Sprintf("warning: cache lookup failed, building everything: %v", err))
-		} else {
-			rest := todo[:0]
-			for _, i := range todo {
-				if allIn(has, outs[i].OutPaths) {
-					outs[i].Status = report.StatusCached
-				} else {
-					rest = append(rest, i)
-				}
-			}
-			todo = rest
-		}
-	}
-
-	// Outputs already valid in the local store need no build.
-	if len(todo) > 0 {
-		var paths []string
-		for _, i := range todo {
-			paths = append(paths, outs[i].OutPaths...)
-		}
-		invalid, err := invalidPaths(ctx, opts.Engine, paths)
-		if err != nil {
-			if ctx.Err() != nil {
-				return nil, st, ErrInterrupted
-			}
-			return nil, st, fmt.Errorf("asking the store which outputs it has: %w", err)
-		}
-		rest := todo[:0]
-		for _, i := range todo {
-			if len(outs[i].OutPaths) > 0 && !anyIn(invalid, outs[i].OutPaths) {
-				outs[i].Status = report.StatusPresent
-			} else {
-				rest = append(rest, i)
-			}
-		}
-		todo = rest
-	}
-
-	if opts.DryRun {
-		for _, i := range todo {
-			outs[i].Status = report.StatusWouldBuild
-		}
-		rep.Outputs = outs
-		return rep, st, nil
-	}
-
-	// Build the rest.
-	if len(todo) > 0 {
-		t2 := time.Now()
-		err := buildAll(ctx, opts, machine, prog, outs, todo, st)
-		st.Build = time.Since(t2)
-		if err != nil {
-			rep.Outputs = outs
-			return rep, st, err
-		}
-	}
-	rep.Outputs = outs
-	return rep, st, nil
+	return outs, todo
 }
 
-func jobsOr(j, def int) int {
-	if j > 0 {
-		return j
+// skipCached marks "cached" the outputs of todo the binary cache already
+// has and returns the rest. A failed lookup is a warning: then everything
+// is built.
+func skipCached(ctx context.Context, opts Options, prog Progress, outs []report.Output, todo []int, st *Stats) ([]int, error) {
+	if opts.Cache == nil || len(todo) == 0 {
+		return todo, nil
+	}
+	paths := outPaths(outs, todo)
+	prog.Phase(fmt.Sprintf("asking %s for %d output paths", opts.Cache.URI(), len(paths)))
+	t0 := time.Now()
+	has, err := opts.Cache.Has(ctx, paths)
+	st.Lookup = time.Since(t0)
+	if err != nil {
+		if ctx.Err() != nil {
+			return nil, ErrInterrupted
+		}
+		prog.Phase(fmt.Sprintf("warning: cache lookup failed, building everything: %v", err))
+		return todo, nil
+	}
+	return settle(outs, todo, report.StatusCached, func(o report.Output) bool { return allIn(has, o.OutPaths) }), nil
+}
+
+// skipPresent marks "present" the outputs of todo already valid in the
+// local store, which need no build, and returns the rest.
+func skipPresent(ctx context.Context, eng engine.Engine, outs []report.Output, todo []int) ([]int, error) {
+	if len(todo) == 0 {
+		return todo, nil
+	}
+	invalid, err := invalidPaths(ctx, eng, outPaths(outs, todo))
+	if err != nil {
+		if ctx.Err() != nil {
+			return nil, ErrInterrupted
+		}
+		return nil, fmt.Errorf("asking the store which outputs it has: %w", err)
+	}
+	return settle(outs, todo, report.StatusPresent, func(o report.Output) bool {
+		return len(o.OutPaths) > 0 && !anyIn(invalid, o.OutPaths)
+	}), nil
+}
+
+// settle gives status to the outputs of todo for which done holds and
+// returns the others, reusing todo's array.
+func settle(outs []report.Output, todo []int, status string, done func(report.Output) bool) []int {
+	rest := todo[:0]
+	for _, i := range todo {
+		if done(outs[i]) {
+			outs[i].Status = status
+		} else {
+			rest = append(rest, i)
+		}
+	}
+	return rest
+}
+
+// outPaths lists the output paths of the outputs of todo.
+func outPaths(outs []report.Output, todo []int) []string {
+	var paths []string
+	for _, i := range todo {
+		paths = append(paths, outs[i].OutPaths...)
+	}
+	return paths
+}
+
+// positiveOr is n when it is positive, else def.
+func positiveOr(n, def int) int {
+	if n > 0 {
+		return n
 	}
 	return def
 }
@@ -289,376 +312,6 @@ func allIn(has map[string]bool, paths []string) bool {
 		}
 	}
 	return true
-}
-
-// buildState collects what the nix processes of one build report.
-type buildState struct {
-	mu        sync.Mutex
-	failed    map[string]string // a derivation's own build failed
-	depFailed map[string]string
-	logs      map[string][]string
-	elapsed   map[string]time.Duration
-	started   map[string]time.Time
-	stopped   map[string]time.Time
-	other     []string
-	exitCodes []int
-	// buffered: an engine handed nix's log over only when it ended.
-	buffered bool
-	// builders maps a derivation to the machine that built it.
-	builders map[string]string
-	// blocked maps a requested derivation that was not started to the
-	// failed derivation it needs.
-	blocked map[string]string
-	// notStarted holds requested derivations left when the build was
-	// interrupted.
-	notStarted map[string]bool
-}
-
-func (s *buildState) add(p *eventParser, exit int, buffered bool) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.buffered = s.buffered || buffered
-	for d, v := range p.Failed {
-		s.failed[d] = v
-	}
-	for d, v := range p.DepFailed {
-		if _, ok := s.depFailed[d]; !ok {
-			s.depFailed[d] = v
-		}
-	}
-	for d, v := range p.Logs {
-		s.logs[d] = v
-	}
-	for d, v := range p.Elapsed {
-		s.elapsed[d] = v
-	}
-	for d, v := range p.Started {
-		s.started[d] = v
-	}
-	for d, v := range p.Stopped {
-		s.stopped[d] = v
-	}
-	for d, v := range p.Builders {
-		if cur := s.builders[d]; cur == "" || cur == BuilderLocal {
-			s.builders[d] = v
-		}
-	}
-	s.other = append(s.other, p.Other...)
-	s.exitCodes = append(s.exitCodes, exit)
-}
-
-func (s *buildState) failedSnapshot() map[string]string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return maps.Clone(s.failed)
-}
-
-// buildAll builds the requested derivations in stages of batches, a few
-// nix processes at a time (see planStages), and gives every output in
-// todo its status.
-func buildAll(ctx context.Context, opts Options, m *Machine, prog Progress, outs []report.Output, todo []int, st *Stats) error {
-	seen := map[string]bool{}
-	var drvs []string
-	for _, i := range todo {
-		if d := outs[i].DrvPath; !seen[d] {
-			seen[d] = true
-			drvs = append(drvs, d)
-		}
-	}
-	sort.Strings(drvs)
-	st.Derivations = len(drvs)
-	batch := opts.BatchSize
-	if batch <= 0 {
-		batch = DefaultBatchSize
-	}
-	procs := opts.Processes
-	if procs <= 0 {
-		procs = DefaultProcesses
-	}
-
-	// Plan: with more than one process, read the graph so that shared
-	// dependencies build first, once.
-	var graph *drvGraph
-	if procs > 1 && len(drvs) > minBatch {
-		g, err := loadGraph(ctx, opts.Engine, m, drvs)
-		switch {
-		case err != nil && ctx.Err() != nil:
-			return ErrInterrupted
-		case err != nil:
-			prog.Phase(fmt.Sprintf("warning: reading the derivation graph failed, building in one stage: %v", err))
-		default:
-			graph = g
-		}
-	}
-	stages := planStages(drvs, graph, batch, procs, 0)
-	nb := 0
-	for _, sg := range stages {
-		nb += len(sg)
-	}
-	prog.Phase(fmt.Sprintf("building %d outputs (%d derivations and what they need) in %d nix processes, %d at a time",
-		len(todo), len(drvs), nb, min(procs, nb)))
-
-	bs := &buildState{
-		failed: map[string]string{}, depFailed: map[string]string{}, logs: map[string][]string{},
-		elapsed: map[string]time.Duration{}, started: map[string]time.Time{}, stopped: map[string]time.Time{},
-		blocked: map[string]string{}, notStarted: map[string]bool{}, builders: map[string]string{},
-	}
-	merger := &countsMerger{per: map[int]Counts{}, emit: prog.Event}
-	var runErr error
-	var errOnce sync.Once
-	bi := 0
-	for _, sg := range stages {
-		failedSoFar := bs.failedSnapshot()
-		var wg sync.WaitGroup
-		sem := make(chan struct{}, procs)
-		for _, b := range sg {
-			var run []string
-			for _, d := range b {
-				if graph != nil {
-					if dep := graph.FailedIn(d, failedSoFar); dep != "" {
-						bs.mu.Lock()
-						bs.blocked[d] = dep
-						bs.mu.Unlock()
-						continue
-					}
-				}
-				run = append(run, d)
-			}
-			if len(run) == 0 {
-				continue
-			}
-			sem <- struct{}{}
-			if ctx.Err() != nil {
-				<-sem
-				bs.mu.Lock()
-				for _, d := range run {
-					bs.notStarted[d] = true
-				}
-				bs.mu.Unlock()
-				continue
-			}
-			wg.Add(1)
-			go func(i int, run []string) {
-				defer func() { <-sem; wg.Done() }()
-				p, res, err := runBatch(ctx, opts, m, run, merger.forBatch(i, prog.Event))
-				if err != nil && ctx.Err() == nil {
-					errOnce.Do(func() { runErr = fmt.Errorf("running nix build: %w", err) })
-				}
-				bs.add(p, res.ExitCode, res.Buffered)
-			}(bi, run)
-			bi++
-		}
-		wg.Wait()
-		if runErr != nil {
-			return runErr
-		}
-	}
-	interrupted := ctx.Err() != nil
-
-	// Which outputs exist now? nix exits 0 only when all of them do.
-	valid := map[string]bool{}
-	var paths []string
-	for _, i := range todo {
-		paths = append(paths, outs[i].OutPaths...)
-	}
-	allOK := !interrupted && len(bs.blocked) == 0 && len(bs.exitCodes) == nb
-	for _, c := range bs.exitCodes {
-		allOK = allOK && c == 0
-	}
-	if allOK {
-		for _, p := range paths {
-			valid[p] = true
-		}
-	} else {
-		vctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Minute)
-		defer cancel()
-		invalid, err := invalidPaths(vctx, opts.Engine, paths)
-		if err != nil {
-			return fmt.Errorf("checking which outputs were built: %w", err)
-		}
-		for _, p := range paths {
-			valid[p] = !invalid[p]
-		}
-	}
-
-	// Which failed dependency made a requested derivation fail?
-	causes := map[string]string{}
-	var unexplained []string
-	for _, d := range drvs {
-		if _, own := bs.failed[d]; own || bs.blocked[d] != "" || bs.notStarted[d] {
-			continue
-		}
-		if o := outs[firstOutput(outs, todo, d)]; !allIn(valid, o.OutPaths) && !interrupted {
-			if graph != nil {
-				if dep := graph.FailedIn(d, bs.failed); dep != "" {
-					causes[d] = dep
-					continue
-				}
-			}
-			unexplained = append(unexplained, d)
-		}
-	}
-	maps.Copy(causes, failedDependencies(ctx, opts.Engine, m, unexplained, bs.failed))
-	maps.Copy(causes, bs.blocked)
-
-	// Times are taken as nix's log arrives: an engine that hands the log
-	// over when the command ends (Dagger: Result.Buffered) gives none.
-	durations := map[string]*int64{}
-	if !bs.buffered {
-		durations = buildDurations(ctx, opts.Engine, outs, todo, valid, bs)
-	} else {
-		clear(bs.elapsed)
-	}
-	for _, i := range todo {
-		o := &outs[i]
-		o.Builder = bs.builders[o.DrvPath]
-		if allIn(valid, o.OutPaths) {
-			o.Status = report.StatusBuilt
-			o.DurationMs = durations[o.DrvPath]
-			continue
-		}
-		o.Status = report.StatusFailed
-		o.Log = bs.logs[o.DrvPath]
-		switch msg, ok := bs.failed[o.DrvPath]; {
-		case ok:
-			o.Reason = msg
-			if d, ok := bs.elapsed[o.DrvPath]; ok {
-				o.DurationMs = report.Ms(d)
-			}
-		case causes[o.DrvPath] != "":
-			dep := causes[o.DrvPath]
-			o.Reason = fmt.Sprintf("dependency %s failed: %s", filepath.Base(dep), bs.failed[dep])
-			o.Log = bs.logs[dep]
-			o.FailedDependency = dep
-		case bs.depFailed[o.DrvPath] != "":
-			o.Reason = bs.depFailed[o.DrvPath]
-		case interrupted:
-			o.Reason = "interrupted before it was built: rerun to finish"
-		case len(bs.other) > 0:
-			o.Reason = strings.Join(bs.other, "; ")
-		default:
-			o.Reason = fmt.Sprintf("not built (nix build exited with %v)", bs.exitCodes)
-		}
-	}
-	// The outcome of the requested derivations, now that the store says it.
-	told := map[string]bool{}
-	for _, i := range todo {
-		o := outs[i]
-		if told[o.DrvPath] {
-			continue
-		}
-		told[o.DrvPath] = true
-		kind := BuildFinished
-		if o.Status == report.StatusFailed {
-			kind = BuildFailed
-		}
-		var el time.Duration
-		if o.DurationMs != nil {
-			el = time.Duration(*o.DurationMs) * time.Millisecond
-		}
-		prog.Event(Event{Kind: kind, DrvPath: o.DrvPath, Elapsed: el})
-	}
-	if interrupted {
-		return ErrInterrupted
-	}
-	return nil
-}
-
-func firstOutput(outs []report.Output, todo []int, drv string) int {
-	for _, i := range todo {
-		if outs[i].DrvPath == drv {
-			return i
-		}
-	}
-	return todo[0]
-}
-
-// buildDurations measures each built requested derivation from the start
-// of its build activity to its end. A dependency's activity stops when its
-// build ends; a requested derivation's activity stops only when nix exits,
-// so its end is the earlier of that stop and the end of the second in which
-// the store registered its output (registrationTime has whole seconds).
-// Derivations whose start or end is unknown get no duration.
-func buildDurations(ctx context.Context, eng engine.Engine, outs []report.Output, todo []int, valid map[string]bool, bs *buildState) map[string]*int64 {
-	res := map[string]*int64{}
-	var ask []string
-	first := map[string]string{} // out path -> drv
-	for _, i := range todo {
-		o := outs[i]
-		if !allIn(valid, o.OutPaths) || res[o.DrvPath] != nil {
-			continue
-		}
-		if d, ok := bs.elapsed[o.DrvPath]; ok {
-			res[o.DrvPath] = report.Ms(d)
-			continue
-		}
-		if _, ok := bs.started[o.DrvPath]; ok && first[o.OutPaths[0]] == "" {
-			first[o.OutPaths[0]] = o.DrvPath
-			ask = append(ask, o.OutPaths[0])
-		}
-	}
-	if len(ask) == 0 {
-		return res
-	}
-	var out bytes.Buffer
-	r, err := eng.Run(ctx, engine.Cmd{Args: nixcli.Nix(append([]string{"path-info", "--json"}, ask...)...), Stdout: &out, Stderr: io.Discard})
-	if err != nil || r.ExitCode != 0 {
-		return res
-	}
-	infos, err := nixcli.ParsePathInfo(out.Bytes())
-	if err != nil {
-		return res
-	}
-	for _, pi := range infos {
-		d := first[pi.Path]
-		start, ok := bs.started[d]
-		if d == "" || !ok || pi.RegistrationTime == 0 {
-			continue
-		}
-		end := time.Unix(pi.RegistrationTime+1, 0)
-		if stop, ok := bs.stopped[d]; ok && stop.Before(end) {
-			end = stop
-		}
-		if end.Before(start) {
-			continue // registered before this build started: not ours
-		}
-		res[d] = report.Ms(end.Sub(start))
-	}
-	return res
-}
-
-// failedDependencies finds, for each derivation, a failed derivation in its
-// closure: nix names the failed dependency only for derivations that are not
-// themselves requested, so the graph is read with one `nix derivation show -r`.
-func failedDependencies(ctx context.Context, eng engine.Engine, m *Machine, drvs []string, failed map[string]string) map[string]string {
-	causes := map[string]string{}
-	if len(drvs) == 0 || len(failed) == 0 {
-		return causes
-	}
-	graph, err := showDerivations(ctx, eng, m.Version, drvs)
-	if err != nil {
-		return causes
-	}
-	for _, d := range drvs {
-		seen := map[string]bool{d: true}
-		queue := []string{d}
-		for len(queue) > 0 && causes[d] == "" {
-			cur := queue[0]
-			queue = queue[1:]
-			for _, in := range graph[cur].Inputs {
-				if seen[in] {
-					continue
-				}
-				seen[in] = true
-				if _, ok := failed[in]; ok {
-					causes[d] = in
-					break
-				}
-				queue = append(queue, in)
-			}
-		}
-	}
-	return causes
 }
 
 // invalidPaths asks the engine's store which paths are not valid, a few

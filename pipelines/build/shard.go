@@ -433,7 +433,7 @@ func PlanBuild(ctx context.Context, opts Options, n int) (*ShardPlan, error) {
 	if len(opts.Secrets) > 0 {
 		eng = secretEngine{Engine: eng, secrets: opts.Secrets}
 	}
-	disc, err := Discover(ctx, eng, opts.Flake, opts.Systems, opts.Attrs, jobsOr(opts.Jobs, 4))
+	disc, err := Discover(ctx, eng, opts.Flake, opts.Systems, opts.Attrs, positiveOr(opts.Jobs, 4))
 	if err != nil {
 		return nil, err
 	}
