@@ -139,80 +139,97 @@ func (p *eventParser) Line(line string) {
 	}
 	switch ev.Action {
 	case "start":
-		if ev.Type != actBuild && ev.Type != actSubstitute {
-			return
-		}
-		var drv string
-		if len(ev.Fields) > 0 {
-			_ = json.Unmarshal(ev.Fields[0], &drv)
-		}
-		if drv == "" {
-			return
-		}
-		now := p.now()
-		p.acts[ev.ID] = activity{drv: drv, start: now}
-		if ev.Type == actBuild {
-			p.noteBuilder(drv, ev.Fields)
-			p.emit(Event{Kind: BuildStarted, DrvPath: drv})
-		} else {
-			p.emit(Event{Kind: Substituting, DrvPath: drv})
-		}
+		p.start(ev)
 	case "stop":
-		a, ok := p.acts[ev.ID]
-		if !ok {
-			return
-		}
-		delete(p.acts, ev.ID)
-		if !strings.HasSuffix(a.drv, ".drv") {
-			return
-		}
-		if p.requested[a.drv] {
-			// The activity may have outlived the build (nix stops it when
-			// it exits): only its start is exact, and the stop is an upper
-			// bound of the end. The outcome comes from the store.
-			p.Started[a.drv] = a.start
-			p.Stopped[a.drv] = p.now()
-			p.emit(Event{Kind: BuildStopped, DrvPath: a.drv})
-			return
-		}
-		el := p.now().Sub(a.start)
-		p.Elapsed[a.drv] = el
-		if _, failed := p.Failed[a.drv]; failed || p.cancelled() {
-			p.emit(Event{Kind: BuildFailed, DrvPath: a.drv, Elapsed: el})
-			return
-		}
-		p.Built[a.drv] = true
-		p.emit(Event{Kind: BuildFinished, DrvPath: a.drv, Elapsed: el})
+		p.stop(ev)
 	case "result":
-		if ev.Type == resProgress && len(ev.Fields) == 4 {
-			if _, build := p.acts[ev.ID]; !build {
-				p.progress(ev)
-			}
-			return
-		}
-		if ev.Type != resBuildLogLine || len(ev.Fields) == 0 {
-			return
-		}
-		a, ok := p.acts[ev.ID]
-		if !ok {
-			return
-		}
-		var l string
-		if json.Unmarshal(ev.Fields[0], &l) != nil {
-			return
-		}
-		l = ansiRe.ReplaceAllString(l, "")
-		tail := append(p.Logs[a.drv], l)
-		if len(tail) > logTailLines {
-			tail = tail[len(tail)-logTailLines:]
-		}
-		p.Logs[a.drv] = tail
-		p.emit(Event{Kind: BuildLog, DrvPath: a.drv, Line: l})
+		p.result(ev)
 	case "msg":
 		if ev.Level == 0 {
 			p.message(ev.Msg)
 		}
 	}
+}
+
+// start opens the activity of a derivation's build or substitution.
+func (p *eventParser) start(ev nixEvent) {
+	if ev.Type != actBuild && ev.Type != actSubstitute {
+		return
+	}
+	var drv string
+	if len(ev.Fields) > 0 {
+		_ = json.Unmarshal(ev.Fields[0], &drv)
+	}
+	if drv == "" {
+		return
+	}
+	p.acts[ev.ID] = activity{drv: drv, start: p.now()}
+	if ev.Type == actBuild {
+		p.noteBuilder(drv, ev.Fields)
+		p.emit(Event{Kind: BuildStarted, DrvPath: drv})
+	} else {
+		p.emit(Event{Kind: Substituting, DrvPath: drv})
+	}
+}
+
+// stop closes an activity: a dependency's build ended, built or failed; a
+// requested derivation's activity only says when it started and when, at
+// the latest, it ended.
+func (p *eventParser) stop(ev nixEvent) {
+	a, ok := p.acts[ev.ID]
+	if !ok {
+		return
+	}
+	delete(p.acts, ev.ID)
+	if !strings.HasSuffix(a.drv, ".drv") {
+		return
+	}
+	if p.requested[a.drv] {
+		// The activity may have outlived the build (nix stops it when
+		// it exits): only its start is exact, and the stop is an upper
+		// bound of the end. The outcome comes from the store.
+		p.Started[a.drv] = a.start
+		p.Stopped[a.drv] = p.now()
+		p.emit(Event{Kind: BuildStopped, DrvPath: a.drv})
+		return
+	}
+	el := p.now().Sub(a.start)
+	p.Elapsed[a.drv] = el
+	if _, failed := p.Failed[a.drv]; failed || p.cancelled() {
+		p.emit(Event{Kind: BuildFailed, DrvPath: a.drv, Elapsed: el})
+		return
+	}
+	p.Built[a.drv] = true
+	p.emit(Event{Kind: BuildFinished, DrvPath: a.drv, Elapsed: el})
+}
+
+// result handles nix's counters and the log lines of a build, whose last
+// logTailLines lines are kept.
+func (p *eventParser) result(ev nixEvent) {
+	if ev.Type == resProgress && len(ev.Fields) == 4 {
+		if _, build := p.acts[ev.ID]; !build {
+			p.progress(ev)
+		}
+		return
+	}
+	if ev.Type != resBuildLogLine || len(ev.Fields) == 0 {
+		return
+	}
+	a, ok := p.acts[ev.ID]
+	if !ok {
+		return
+	}
+	var l string
+	if json.Unmarshal(ev.Fields[0], &l) != nil {
+		return
+	}
+	l = ansiRe.ReplaceAllString(l, "")
+	tail := append(p.Logs[a.drv], l)
+	if len(tail) > logTailLines {
+		tail = tail[len(tail)-logTailLines:]
+	}
+	p.Logs[a.drv] = tail
+	p.emit(Event{Kind: BuildLog, DrvPath: a.drv, Line: l})
 }
 
 // progress handles the counters of the actBuilds activity:
