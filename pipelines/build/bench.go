@@ -229,68 +229,117 @@ type side struct {
 	run  func(ctx context.Context, dir string, attrs []string) (time.Duration, error)
 }
 
+// buildSides are the three sides of a workload's build measurement: one
+// nix build, nix in calls of DefaultBatchSize, and ci build. The ci build
+// side keeps its evaluation processes and the flake it built last, whose
+// outputs benchCached measures.
+type buildSides struct {
+	jobs          int
+	evalProcesses int
+	lastCI        string
+}
+
+// sides lists the sides in the order of BenchResult's samples.
+func (b *buildSides) sides() []side {
+	return []side{{"one nix build", b.oneCall}, {"nix build in calls of 100", b.batched}, {"ci build", b.ci}}
+}
+
+// oneCall is one `nix build` of every attribute.
+func (b *buildSides) oneCall(ctx context.Context, dir string, attrs []string) (time.Duration, error) {
+	eng, err := openHost(dir)
+	if err != nil {
+		return 0, err
+	}
+	defer eng.Close()
+	args := []string{"build", "--no-link", "--max-jobs", fmt.Sprint(b.jobs)}
+	for _, a := range attrs {
+		args = append(args, dir+"#"+a)
+	}
+	return timed(ctx, eng, nixcli.Nix(args...))
+}
+
+// batched is the same attributes in sequential calls of DefaultBatchSize.
+func (b *buildSides) batched(ctx context.Context, dir string, attrs []string) (time.Duration, error) {
+	var total time.Duration
+	for lo := 0; lo < len(attrs); lo += DefaultBatchSize {
+		d, err := b.oneCall(ctx, dir, attrs[lo:min(lo+DefaultBatchSize, len(attrs))])
+		total += d
+		if err != nil {
+			return total, err
+		}
+	}
+	return total, nil
+}
+
+// ci is `ci build` with an empty binary cache.
+func (b *buildSides) ci(ctx context.Context, dir string, attrs []string) (time.Duration, error) {
+	eng, err := openHost(dir)
+	if err != nil {
+		return 0, err
+	}
+	defer eng.Close()
+	lookup, err := cache.New("file://"+filepath.Join(dir, "empty-cache"), nil)
+	if err != nil {
+		return 0, err
+	}
+	d, st, err := timeCI(ctx, eng, dir, b.jobs, lookup, report.StatusBuilt, len(attrs))
+	if err != nil {
+		return d, err
+	}
+	b.evalProcesses = st.EvalProcesses
+	b.lastCI = dir
+	return d, nil
+}
+
+// timeCI times `ci build` of flakeDir asking lookup, and checks that all
+// want outputs end with status.
+func timeCI(ctx context.Context, eng engine.Engine, flakeDir string, jobs int, lookup cache.Lookup, status string, want int) (time.Duration, *Stats, error) {
+	t0 := time.Now()
+	rep, st, err := Run(ctx, Options{Engine: eng, Flake: flakeDir, Systems: []string{"x86_64-linux"}, Jobs: jobs, Cache: lookup})
+	d := time.Since(t0)
+	if err != nil {
+		return d, nil, err
+	}
+	if c := rep.Counts(); c[status] != want {
+		return d, nil, fmt.Errorf("ci build: %d of %d outputs %s: %v", c[status], want, status, c)
+	}
+	return d, st, nil
+}
+
+// benchOne measures one workload: the three build sides in alternating
+// order, then the cached sides, and the targets its ratios miss.
 func benchOne(ctx context.Context, w io.Writer, dir string, wl Workload, o BenchOptions) (BenchResult, error) {
 	r := BenchResult{Workload: wl, LoadBefore: loadavg()}
 	var attrs []string
 	for i := 0; i < wl.Outputs; i++ {
 		attrs = append(attrs, fmt.Sprintf("packages.x86_64-linux.pkg-%04d", i))
 	}
-	jobArgs := []string{"--max-jobs", fmt.Sprint(o.Jobs)}
-	nixBuild := func(ctx context.Context, dir string, attrs []string, extra ...string) (time.Duration, error) {
-		eng, err := openHost(dir)
-		if err != nil {
-			return 0, err
-		}
-		defer eng.Close()
-		args := append(append([]string{"build", "--no-link"}, jobArgs...), extra...)
-		for _, a := range attrs {
-			args = append(args, dir+"#"+a)
-		}
-		return timed(ctx, eng, nixcli.Nix(args...))
+	bs := &buildSides{jobs: o.Jobs}
+	samples, err := alternate(ctx, w, dir, wl, bs.sides(), attrs, o.Reps)
+	if err != nil {
+		return r, err
 	}
-	var lastCI string
-	sides := []side{
-		{"one nix build", func(ctx context.Context, dir string, attrs []string) (time.Duration, error) {
-			return nixBuild(ctx, dir, attrs)
-		}},
-		{"nix build in calls of 100", func(ctx context.Context, dir string, attrs []string) (time.Duration, error) {
-			var total time.Duration
-			for lo := 0; lo < len(attrs); lo += DefaultBatchSize {
-				d, err := nixBuild(ctx, dir, attrs[lo:min(lo+DefaultBatchSize, len(attrs))])
-				total += d
-				if err != nil {
-					return total, err
-				}
-			}
-			return total, nil
-		}},
-		{"ci build", func(ctx context.Context, dir string, attrs []string) (time.Duration, error) {
-			eng, err := openHost(dir)
-			if err != nil {
-				return 0, err
-			}
-			defer eng.Close()
-			lookup, err := cache.New("file://"+filepath.Join(dir, "empty-cache"), nil)
-			if err != nil {
-				return 0, err
-			}
-			t0 := time.Now()
-			rep, st, err := Run(ctx, Options{Engine: eng, Flake: dir, Systems: []string{"x86_64-linux"}, Jobs: o.Jobs, Cache: lookup})
-			d := time.Since(t0)
-			if err != nil {
-				return d, err
-			}
-			if c := rep.Counts(); c[report.StatusBuilt] != len(attrs) {
-				return d, fmt.Errorf("ci build built %d of %d outputs: %v", c[report.StatusBuilt], len(attrs), c)
-			}
-			r.EvalProcesses = st.EvalProcesses
-			lastCI = dir
-			return d, nil
-		}},
+	r.OneCall, r.Batched, r.CI = samples[0], samples[1], samples[2]
+	r.EvalProcesses = bs.evalProcesses
+
+	if err := benchCached(ctx, w, dir, bs.lastCI, attrs, o, &r); err != nil {
+		return r, fmt.Errorf("cached: %w", err)
 	}
+	r.LoadAfter = loadavg()
+	r.Missed = o.Targets.missed(r)
+	return r, nil
+}
+
+// alternate builds a fresh flake of the workload on every side, reps
+// times, the order of the sides reversed on every other repetition, and
+// returns each side's times.
+func alternate(ctx context.Context, w io.Writer, dir string, wl Workload, sides []side, attrs []string, reps int) ([]Sample, error) {
 	samples := make([]Sample, len(sides))
-	for rep := 0; rep < o.Reps; rep++ {
-		order := []int{0, 1, 2}
+	for rep := 0; rep < reps; rep++ {
+		order := make([]int, len(sides))
+		for i := range order {
+			order[i] = i
+		}
 		if rep%2 == 1 {
 			slices.Reverse(order)
 		}
@@ -298,35 +347,35 @@ func benchOne(ctx context.Context, w io.Writer, dir string, wl Workload, o Bench
 			s := sides[si]
 			d := filepath.Join(dir, fmt.Sprintf("%s-%d-%d-%d", strings.ReplaceAll(wl.String(), "/", "over"), si, rep, time.Now().UnixNano()))
 			if err := fixture.Write(d, flakeFor(wl, filepath.Base(d))); err != nil {
-				return r, err
+				return nil, err
 			}
 			t, err := s.run(ctx, d, attrs)
 			if err != nil {
-				return r, fmt.Errorf("%s: %w", s.name, err)
+				return nil, fmt.Errorf("%s: %w", s.name, err)
 			}
 			samples[si] = append(samples[si], t)
 			fmt.Fprintf(w, "  rep %d  %-26s %s\n", rep+1, s.name, t.Round(time.Millisecond))
 		}
 	}
-	r.OneCall, r.Batched, r.CI = samples[0], samples[1], samples[2]
+	return samples, nil
+}
 
-	if err := benchCached(ctx, w, dir, lastCI, attrs, o, &r); err != nil {
-		return r, fmt.Errorf("cached: %w", err)
-	}
-	r.LoadAfter = loadavg()
-	t := o.Targets
+// missed lists the targets the workload's ratios of medians miss.
+func (t Targets) missed(r BenchResult) []string {
+	var missed []string
+	wl := r.Workload
 	if wl.Outputs <= t.SmallMax && ratio(r.CI, r.OneCall) > t.Small {
-		r.Missed = append(r.Missed, fmt.Sprintf("%s outputs: ci ÷ one nix build %.3f > %.2f", wl, ratio(r.CI, r.OneCall), t.Small))
+		missed = append(missed, fmt.Sprintf("%s outputs: ci ÷ one nix build %.3f > %.2f", wl, ratio(r.CI, r.OneCall), t.Small))
 	}
 	if wl.Outputs >= t.LargeMin {
 		if x := ratio(r.CI, r.OneCall); x > t.OneCall {
-			r.Missed = append(r.Missed, fmt.Sprintf("%s outputs: ci ÷ one nix build %.3f > %.2f", wl, x, t.OneCall))
+			missed = append(missed, fmt.Sprintf("%s outputs: ci ÷ one nix build %.3f > %.2f", wl, x, t.OneCall))
 		}
 		if x := ratio(r.CI, r.Batched); x > t.Batched {
-			r.Missed = append(r.Missed, fmt.Sprintf("%s outputs: ci ÷ nix in calls of 100 %.3f > %.2f", wl, x, t.Batched))
+			missed = append(missed, fmt.Sprintf("%s outputs: ci ÷ nix in calls of 100 %.3f > %.2f", wl, x, t.Batched))
 		}
 	}
-	return r, nil
+	return missed
 }
 
 func flakeFor(wl Workload, nonce string) fixture.Flake {
@@ -366,16 +415,8 @@ func benchCached(ctx context.Context, w io.Writer, dir, flakeDir string, attrs [
 		return err
 	}
 	ciCached := func() (time.Duration, error) {
-		t0 := time.Now()
-		rep, _, err := Run(ctx, Options{Engine: eng, Flake: flakeDir, Systems: []string{"x86_64-linux"}, Jobs: o.Jobs, Cache: lookup})
-		d := time.Since(t0)
-		if err != nil {
-			return d, err
-		}
-		if c := rep.Counts(); c[report.StatusCached] != len(attrs) {
-			return d, fmt.Errorf("ci build found %d of %d outputs cached", c[report.StatusCached], len(attrs))
-		}
-		return d, nil
+		d, _, err := timeCI(ctx, eng, flakeDir, o.Jobs, lookup, report.StatusCached, len(attrs))
+		return d, err
 	}
 	dryRun := func() (time.Duration, error) {
 		args := []string{"build", "--dry-run", "--no-link", "--option", "substituters", "file://" + cacheDir, "--option", "require-sigs", "false"}
