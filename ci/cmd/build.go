@@ -214,22 +214,11 @@ func runBuild(ctx context.Context, io *IO, opts *BuildOptions) error {
 	if err != nil {
 		return err
 	}
-	src := dir
-	if remote {
-		src = "."
-	}
-	eng, err := pick.Open(ctx, opts.Engine, io.Getenv, engine.Options{
-		Source: src, Image: opts.Image, Log: io.Err, ConnectTimeout: opts.DaggerConnectTimeout,
-	})
+	eng, flakeRef, err := opts.openEngine(ctx, io, dir, remote)
 	if err != nil {
 		return err
 	}
 	defer eng.Close()
-	flakeRef := opts.Flake
-	if !remote {
-		flakeRef = eng.SourcePath()
-	}
-
 	rem, err := opts.remote(eng, io)
 	if err != nil {
 		return err
@@ -257,6 +246,46 @@ func runBuild(ctx context.Context, io *IO, opts *BuildOptions) error {
 		DryRun: opts.DryRun,
 	})
 	stopTicking()
+	if err := withoutReport(ctx, rep, runErr); err != nil {
+		return err
+	}
+	stageErr := staging.finish(ctx, rep)
+	rep.Flake = opts.Flake
+	if !remote {
+		rep.Rev = gitOut(ctx, dir, "rev-parse", "HEAD")
+	}
+	rep.Sort()
+	if err := opts.writeResults(io, prog, rep); err != nil {
+		return err
+	}
+	return opts.outcome(rep, runErr, stageErr)
+}
+
+// openEngine opens the engine on the flake's directory (on the working
+// directory for a remote flake reference) and returns the flake as the
+// engine sees it.
+func (o *BuildOptions) openEngine(ctx context.Context, io *IO, dir string, remote bool) (engine.Engine, string, error) {
+	src := dir
+	if remote {
+		src = "."
+	}
+	eng, err := pick.Open(ctx, o.Engine, io.Getenv, engine.Options{
+		Source: src, Image: o.Image, Log: io.Err, ConnectTimeout: o.DaggerConnectTimeout,
+	})
+	if err != nil {
+		return nil, "", err
+	}
+	if remote {
+		return eng, o.Flake, nil
+	}
+	return eng, eng.SourcePath(), nil
+}
+
+// withoutReport is the error of a build that has nothing to report: a
+// flake that does not evaluate or a selection that matches nothing (exit
+// 2), an interruption before anything was built, or the engine's failure.
+// It is nil when the build has a report.
+func withoutReport(ctx context.Context, rep *report.Report, runErr error) error {
 	var evalErr *build.EvalError
 	var selErr *build.SelectionError
 	switch {
@@ -270,32 +299,39 @@ func runBuild(ctx context.Context, io *IO, opts *BuildOptions) error {
 		}
 		return runErr
 	}
-	stageErr := staging.finish(ctx, rep)
-	rep.Flake = opts.Flake
-	if !remote {
-		rep.Rev = gitOut(ctx, dir, "rev-parse", "HEAD")
-	}
-	rep.Sort()
+	return nil
+}
+
+// writeResults prints the summary (and, for a dry run, every output's
+// drvPath) and writes the report and the JUnit file.
+func (o *BuildOptions) writeResults(io *IO, prog *progress.Printer, rep *report.Report) error {
 	if len(rep.Outputs) == 0 {
-		fmt.Fprintf(io.Err, "warning: no outputs selected (systems %s, --attr %s)\n", strings.Join(opts.Systems, ","), strings.Join(opts.Attrs, " "))
+		fmt.Fprintf(io.Err, "warning: no outputs selected (systems %s, --attr %s)\n", strings.Join(o.Systems, ","), strings.Join(o.Attrs, " "))
 	}
 	if err := prog.Finish(rep); err != nil {
 		fmt.Fprintf(io.Err, "warning: %v\n", err)
 	}
-	if opts.DryRun {
+	if o.DryRun {
 		printDryRun(io.Out, rep)
 	}
-	if opts.Report != "" && (!opts.DryRun || opts.reportSet) {
-		if err := rep.Write(opts.Report); err != nil {
+	if o.Report != "" && (!o.DryRun || o.reportSet) {
+		if err := rep.Write(o.Report); err != nil {
 			return fmt.Errorf("writing the report: %w", err)
 		}
-		fmt.Fprintf(io.Err, "report: %s\n", opts.Report)
+		fmt.Fprintf(io.Err, "report: %s\n", o.Report)
 	}
-	if opts.JUnit != "" {
-		if err := rep.WriteJUnit(opts.JUnit); err != nil {
+	if o.JUnit != "" {
+		if err := rep.WriteJUnit(o.JUnit); err != nil {
 			return fmt.Errorf("writing the JUnit file: %w", err)
 		}
 	}
+	return nil
+}
+
+// outcome is ci build's exit once the results are written: 1 when it was
+// interrupted, the engine or the staging cache failed, or an output failed
+// (to evaluate, for a dry run).
+func (o *BuildOptions) outcome(rep *report.Report, runErr, stageErr error) error {
 	if errors.Is(runErr, build.ErrInterrupted) {
 		return clierr.Failedf("interrupted: %s; rerun to finish the rest", progress.Counts(rep))
 	}
@@ -306,7 +342,7 @@ func runBuild(ctx context.Context, io *IO, opts *BuildOptions) error {
 		return stageErr
 	}
 	if n := rep.Counts()[report.StatusFailed]; n > 0 {
-		if opts.DryRun {
+		if o.DryRun {
 			return clierr.Failedf("%d of %d outputs failed to evaluate", n, len(rep.Outputs))
 		}
 		return clierr.Failedf("%d of %d outputs failed", n, len(rep.Outputs))

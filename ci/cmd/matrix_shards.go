@@ -13,7 +13,6 @@ import (
 	"github.com/ipex-flake/ipex-flake/pipelines/build"
 	"github.com/ipex-flake/ipex-flake/pipelines/engine"
 	"github.com/ipex-flake/ipex-flake/pipelines/engine/daggerengine"
-	"github.com/ipex-flake/ipex-flake/pipelines/engine/pick"
 )
 
 // ShardEntry is one build job of the matrix `ci matrix --shards N` prints.
@@ -69,19 +68,11 @@ func runShardMatrix(ctx context.Context, o *MatrixOptions) error {
 	if err != nil {
 		return err
 	}
-	src := dir
-	if remote {
-		src = "."
-	}
-	eng, err := pick.Open(ctx, bo.Engine, io.Getenv, engine.Options{Source: src, Image: bo.Image, Log: io.Err})
+	eng, flakeRef, err := bo.openEngine(ctx, io, dir, remote)
 	if err != nil {
 		return err
 	}
 	defer eng.Close()
-	flakeRef := bo.Flake
-	if !remote {
-		flakeRef = eng.SourcePath()
-	}
 	fmt.Fprintf(io.Err, "ci matrix: planning %d shards of %s for %s\n", o.Shards, bo.Flake, strings.Join(bo.Systems, ","))
 	plan, err := build.PlanBuild(ctx, build.Options{Engine: eng, Flake: flakeRef, Systems: bo.Systems, Attrs: bo.Attrs,
 		Secrets: nixSecrets(io.Getenv)}, o.Shards)
