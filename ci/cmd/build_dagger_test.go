@@ -2,13 +2,10 @@ package cmd
 
 import (
 	"encoding/json"
-	"encoding/xml"
-	"fmt"
 	"os"
 	"path/filepath"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
@@ -25,23 +22,6 @@ import (
 // daggerSession is the nix 2.8 session recorded by the build pipeline's
 // tests (pipelines/build, TestRecordDaggerSession) for this flake.
 const daggerSession = "../../pipelines/build/testdata/dagger-nix"
-
-// sessionKeys names commands as the recording does: fakedagger's key,
-// numbered from the second run of a kind on ("check-validity-2").
-func sessionKeys() func(args []string) string {
-	var mu sync.Mutex
-	seen := map[string]int{}
-	return func(args []string) string {
-		mu.Lock()
-		defer mu.Unlock()
-		k := fakedagger.NixCommandKey(args)
-		seen[k]++
-		if n := seen[k]; n > 1 {
-			return fmt.Sprintf("%s-%d", k, n)
-		}
-		return k
-	}
-}
 
 type sessionOutput struct {
 	Attr    string            `json:"attr"`
@@ -76,16 +56,9 @@ func TestBuildOnDaggerEngine(t *testing.T) {
 		wantBuild bool
 	}{
 		{
-			name:     "every output",
-			wantCode: clierr.ExitFailed,
-			want: map[string]string{
-				"packages.x86_64-linux.ok":        report.StatusBuilt,
-				"packages.x86_64-linux.bad":       report.StatusFailed,
-				"packages.x86_64-linux.after-bad": report.StatusFailed,
-				"packages.x86_64-linux.warm":      report.StatusCached,
-				"packages.x86_64-linux.broken":    report.StatusFailed,
-				"checks.x86_64-linux.vm":          report.StatusSkipped,
-			},
+			name:      "every output",
+			wantCode:  clierr.ExitFailed,
+			want:      fixture.EveryStatusWant(),
 			wantErr:   "3 of 6 outputs failed",
 			wantBuild: true,
 		},
@@ -100,10 +73,10 @@ func TestBuildOnDaggerEngine(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			fake := fakedagger.New(t)
 			fake.Setenv(t)
-			keys := sessionKeys()
+			keys := &fakedagger.SessionKeys{}
 			fake.ExecResult = func(exec *fakedagger.Obj) fakedagger.ExecResult {
 				args := exec.Strings("args")
-				key := keys(args)
+				key := keys.Key(args)
 				r, ok := rec[key]
 				if !ok {
 					t.Errorf("the pipeline sent a command that was not recorded: %q", args)
@@ -157,37 +130,19 @@ func TestBuildOnDaggerEngine(t *testing.T) {
 			}
 			assert.Equal(t, tt.want, got)
 
-			data, err := os.ReadFile(junit)
-			require.NoError(t, err)
-			var suites struct {
-				Suites []struct {
-					Tests    int `xml:"tests,attr"`
-					Failures int `xml:"failures,attr"`
-				} `xml:"testsuite"`
-			}
-			require.NoError(t, xml.Unmarshal(data, &suites))
-			require.NotEmpty(t, suites.Suites)
-			assert.Equal(t, len(tt.want), suites.Suites[0].Tests)
+			assert.Equal(t, len(tt.want), readJUnit(t, junit)[0].Tests)
 
 			// Every command ran in the image, with /nix on the cache volume
 			// and the flake at /src.
 			execs := map[string]*fakedagger.Obj{}
-			keys = sessionKeys()
+			keys = &fakedagger.SessionKeys{}
 			for _, x := range fake.Execs() {
-				execs[keys(x.Strings("args"))] = x
-				from := x.Find("from")
-				require.NotNil(t, from, x.String())
-				assert.Equal(t, image, from.Str("address"))
-				mounts := x.FindAll("withMountedCache")
-				require.Len(t, mounts, 1)
-				assert.Equal(t, "/nix", mounts[0].Str("path"))
-				dirs := x.FindAll("withMountedDirectory")
-				require.Len(t, dirs, 1)
-				assert.Equal(t, "/src", dirs[0].Str("path"))
-				hostDir := fake.Resolve(dirs[0].Str("source"))
-				require.NotNil(t, hostDir)
-				assert.Equal(t, src, hostDir.Str("path"))
-				assert.ElementsMatch(t, []string{".git", "result*"}, hostDir.Strings("exclude"))
+				execs[keys.Key(x.Strings("args"))] = x
+				c := fake.Container(x)
+				assert.Equal(t, image, c.Pulled, x.String())
+				require.Len(t, c.Caches, 1)
+				assert.Equal(t, "/nix", c.Caches[0].Path)
+				assert.Equal(t, []fakedagger.HostDir{{Path: "/src", Host: src, Exclude: []string{".git", "result*"}}}, c.Dirs)
 			}
 
 			disc := execs["discover"]

@@ -119,9 +119,9 @@ func TestBuildThroughDaggerCLI(t *testing.T) {
 	nonce, err := os.ReadFile(filepath.Join(daggerSession, "nonce"))
 	require.NoError(t, err)
 	fake := fakedagger.New(t)
-	keys := sessionKeys()
+	keys := &fakedagger.SessionKeys{}
 	fake.ExecResult = func(exec *fakedagger.Obj) fakedagger.ExecResult {
-		r, ok := rec[keys(exec.Strings("args"))]
+		r, ok := rec[keys.Key(exec.Strings("args"))]
 		if !ok {
 			return fakedagger.ExecResult{ExitCode: 127, Stderr: "not recorded\n"}
 		}

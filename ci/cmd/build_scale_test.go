@@ -17,67 +17,6 @@ import (
 	"github.com/ipex-flake/ipex-flake/pipelines/report"
 )
 
-func TestBuildRemoteFlags(t *testing.T) {
-	tests := []struct {
-		name      string
-		args      []string
-		builders  string
-		localJobs OptionalInt
-		wantErr   string
-	}{
-		{"unset", nil, "", OptionalInt{}, ""},
-		{"no local slots", []string{"--builders", "ssh://b x86_64-linux", "--local-jobs", "0"}, "ssh://b x86_64-linux", OptionalInt{N: 0, Given: true}, ""},
-		{"not a number", []string{"--local-jobs", "many"}, "", OptionalInt{}, "not a number"},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			got, err := parseBuildFlags(tt.args)
-			if tt.wantErr != "" {
-				require.ErrorContains(t, err, tt.wantErr)
-				return
-			}
-			require.NoError(t, err)
-			assert.Equal(t, tt.builders, got.Builders)
-			assert.Equal(t, tt.localJobs, got.LocalJobs)
-		})
-	}
-}
-
-// TestBuildRemoteUsageErrors: bad remote-builder input exits 2 naming the
-// fix, and nothing is built or written.
-func TestBuildRemoteUsageErrors(t *testing.T) {
-	testlib.OfflineNix(t)
-	good := t.TempDir()
-	require.NoError(t, fixture.Write(good, fixture.Generated(1, testlib.Nonce())))
-	tests := []struct {
-		name string
-		args []string
-		want string
-	}{
-		{"negative local jobs", []string{"--local-jobs", "-1"}, "--local-jobs -1"},
-		{"no machine", []string{"--builders", "# only a comment"}, "names no machine"},
-		{"missing machines file", []string{"--builders", "@/does/not/exist"}, "readable machines file"},
-		{"no builders anywhere", []string{"--local-jobs", "0"}, "pass --builders"},
-		{"builders in a container", []string{"--engine", "dagger", "--builders", "ssh://b x86_64-linux"}, "needs --engine host"},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			t.Setenv("_EXPERIMENTAL_DAGGER_RUNNER_HOST", "")
-			t.Setenv("DAGGER_SESSION_PORT", "")
-			rep := filepath.Join(t.TempDir(), "report.json")
-			io, _, errb := testIO(map[string]string{})
-			engineArgs := []string{"--engine", "host"}
-			if tt.args[0] == "--engine" {
-				engineArgs = nil
-			}
-			code := Run(t.Context(), io, append(append([]string{"build", "--flake", good, "--report", rep}, engineArgs...), tt.args...))
-			assert.Equal(t, clierr.ExitUsage, code, errb.String())
-			assert.Contains(t, errb.String(), tt.want)
-			assert.NoFileExists(t, rep)
-		})
-	}
-}
-
 // TestBuildRemoteEndToEnd: `ci build --builders @FILE --local-jobs 0` builds
 // every output on the loopback builder; the report names it.
 func TestBuildRemoteEndToEnd(t *testing.T) {

@@ -24,19 +24,24 @@ import (
 )
 
 func TestBuildFlags(t *testing.T) {
+	defaults := BuildOptions{Flake: ".", Engine: "auto", Report: report.DefaultReportPath, Image: daggerengine.DefaultImage,
+		DaggerConnectTimeout: daggerengine.DefaultConnectTimeout}
+	remote := defaults
+	remote.Builders, remote.LocalJobs = "ssh://b x86_64-linux", OptionalInt{N: 0, Given: true}
 	tests := []struct {
 		name    string
 		args    []string
 		want    BuildOptions
 		wantErr string
 	}{
-		{"defaults", nil, BuildOptions{Flake: ".", Engine: "auto", Report: report.DefaultReportPath, Image: daggerengine.DefaultImage,
-			DaggerConnectTimeout: daggerengine.DefaultConnectTimeout}, ""},
+		{"defaults", nil, defaults, ""},
 		{"all", []string{"--flake", "github:o/r", "--engine", "host", "--systems", "x86_64-linux,aarch64-linux", "--jobs", "4",
 			"--cache", "https://c.example", "--attr", "packages.*.a", "--attr", "checks.**", "--report", "r.json", "--junit", "j.xml", "--image", "img.tar", "--dagger-connect-timeout", "90s", "--dry-run"},
 			BuildOptions{Flake: "github:o/r", Engine: "host", Systems: []string{"x86_64-linux", "aarch64-linux"}, Jobs: 4,
 				Cache: "https://c.example", Attrs: []string{"packages.*.a", "checks.**"}, Report: "r.json", JUnit: "j.xml", Image: "img.tar",
 				DaggerConnectTimeout: 90 * time.Second, DryRun: true, reportSet: true}, ""},
+		{"no local slots", []string{"--builders", "ssh://b x86_64-linux", "--local-jobs", "0"}, remote, ""},
+		{"local jobs not a number", []string{"--local-jobs", "many"}, BuildOptions{}, "not a number"},
 		{"unknown flag", []string{"--offline"}, BuildOptions{}, "unknown flag"},
 		{"positional", []string{"extra"}, BuildOptions{}, "unknown command"},
 	}
@@ -61,61 +66,69 @@ func TestBuildHelpExplainsEveryFlag(t *testing.T) {
 	}
 }
 
-// TestBuildUsageErrors: bad input exits 2 with a message naming the fix,
-// and nothing is built or written.
+// TestBuildUsageErrors: bad input to ci build (and to ci matrix --shards,
+// which plans its shards) exits 2 with a message naming the fix, prints
+// nothing on stdout, and builds or writes nothing.
 func TestBuildUsageErrors(t *testing.T) {
 	testlib.OfflineNix(t)
-	good := t.TempDir()
-	require.NoError(t, fixture.Write(good, fixture.Generated(1, testlib.Nonce())))
+	good := writeFlake(t, fixture.Generated(1, testlib.Nonce()))
 	broken := t.TempDir()
 	require.NoError(t, os.WriteFile(filepath.Join(broken, "flake.nix"), []byte("{ outputs = { self }: { packages = ; }; }"), 0o644))
+	onHost := func(args ...string) []string {
+		return append([]string{"build", "--engine", "host", "--flake", good}, args...)
+	}
 	tests := []struct {
 		name string
 		args []string
 		want string
 	}{
-		{"unknown engine", []string{"--flake", good, "--engine", "podman"}, "use --engine auto, dagger or host"},
-		{"no flake", []string{"--flake", t.TempDir()}, "no flake.nix"},
-		{"missing dir", []string{"--flake", "./does-not-exist"}, "no flake.nix"},
-		{"attr in flake", []string{"--flake", good + "#x"}, "--attr"},
-		{"bad cache", []string{"--flake", good, "--cache", "ftp://host/x"}, "store type"},
-		{"cache without scheme", []string{"--flake", good, "--cache", "/tmp/cache"}, "not a Nix store URI"},
-		{"bad system", []string{"--flake", good, "--systems", "linux"}, "not a nix system name"},
-		{"bad jobs", []string{"--flake", good, "--jobs", "-1"}, "--jobs"},
-		{"negative connect timeout", []string{"--flake", good, "--dagger-connect-timeout", "-1s"}, "--dagger-connect-timeout -1s: give a positive duration"},
-		{"dry run uploads nothing", []string{"--flake", good, "--dry-run", "--push-to", "file:///tmp/staging"}, "--dry-run builds and uploads nothing"},
-		{"does not evaluate", []string{"--flake", broken, "--engine", "host"}, "does not evaluate"},
-		{"dagger without engine", []string{"--flake", good, "--engine", "dagger"}, "no Dagger engine"},
+		{"unknown engine", []string{"build", "--flake", good, "--engine", "podman"}, "use --engine auto, dagger or host"},
+		{"no flake", []string{"build", "--flake", t.TempDir()}, "no flake.nix"},
+		{"missing dir", []string{"build", "--flake", "./does-not-exist"}, "no flake.nix"},
+		{"attr in flake", []string{"build", "--flake", good + "#x"}, "--attr"},
+		{"bad cache", []string{"build", "--flake", good, "--cache", "ftp://host/x"}, "store type"},
+		{"cache without scheme", []string{"build", "--flake", good, "--cache", "/tmp/cache"}, "not a Nix store URI"},
+		{"bad system", []string{"build", "--flake", good, "--systems", "linux"}, "not a nix system name"},
+		{"bad jobs", []string{"build", "--flake", good, "--jobs", "-1"}, "--jobs"},
+		{"negative connect timeout", []string{"build", "--flake", good, "--dagger-connect-timeout", "-1s"}, "--dagger-connect-timeout -1s: give a positive duration"},
+		{"dry run uploads nothing", []string{"build", "--flake", good, "--dry-run", "--push-to", "file:///tmp/staging"}, "--dry-run builds and uploads nothing"},
+		{"does not evaluate", []string{"build", "--flake", broken, "--engine", "host"}, "does not evaluate"},
+		{"dagger without engine", []string{"build", "--flake", good, "--engine", "dagger"}, "no Dagger engine"},
+		{"negative local jobs", onHost("--local-jobs", "-1"), "--local-jobs -1"},
+		{"no machine", onHost("--builders", "# only a comment"), "names no machine"},
+		{"missing machines file", onHost("--builders", "@/does/not/exist"), "readable machines file"},
+		{"no builders anywhere", onHost("--local-jobs", "0"), "pass --builders"},
+		{"builders in a container", []string{"build", "--flake", good, "--engine", "dagger", "--builders", "ssh://b x86_64-linux"}, "needs --engine host"},
+		{"shard out of range", onHost("--shard", "4/3"), "give I/N"},
+		{"shard without count", onHost("--shard", "2"), "give I/N"},
+		{"plan without shard", onHost("--shard-plan", "0123456789ab"), "needs --shard"},
+		{"no shards", []string{"matrix", "--shards", "0", "--engine", "host", "--flake", good}, "--shards 0"},
+		{"matrix without flake", []string{"matrix", "--shards", "2", "--engine", "host", "--flake", t.TempDir()}, "no flake.nix"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Setenv("_EXPERIMENTAL_DAGGER_RUNNER_HOST", "")
 			t.Setenv("DAGGER_SESSION_PORT", "")
 			t.Setenv("PATH", os.Getenv("PATH")) // dagger CLI absent here
-			dir := t.TempDir()
-			io, _, errb := testIO(map[string]string{})
-			rep := filepath.Join(dir, "report.json")
-			code := Run(t.Context(), io, append([]string{"build", "--report", rep}, tt.args...))
-			assert.Equal(t, clierr.ExitUsage, code, errb.String())
+			t.Chdir(t.TempDir())
+			io, out, errb := testIO(map[string]string{})
+			assert.Equal(t, clierr.ExitUsage, Run(t.Context(), io, tt.args), errb.String())
 			assert.Contains(t, errb.String(), tt.want)
-			assert.NoFileExists(t, rep, "nothing written on bad input")
+			assert.Empty(t, out.String())
+			assert.NoFileExists(t, report.DefaultReportPath, "nothing written on bad input")
 		})
 	}
 }
 
 func TestBuildEndToEnd(t *testing.T) {
 	testlib.OfflineNix(t)
-	dir := t.TempDir()
-	require.NoError(t, fixture.Write(dir, fixture.Flake{
-		Nonce: testlib.Nonce(),
-		Drvs: map[string]fixture.Drv{
-			"ok":  {Script: "echo ok > $out"},
-			"bad": {Script: "echo the compiler says no; exit 2"},
-			"vm":  {Script: "echo > $out", Features: []string{"kvm-that-no-machine-has"}},
-		},
-		Packages: map[string]string{"ok": "ok", "bad": "bad"},
-		Checks:   map[string]string{"vm": "vm"},
-	}))
+	f := fixture.Packages(testlib.Nonce(), map[string]fixture.Drv{
+		"ok":  {Script: "echo ok > $out"},
+		"bad": {Script: "echo the compiler says no; exit 2"},
+		"vm":  {Script: "echo > $out", Features: []string{"kvm-that-no-machine-has"}},
+	}, "ok", "bad")
+	f.Checks = map[string]string{"vm": "vm"}
+	dir := writeFlake(t, f)
 	out := t.TempDir()
 	summary := filepath.Join(out, "summary.md")
 	io, _, errb := testIO(map[string]string{"GITHUB_ACTIONS": "true", "GITHUB_STEP_SUMMARY": summary})
@@ -133,17 +146,9 @@ func TestBuildEndToEnd(t *testing.T) {
 	assert.Equal(t, engine.KindHost, r.Engine)
 	assert.Equal(t, map[string]int{report.StatusBuilt: 1, report.StatusFailed: 1, report.StatusSkipped: 1}, r.Counts())
 
-	data, err := os.ReadFile(junit)
-	require.NoError(t, err)
-	var suites struct {
-		Suites []struct {
-			Tests    int `xml:"tests,attr"`
-			Failures int `xml:"failures,attr"`
-		} `xml:"testsuite"`
-	}
-	require.NoError(t, xml.Unmarshal(data, &suites))
-	assert.Equal(t, 3, suites.Suites[0].Tests)
-	assert.Equal(t, 1, suites.Suites[0].Failures)
+	suites := readJUnit(t, junit)
+	assert.Equal(t, 3, suites[0].Tests)
+	assert.Equal(t, 1, suites[0].Failures)
 
 	md, err := os.ReadFile(summary)
 	require.NoError(t, err)
@@ -168,21 +173,12 @@ func TestBuildSIGINT(t *testing.T) {
 	out, err := build.CombinedOutput()
 	require.NoError(t, err, string(out))
 
-	gateDir, err := os.MkdirTemp("", "ipex-flake-gate-")
-	require.NoError(t, err)
-	t.Cleanup(func() { os.RemoveAll(gateDir) })
-	require.NoError(t, os.Chmod(gateDir, 0o755))
-	gate := filepath.Join(gateDir, "go")
+	gate := testlib.Gate(t, "go")
 	marker := "sigint-" + testlib.Nonce()
-	dir := t.TempDir()
-	require.NoError(t, fixture.Write(dir, fixture.Flake{
-		Nonce: marker,
-		Drvs: map[string]fixture.Drv{
-			"quick": {Script: "echo quick > $out"},
-			"slow":  {Script: "echo slow-started; while [ ! -e " + gate + " ]; do :; done; echo > $out", Deps: []string{"quick"}},
-		},
-		Packages: map[string]string{"quick": "quick", "slow": "slow"},
-	}))
+	dir := writeFlake(t, fixture.Packages(marker, map[string]fixture.Drv{
+		"quick": {Script: "echo quick > $out"},
+		"slow":  {Script: "echo slow-started; while [ ! -e " + gate + " ]; do :; done; echo > $out", Deps: []string{"quick"}},
+	}, "quick", "slow"))
 	rep := filepath.Join(t.TempDir(), "r.json")
 	args := []string{"build", "--engine", "host", "--flake", dir, "--report", rep, "--cache", "file://" + t.TempDir()}
 
@@ -229,17 +225,12 @@ func TestBuildSIGINT(t *testing.T) {
 // each with its drvPath, builds nothing, and exits 1.
 func TestBuildDryRun(t *testing.T) {
 	testlib.OfflineNix(t)
-	dir := t.TempDir()
-	require.NoError(t, fixture.Write(dir, fixture.Flake{
-		Nonce: testlib.Nonce(),
-		Drvs: map[string]fixture.Drv{
-			"ok":      {Script: "echo ok > $out"},
-			"warm":    {Script: "echo warm > $out"},
-			"thrown":  {Throw: "thrown on purpose"},
-			"aborted": {Abort: "aborted on purpose"},
-		},
-		Packages: map[string]string{"ok": "ok", "warm": "warm", "thrown": "thrown", "aborted": "aborted"},
-	}))
+	dir := writeFlake(t, fixture.Packages(testlib.Nonce(), map[string]fixture.Drv{
+		"ok":      {Script: "echo ok > $out"},
+		"warm":    {Script: "echo warm > $out"},
+		"thrown":  {Throw: "thrown on purpose"},
+		"aborted": {Abort: "aborted on purpose"},
+	}, "ok", "warm", "thrown", "aborted"))
 	out := t.TempDir()
 	cacheDir := filepath.Join(out, "cache")
 	require.NoError(t, os.MkdirAll(cacheDir, 0o755))
@@ -296,8 +287,7 @@ func evalOutPath(t *testing.T, dir, attr string) string {
 // name them, list the prefixes that exist, and leave the report alone.
 func TestBuildSelectsNothing(t *testing.T) {
 	testlib.OfflineNix(t)
-	dir := t.TempDir()
-	require.NoError(t, fixture.Write(dir, fixture.Generated(2, testlib.Nonce())))
+	dir := writeFlake(t, fixture.Generated(2, testlib.Nonce()))
 	tests := []struct {
 		name string
 		args []string
@@ -348,16 +338,11 @@ func TestNixSecrets(t *testing.T) {
 func TestBuildNeverPrintsTheToken(t *testing.T) {
 	testlib.OfflineNix(t)
 	const token = "ghp_neverPrinted0123456789"
-	dir := t.TempDir()
-	require.NoError(t, fixture.Write(dir, fixture.Flake{
-		Nonce: testlib.Nonce(),
-		Drvs: map[string]fixture.Drv{
-			"ok":  {Script: "echo ok > $out"},
-			"bad": {Script: "echo failing; exit 1"},
-			"thr": {Throw: "thrown"},
-		},
-		Packages: map[string]string{"ok": "ok", "bad": "bad", "thr": "thr"},
-	}))
+	dir := writeFlake(t, fixture.Packages(testlib.Nonce(), map[string]fixture.Drv{
+		"ok":  {Script: "echo ok > $out"},
+		"bad": {Script: "echo failing; exit 1"},
+		"thr": {Throw: "thrown"},
+	}, "ok", "bad", "thr"))
 	out := t.TempDir()
 	rep, junit := filepath.Join(out, "r.json"), filepath.Join(out, "j.xml")
 	sio, stdout, stderr := testIO(map[string]string{"GITHUB_TOKEN": token, "GITHUB_ACTIONS": "true", "GITHUB_STEP_SUMMARY": filepath.Join(out, "s.md")})
@@ -381,4 +366,31 @@ func parseBuildFlags(args []string) (*BuildOptions, error) {
 	c.SilenceErrors, c.SilenceUsage = true, true
 	err := c.Execute()
 	return got, err
+}
+
+// writeFlake writes f to a new directory and returns it.
+func writeFlake(t *testing.T, f fixture.Flake) string {
+	t.Helper()
+	dir := t.TempDir()
+	require.NoError(t, fixture.Write(dir, f))
+	return dir
+}
+
+// junitSuite is what the tests read of a JUnit test suite.
+type junitSuite struct {
+	Tests    int `xml:"tests,attr"`
+	Failures int `xml:"failures,attr"`
+}
+
+// readJUnit reads the test suites of a JUnit file; there is at least one.
+func readJUnit(t *testing.T, path string) []junitSuite {
+	t.Helper()
+	data, err := os.ReadFile(path)
+	require.NoError(t, err)
+	var doc struct {
+		Suites []junitSuite `xml:"testsuite"`
+	}
+	require.NoError(t, xml.Unmarshal(data, &doc))
+	require.NotEmpty(t, doc.Suites)
+	return doc.Suites
 }

@@ -114,31 +114,6 @@ func TestShardMatrixAndBuild(t *testing.T) {
 	assert.NoFileExists(t, rep)
 }
 
-func TestShardUsageErrors(t *testing.T) {
-	testlib.OfflineNix(t)
-	good := t.TempDir()
-	require.NoError(t, fixture.Write(good, fixture.Generated(1, testlib.Nonce())))
-	tests := []struct {
-		name string
-		args []string
-		want string
-	}{
-		{"shard out of range", []string{"build", "--engine", "host", "--flake", good, "--shard", "4/3"}, "give I/N"},
-		{"shard without count", []string{"build", "--engine", "host", "--flake", good, "--shard", "2"}, "give I/N"},
-		{"plan without shard", []string{"build", "--engine", "host", "--flake", good, "--shard-plan", "0123456789ab"}, "needs --shard"},
-		{"no shards", []string{"matrix", "--shards", "0", "--engine", "host", "--flake", good}, "--shards 0"},
-		{"matrix without flake", []string{"matrix", "--shards", "2", "--engine", "host", "--flake", t.TempDir()}, "no flake.nix"},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			io, out, errb := testIO(map[string]string{})
-			assert.Equal(t, clierr.ExitUsage, Run(t.Context(), io, tt.args), errb.String())
-			assert.Contains(t, errb.String(), tt.want)
-			assert.Empty(t, out.String())
-		})
-	}
-}
-
 // TestShardMatrixSkipsEmptyShards: more shards than outputs gives one job
 // per shard that has outputs, never an empty matrix.
 func TestShardMatrixSkipsEmptyShards(t *testing.T) {

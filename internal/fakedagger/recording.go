@@ -10,6 +10,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 )
 
@@ -141,6 +142,31 @@ func NixCommandKey(args []string) string {
 		return "path-info"
 	}
 	return "other"
+}
+
+// SessionKeys names the commands of one session as recordings do:
+// NixCommandKey, numbered from the second run of a kind on
+// ("check-validity-2": the build pipeline asks the store once for present
+// outputs and once after the build). The zero value is ready; it is safe for
+// concurrent use.
+type SessionKeys struct {
+	mu   sync.Mutex
+	seen map[string]int
+}
+
+// Key names the command args.
+func (k *SessionKeys) Key(args []string) string {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	if k.seen == nil {
+		k.seen = map[string]int{}
+	}
+	base := NixCommandKey(args)
+	k.seen[base]++
+	if n := k.seen[base]; n > 1 {
+		return fmt.Sprintf("%s-%d", base, n)
+	}
+	return base
 }
 
 // RealEngineConfigured reports whether the environment points at a real

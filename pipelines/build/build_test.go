@@ -251,23 +251,13 @@ func TestRunFlakeDoesNotEvaluate(t *testing.T) {
 // TestRunInterrupted cancels a build while a derivation is running: the nix
 // processes stop, what finished is reported, and a rerun completes.
 func TestRunInterrupted(t *testing.T) {
-	// Builders run as nixbld users: the gate must be reachable for them.
-	gateDir, err := os.MkdirTemp("", "ipex-flake-gate-")
-	require.NoError(t, err)
-	t.Cleanup(func() { os.RemoveAll(gateDir) })
-	require.NoError(t, os.Chmod(gateDir, 0o755))
-	gate := filepath.Join(gateDir, "release")
+	gate := testlib.Gate(t, "release")
 	marker := "ipex-flake-interrupt-" + testlib.Nonce()
-	f := fixture.Flake{
-		Nonce: marker,
-		Drvs: map[string]fixture.Drv{
-			"quick": {Script: "echo quick > $out"},
-			// Waits until the test creates the gate file.
-			"slow": {Script: "echo waiting; while [ ! -e " + gate + " ]; do :; done; echo slow > $out", Deps: []string{"quick"}},
-		},
-		Packages: map[string]string{"quick": "quick", "slow": "slow"},
-	}
-	_, eng := setup(t, f)
+	_, eng := setup(t, fixture.Packages(marker, map[string]fixture.Drv{
+		"quick": {Script: "echo quick > $out"},
+		// Waits until the test creates the gate file.
+		"slow": {Script: "echo waiting; while [ ! -e " + gate + " ]; do :; done; echo slow > $out", Deps: []string{"quick"}},
+	}, "quick", "slow"))
 	ctx, cancel := context.WithCancel(t.Context())
 	defer cancel()
 	rec := &recorder{}
@@ -375,18 +365,15 @@ func TestDiscoverBisectsAnAbort(t *testing.T) {
 }
 
 func configurationsFlake(nonce string) fixture.Flake {
-	return fixture.Flake{
-		Nonce: nonce,
-		Drvs: map[string]fixture.Drv{
-			"a": {Script: "echo a > $out"},
-			"b": {Script: "echo b > $out"},
-		},
-		Packages: map[string]string{"a": "a"},
-		Extra: `      packages.aarch64-linux.a = d."a";
+	f := fixture.Packages(nonce, map[string]fixture.Drv{
+		"a": {Script: "echo a > $out"},
+		"b": {Script: "echo b > $out"},
+	}, "a")
+	f.Extra = `      packages.aarch64-linux.a = d."a";
       nixosConfigurations.foo = { config.system.build.toplevel = d."a"; };
       homeConfigurations.bar = { activationPackage = d."b"; };
-`,
-	}
+`
+	return f
 }
 
 func TestRunSelection(t *testing.T) {
@@ -528,19 +515,11 @@ func TestRunSharedDependencyFails(t *testing.T) {
 // exits: a quick output built beside one that waits takes under a second,
 // the waiting one longer than its wait.
 func TestRunDurations(t *testing.T) {
-	gateDir, err := os.MkdirTemp("", "ipex-flake-gate-")
-	require.NoError(t, err)
-	t.Cleanup(func() { os.RemoveAll(gateDir) })
-	require.NoError(t, os.Chmod(gateDir, 0o755))
-	gate := filepath.Join(gateDir, "release")
-	_, eng := setup(t, fixture.Flake{
-		Nonce: testlib.Nonce(),
-		Drvs: map[string]fixture.Drv{
-			"quick": {Script: "echo > $out"},
-			"slow":  {Script: "echo waiting; while [ ! -e " + gate + " ]; do :; done; echo > $out"},
-		},
-		Packages: map[string]string{"quick": "quick", "slow": "slow"},
-	})
+	gate := testlib.Gate(t, "release")
+	_, eng := setup(t, fixture.Packages(testlib.Nonce(), map[string]fixture.Drv{
+		"quick": {Script: "echo > $out"},
+		"slow":  {Script: "echo waiting; while [ ! -e " + gate + " ]; do :; done; echo > $out"},
+	}, "quick", "slow"))
 	const wait = 2500 * time.Millisecond
 	rec := &recorder{}
 	var once sync.Once

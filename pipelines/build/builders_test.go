@@ -15,6 +15,7 @@ import (
 	"github.com/ipex-flake/ipex-flake/internal/fixture"
 	"github.com/ipex-flake/ipex-flake/internal/testlib"
 	"github.com/ipex-flake/ipex-flake/internal/testsshd"
+	"github.com/ipex-flake/ipex-flake/pipelines/engine"
 	"github.com/ipex-flake/ipex-flake/pipelines/report"
 )
 
@@ -33,21 +34,51 @@ func inStore(t *testing.T, storeRoot, p string) bool {
 
 func zero() *int { z := 0; return &z }
 
+// buildRemote builds every output of eng's flake for x86_64-linux with
+// remote builders.
+func buildRemote(t *testing.T, eng engine.Engine, remote Remote, prog Progress) map[string]report.Output {
+	t.Helper()
+	rep, _, err := Run(t.Context(), Options{Engine: eng, Flake: eng.SourcePath(), Systems: []string{"x86_64-linux"}, Remote: remote, Progress: prog})
+	require.NoError(t, err)
+	return byAttr(rep)
+}
+
+// killOnStart is progress that kills srv's sshd when a build logs
+// "started".
+func killOnStart(srv *testsshd.Server) *recorder {
+	var once sync.Once
+	return &recorder{onEv: func(e Event) {
+		if e.Kind == BuildLog && e.Line == "started" {
+			once.Do(srv.Kill)
+		}
+	}}
+}
+
+// resume lets the builds waiting for release finish and starts srv's sshd
+// again.
+func resume(t *testing.T, srv *testsshd.Server, release string) {
+	t.Helper()
+	require.NoError(t, os.WriteFile(release, nil, 0o644))
+	require.NoError(t, srv.Start())
+}
+
+// waitFor is a builder script's start: it logs "started" and waits until
+// the file release exists.
+func waitFor(release string) string {
+	return "echo started; while [ ! -e " + release + " ]; do :; done; "
+}
+
 // TestRemoteBuildersOnly: with no local build slots every output is built on
 // the remote builder (a second store directory behind sshd), the report
 // names it, and a failing output fails with its log.
 func TestRemoteBuildersOnly(t *testing.T) {
 	srv := testsshd.Start(t)
-	f := fixture.Flake{
-		Nonce: testlib.Nonce(),
-		Drvs: map[string]fixture.Drv{
-			"shared": {Script: "echo building shared; echo shared > $out"},
-			"a":      {Script: "echo a $dep_shared > $out", Deps: []string{"shared"}},
-			"b":      {Script: "echo b $dep_shared > $out", Deps: []string{"shared"}},
-			"bad":    {Script: "echo the compiler says no; exit 3"},
-		},
-		Packages: map[string]string{"a": "a", "b": "b", "bad": "bad"},
-	}
+	f := fixture.Packages(testlib.Nonce(), map[string]fixture.Drv{
+		"shared": {Script: "echo building shared; echo shared > $out"},
+		"a":      {Script: "echo a $dep_shared > $out", Deps: []string{"shared"}},
+		"b":      {Script: "echo b $dep_shared > $out", Deps: []string{"shared"}},
+		"bad":    {Script: "echo the compiler says no; exit 3"},
+	}, "a", "b", "bad")
 	_, eng := setup(t, f)
 	machine, err := srv.Machine("x86_64-linux", 2, "")
 	require.NoError(t, err)
@@ -88,9 +119,7 @@ func TestRemoteBuildersOnly(t *testing.T) {
 			remote := tt.remote(t)
 			remote.LocalJobs = zero()
 			remote.Env = map[string]string{"NIX_SSHOPTS": srv.SSHOpts()}
-			rep, _, err := Run(t.Context(), Options{Engine: eng, Flake: eng.SourcePath(), Systems: []string{"x86_64-linux"}, Remote: remote})
-			require.NoError(t, err)
-			got := byAttr(rep)
+			got := buildRemote(t, eng, remote, nil)
 			require.Len(t, got, 3)
 			for _, name := range []string{"a", "b"} {
 				o := got["packages.x86_64-linux."+name]
@@ -115,28 +144,17 @@ func TestRemoteBuilderKilled(t *testing.T) {
 	gate := t.TempDir()
 	srv := testsshd.Start(t, gate)
 	release := filepath.Join(gate, "release")
-	f := fixture.Flake{
-		Nonce: testlib.Nonce(),
-		Drvs: map[string]fixture.Drv{
-			"slow":  {Script: "echo started; while [ ! -e " + release + " ]; do :; done; echo slow > $out"},
-			"after": {Script: "echo after $dep_slow > $out", Deps: []string{"slow"}},
-		},
-		Packages: map[string]string{"slow": "slow", "after": "after"},
-	}
-	_, eng := setup(t, f)
+	_, eng := setup(t, fixture.Packages(testlib.Nonce(), map[string]fixture.Drv{
+		"slow":  {Script: waitFor(release) + "echo slow > $out"},
+		"after": {Script: "echo after $dep_slow > $out", Deps: []string{"slow"}},
+	}, "slow", "after"))
 	machine, err := srv.Machine("x86_64-linux", 1, "")
 	require.NoError(t, err)
 	remote := Remote{Builders: machine, LocalJobs: zero(), Env: map[string]string{"NIX_SSHOPTS": srv.SSHOpts()}}
 
-	var once sync.Once
-	rec := &recorder{onEv: func(e Event) {
-		if e.Kind == BuildLog && e.Line == "started" {
-			once.Do(srv.Kill)
-		}
-	}}
-	rep, _, err := Run(t.Context(), Options{Engine: eng, Flake: eng.SourcePath(), Systems: []string{"x86_64-linux"}, Remote: remote, Progress: rec})
-	require.NoError(t, err)
-	for _, o := range rep.Outputs {
+	got := buildRemote(t, eng, remote, killOnStart(srv))
+	require.Len(t, got, 2)
+	for _, o := range got {
 		t.Logf("%s: %s (%s)", o.Attr, o.Status, o.Reason)
 		assert.Equal(t, report.StatusFailed, o.Status, o.Attr)
 		assert.Contains(t, o.Reason, "lost remote builder "+srv.URI())
@@ -144,18 +162,13 @@ func TestRemoteBuilderKilled(t *testing.T) {
 	}
 
 	// While the builder is down, the outputs fail saying why.
-	rep, _, err = Run(t.Context(), Options{Engine: eng, Flake: eng.SourcePath(), Systems: []string{"x86_64-linux"}, Remote: remote})
-	require.NoError(t, err)
-	for _, o := range rep.Outputs {
+	for _, o := range buildRemote(t, eng, remote, nil) {
 		assert.Equal(t, report.StatusFailed, o.Status, o.Attr)
 		assert.Contains(t, o.Reason, "cannot build on '"+srv.URI()+"'", o.Attr)
 	}
 
-	require.NoError(t, os.WriteFile(release, nil, 0o644))
-	require.NoError(t, srv.Start())
-	rep, _, err = Run(t.Context(), Options{Engine: eng, Flake: eng.SourcePath(), Systems: []string{"x86_64-linux"}, Remote: remote})
-	require.NoError(t, err)
-	for _, o := range rep.Outputs {
+	resume(t, srv, release)
+	for _, o := range buildRemote(t, eng, remote, nil) {
 		assert.Equal(t, report.StatusBuilt, o.Status, "%s: %s", o.Attr, o.Reason)
 		assert.Equal(t, srv.URI(), o.Builder, o.Attr)
 	}
@@ -167,31 +180,18 @@ func TestRemoteBuilderKilledOthersBuild(t *testing.T) {
 	gate := t.TempDir()
 	srv := testsshd.Start(t, gate)
 	release := filepath.Join(gate, "release")
-	f := fixture.Flake{
-		Nonce: testlib.Nonce(),
-		Drvs: map[string]fixture.Drv{
-			"heavy": {Script: "echo started; while [ ! -e " + release + " ]; do :; done; echo heavy > $out", Features: []string{"big-parallel"}},
-			"app":   {Script: "echo app $dep_heavy > $out", Deps: []string{"heavy"}},
-			"light": {Script: "echo light > $out"},
-		},
-		Packages: map[string]string{"heavy": "heavy", "app": "app", "light": "light"},
-	}
-	_, eng := setup(t, f)
+	_, eng := setup(t, fixture.Packages(testlib.Nonce(), map[string]fixture.Drv{
+		"heavy": {Script: waitFor(release) + "echo heavy > $out", Features: []string{"big-parallel"}},
+		"app":   {Script: "echo app $dep_heavy > $out", Deps: []string{"heavy"}},
+		"light": {Script: "echo light > $out"},
+	}, "heavy", "app", "light"))
 	machine, err := srv.Machine("x86_64-linux", 1, "big-parallel")
 	require.NoError(t, err)
 	fields := strings.Fields(machine)
 	fields[6] = "big-parallel" // mandatory: the builder takes only heavy
 	remote := Remote{Builders: strings.Join(fields, " "), Env: map[string]string{"NIX_SSHOPTS": srv.SSHOpts()}}
 
-	var once sync.Once
-	rec := &recorder{onEv: func(e Event) {
-		if e.Kind == BuildLog && e.Line == "started" {
-			once.Do(srv.Kill)
-		}
-	}}
-	rep, _, err := Run(t.Context(), Options{Engine: eng, Flake: eng.SourcePath(), Systems: []string{"x86_64-linux"}, Remote: remote, Progress: rec})
-	require.NoError(t, err)
-	got := byAttr(rep)
+	got := buildRemote(t, eng, remote, killOnStart(srv))
 	for _, name := range []string{"heavy", "app"} {
 		o := got["packages.x86_64-linux."+name]
 		assert.Equal(t, report.StatusFailed, o.Status, name)
@@ -201,12 +201,9 @@ func TestRemoteBuilderKilledOthersBuild(t *testing.T) {
 	assert.Equal(t, report.StatusBuilt, light.Status, light.Reason)
 	assert.Equal(t, BuilderLocal, light.Builder)
 
-	require.NoError(t, os.WriteFile(release, nil, 0o644))
-	require.NoError(t, srv.Start())
-	rep, _, err = Run(t.Context(), Options{Engine: eng, Flake: eng.SourcePath(), Systems: []string{"x86_64-linux"}, Remote: remote})
-	require.NoError(t, err)
-	got = byAttr(rep)
-	for _, o := range rep.Outputs {
+	resume(t, srv, release)
+	got = buildRemote(t, eng, remote, nil)
+	for _, o := range got {
 		want := report.StatusBuilt
 		if o.Attr == "packages.x86_64-linux.light" {
 			want = report.StatusPresent // built by the first run
@@ -251,27 +248,21 @@ func TestNoteBuilder(t *testing.T) {
 // that require it; the rest build on this machine.
 func TestRemoteBuilderByFeature(t *testing.T) {
 	srv := testsshd.Start(t)
-	f := fixture.Flake{
-		Nonce: testlib.Nonce(),
-		Drvs: map[string]fixture.Drv{
-			"heavy": {Script: "echo heavy > $out", Features: []string{"big-parallel"}},
-			"light": {Script: "echo light > $out"},
-			"app":   {Script: "echo app $dep_heavy > $out", Deps: []string{"heavy"}},
-		},
-		Packages: map[string]string{"heavy": "heavy", "light": "light", "app": "app"},
-	}
-	_, eng := setup(t, f)
+	_, eng := setup(t, fixture.Packages(testlib.Nonce(), map[string]fixture.Drv{
+		"heavy": {Script: "echo heavy > $out", Features: []string{"big-parallel"}},
+		"light": {Script: "echo light > $out"},
+		"app":   {Script: "echo app $dep_heavy > $out", Deps: []string{"heavy"}},
+	}, "heavy", "light", "app"))
 	host, err := srv.Machine("x86_64-linux", 2, "")
 	require.NoError(t, err)
 	// Fields: URI systems key jobs speed supported mandatory hostkey.
 	fields := strings.Fields(host)
 	fields[5], fields[6] = "big-parallel", "big-parallel"
 	remote := Remote{Builders: strings.Join(fields, " "), Env: map[string]string{"NIX_SSHOPTS": srv.SSHOpts()}}
-	rep, _, err := Run(t.Context(), Options{Engine: eng, Flake: eng.SourcePath(), Systems: []string{"x86_64-linux"}, Remote: remote})
-	require.NoError(t, err)
+	got := buildRemote(t, eng, remote, nil)
 	want := map[string]string{"heavy": srv.URI(), "light": BuilderLocal, "app": BuilderLocal}
 	for name, builder := range want {
-		o := byAttr(rep)["packages.x86_64-linux."+name]
+		o := got["packages.x86_64-linux."+name]
 		require.Equal(t, report.StatusBuilt, o.Status, "%s: %s", name, o.Reason)
 		assert.Equal(t, builder, o.Builder, name)
 		for _, p := range o.OutPaths {

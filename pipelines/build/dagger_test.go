@@ -5,7 +5,6 @@ import (
 	"context"
 	"encoding/json"
 	"flag"
-	"fmt"
 	"io"
 	"maps"
 	"os"
@@ -53,16 +52,6 @@ func (warmLookup) Has(_ context.Context, paths []string) (map[string]bool, error
 	return has, nil
 }
 
-// wantDaggerStatuses are the statuses of fixture.EveryStatus outputs.
-var wantDaggerStatuses = map[string]string{
-	"packages.x86_64-linux.ok":        report.StatusBuilt,
-	"packages.x86_64-linux.bad":       report.StatusFailed,
-	"packages.x86_64-linux.after-bad": report.StatusFailed,
-	"packages.x86_64-linux.warm":      report.StatusCached,
-	"packages.x86_64-linux.broken":    report.StatusFailed,
-	"checks.x86_64-linux.vm":          report.StatusSkipped,
-}
-
 func assertDaggerReport(t *testing.T, rep *report.Report) {
 	t.Helper()
 	require.NotNil(t, rep)
@@ -72,7 +61,7 @@ func assertDaggerReport(t *testing.T, rep *report.Report) {
 		got[o.Attr] = o
 		statuses[o.Attr] = o.Status
 	}
-	assert.Equal(t, wantDaggerStatuses, statuses)
+	assert.Equal(t, fixture.EveryStatusWant(), statuses)
 	assert.Contains(t, got["packages.x86_64-linux.bad"].Reason, "builder for")
 	assert.Contains(t, strings.Join(got["packages.x86_64-linux.bad"].Log, "\n"), "the compiler says no")
 	assert.Contains(t, got["packages.x86_64-linux.after-bad"].Reason, "bad.drv failed: builder for", "the dependent names the dependency that failed")
@@ -80,28 +69,6 @@ func assertDaggerReport(t *testing.T, rep *report.Report) {
 	assert.Contains(t, got["packages.x86_64-linux.broken"].Reason, "broken on purpose")
 	assert.Contains(t, got["checks.x86_64-linux.vm"].Reason, "kvm-that-no-machine-has")
 	assert.NotEmpty(t, got["packages.x86_64-linux.ok"].OutPaths)
-}
-
-// sessionKeys names the commands of one session: fakedagger.NixCommandKey,
-// numbered from the second run of a kind on ("check-validity-2": the store
-// is asked once for present outputs and once after the build).
-type sessionKeys struct {
-	mu   sync.Mutex
-	seen map[string]int
-}
-
-func (k *sessionKeys) key(args []string) string {
-	k.mu.Lock()
-	defer k.mu.Unlock()
-	if k.seen == nil {
-		k.seen = map[string]int{}
-	}
-	base := fakedagger.NixCommandKey(args)
-	k.seen[base]++
-	if n := k.seen[base]; n > 1 {
-		return fmt.Sprintf("%s-%d", base, n)
-	}
-	return base
 }
 
 // recordingEngine runs commands on another engine and records them under
@@ -114,7 +81,7 @@ type recordingEngine struct {
 
 	mu   sync.Mutex
 	rec  fakedagger.Recording
-	keys sessionKeys
+	keys fakedagger.SessionKeys
 }
 
 func (r *recordingEngine) Run(ctx context.Context, c engine.Cmd) (engine.Result, error) {
@@ -130,7 +97,7 @@ func (r *recordingEngine) Run(ctx context.Context, c engine.Cmd) (engine.Result,
 	for i, a := range c.Args {
 		args[i] = strings.ReplaceAll(a, r.src, daggerengine.SourceMount)
 	}
-	key := r.keys.key(c.Args)
+	key := r.keys.Key(c.Args)
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if _, dup := r.rec[key]; dup {
@@ -190,10 +157,10 @@ func loadDaggerSession(t *testing.T) (fakedagger.Recording, string) {
 // replay answers each exec of the fake from the recording and fails the
 // test on a command that was not recorded.
 func replay(t *testing.T, rec fakedagger.Recording) func(*fakedagger.Obj) fakedagger.ExecResult {
-	keys := &sessionKeys{}
+	keys := &fakedagger.SessionKeys{}
 	return func(exec *fakedagger.Obj) fakedagger.ExecResult {
 		args := exec.Strings("args")
-		r, ok := rec[keys.key(args)]
+		r, ok := rec[keys.Key(args)]
 		if !ok {
 			t.Errorf("the pipeline sent a command that was not recorded: %q", args)
 			return fakedagger.ExecResult{ExitCode: 127, Stderr: "not recorded\n"}
@@ -274,9 +241,9 @@ func TestRunOnDaggerEngine(t *testing.T) {
 			assert.Contains(t, logs, "the compiler says no")
 
 			execs := map[string]*fakedagger.Obj{}
-			keys := &sessionKeys{}
+			keys := &fakedagger.SessionKeys{}
 			for _, x := range fake.Execs() {
-				key := keys.key(x.Strings("args"))
+				key := keys.Key(x.Strings("args"))
 				assert.NotContains(t, execs, key, "%s ran once", key)
 				execs[key] = x
 				assertDaggerContainer(t, fake, x, eng, src, tt.image)
@@ -338,43 +305,16 @@ func TestRunOnDaggerEngine(t *testing.T) {
 // result links.
 func assertDaggerContainer(t *testing.T, fake *fakedagger.Server, x *fakedagger.Obj, eng *daggerengine.Engine, src, image string) {
 	t.Helper()
-	if eng.Image().Tarball {
-		assert.Nil(t, x.Find("from"), "a tarball is imported, not pulled")
-		imp := x.Find("import")
-		require.NotNil(t, imp, x.String())
-		file := fake.Resolve(imp.Str("source"))
-		require.NotNil(t, file)
-		assert.Equal(t, "file", file.Field)
-		require.NotNil(t, file.Parent)
-		assert.Equal(t, "host", file.Parent.Field)
-		assert.Equal(t, image, file.Str("path"))
-	} else {
-		assert.Nil(t, x.Find("import"))
-		from := x.Find("from")
-		require.NotNil(t, from, x.String())
-		assert.Equal(t, image, from.Str("address"))
+	want := fakedagger.Container{
+		Pulled: image,
+		Caches: []fakedagger.CacheMount{{Path: "/nix", Key: daggerengine.VolumeName(eng.Image()), Sharing: "LOCKED"}},
+		Dirs:   []fakedagger.HostDir{{Path: "/src", Host: src, Exclude: []string{".git", "result*"}}},
+		Expect: "ANY", // a failing nix is a result, not an engine error
 	}
-
-	mounts := x.FindAll("withMountedCache")
-	require.Len(t, mounts, 1)
-	assert.Equal(t, "/nix", mounts[0].Str("path"))
-	assert.Equal(t, "LOCKED", mounts[0].Args["sharing"])
-	vol := fake.Resolve(mounts[0].Str("cache"))
-	require.NotNil(t, vol)
-	assert.Equal(t, "cacheVolume", vol.Field)
-	assert.Equal(t, daggerengine.VolumeName(eng.Image()), vol.Str("key"))
-
-	dirs := x.FindAll("withMountedDirectory")
-	require.Len(t, dirs, 1)
-	assert.Equal(t, "/src", dirs[0].Str("path"))
-	hostDir := fake.Resolve(dirs[0].Str("source"))
-	require.NotNil(t, hostDir)
-	assert.Equal(t, "directory", hostDir.Field)
-	require.NotNil(t, hostDir.Parent)
-	assert.Equal(t, "host", hostDir.Parent.Field)
-	assert.Equal(t, src, hostDir.Str("path"))
-	assert.ElementsMatch(t, []string{".git", "result*"}, hostDir.Strings("exclude"))
-	assert.Equal(t, "ANY", x.Args["expect"], "a failing nix is a result, not an engine error")
+	if eng.Image().Tarball {
+		want.Pulled, want.Imported = "", image // a tarball is imported, not pulled
+	}
+	assert.Equal(t, want, fake.Container(x), x.String())
 }
 
 // valueOf returns the argument after flag ("" when absent).
