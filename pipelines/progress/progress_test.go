@@ -3,7 +3,6 @@ package progress
 import (
 	"bytes"
 	"context"
-	"flag"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -15,23 +14,10 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/ipex-flake/ipex-flake/internal/golden"
 	"github.com/ipex-flake/ipex-flake/pipelines/build"
 	"github.com/ipex-flake/ipex-flake/pipelines/report"
 )
-
-var update = flag.Bool("update", false, "rewrite golden files")
-
-func golden(t *testing.T, name, got string) {
-	t.Helper()
-	path := filepath.Join("testdata", name)
-	if *update {
-		require.NoError(t, os.MkdirAll("testdata", 0o755))
-		require.NoError(t, os.WriteFile(path, []byte(got), 0o644))
-	}
-	want, err := os.ReadFile(path)
-	require.NoError(t, err, "run go test -update to create %s", path)
-	assert.Equal(t, string(want), got)
-}
 
 const (
 	drvA   = "/nix/store/aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa-hello-1.0.drv"
@@ -70,7 +56,7 @@ func TestPlain(t *testing.T) {
 	play(p)
 	require.NoError(t, p.Finish(sampleReport()))
 	assert.NotContains(t, buf.String(), "\x1b[", "no escape codes in plain mode")
-	golden(t, "plain.txt", buf.String())
+	golden.Assert(t, "plain.txt", buf.Bytes())
 }
 
 func TestLive(t *testing.T) {
@@ -84,7 +70,7 @@ func TestLive(t *testing.T) {
 	require.NoError(t, p.Finish(sampleReport()))
 	// After Finish the live view is erased and nothing is left running.
 	assert.Zero(t, p.drawn)
-	golden(t, "live.txt", strings.ReplaceAll(buf.String(), "\x1b", "<ESC>"))
+	golden.Assert(t, "live.txt", []byte(strings.ReplaceAll(buf.String(), "\x1b", "<ESC>")))
 }
 
 // TestLiveFollowsNixCounters: nix closes the activity of a requested
@@ -191,11 +177,11 @@ func TestGitHubActions(t *testing.T) {
 	require.NoError(t, p.Finish(sampleReport()))
 	out := buf.String()
 	assert.Contains(t, out, "::group::packages.x86_64-linux.bad: last log lines\nmake: *** [all] Error 3\n::endgroup::")
-	golden(t, "github-actions.txt", out)
+	golden.Assert(t, "github-actions.txt", []byte(out))
 	md, err := os.ReadFile(summary)
 	require.NoError(t, err)
 	assert.True(t, strings.HasPrefix(string(md), "earlier step\n"), "the summary is appended to")
-	golden(t, "summary.md", string(md))
+	golden.Assert(t, "summary.md", md)
 }
 
 func TestDetect(t *testing.T) {

@@ -1,7 +1,6 @@
 package report
 
 import (
-	"flag"
 	"os"
 	"path/filepath"
 	"strings"
@@ -10,9 +9,9 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
-)
 
-var update = flag.Bool("update", false, "rewrite golden files")
+	"github.com/ipex-flake/ipex-flake/internal/golden"
+)
 
 func sample() *Report {
 	return &Report{Flake: ".", Engine: "host", Outputs: []Output{
@@ -24,22 +23,10 @@ func sample() *Report {
 	}}
 }
 
-func golden(t *testing.T, name string, got []byte) {
-	t.Helper()
-	path := filepath.Join("testdata", name)
-	if *update {
-		require.NoError(t, os.MkdirAll("testdata", 0o755))
-		require.NoError(t, os.WriteFile(path, got, 0o644))
-	}
-	want, err := os.ReadFile(path)
-	require.NoError(t, err, "run go test -update to create %s", path)
-	assert.Equal(t, string(want), string(got))
-}
-
 func TestJUnitGolden(t *testing.T) {
 	data, err := sample().JUnit()
 	require.NoError(t, err)
-	golden(t, "junit.xml", data)
+	golden.Assert(t, "junit.xml", data)
 }
 
 func TestWriteReadRoundTrip(t *testing.T) {
