@@ -145,9 +145,8 @@ func RunBench(ctx context.Context, w io.Writer, o BenchOptions) ([]BenchResult, 
 	if len(o.Workloads) == 0 {
 		o.Workloads = DefaultWorkloads
 	}
-	if o.Reps <= 0 {
-		o.Reps = 3
-	}
+	o.Reps = positiveOr(o.Reps, 3)
+	o.Jobs = positiveOr(o.Jobs, runtime.NumCPU())
 	if o.Targets == (Targets{}) {
 		o.Targets = DefaultTargets
 	}
@@ -159,9 +158,6 @@ func RunBench(ctx context.Context, w io.Writer, o BenchOptions) ([]BenchResult, 
 		}
 		defer os.RemoveAll(d)
 		dir = d
-	}
-	if o.Jobs <= 0 {
-		o.Jobs = runtime.NumCPU()
 	}
 	fmt.Fprintf(w, "ci bench build: %d repetitions, --max-jobs %d on every side, %d CPUs\n", o.Reps, o.Jobs, runtime.NumCPU())
 

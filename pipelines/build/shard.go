@@ -5,7 +5,9 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
+	"maps"
 	"math/bits"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -86,15 +88,6 @@ func PlanShards(ctx context.Context, eng engine.Engine, v nixcli.Version, outs [
 		}
 	}
 	return planFromGraph(outs, graph, n), nil
-}
-
-func sortedKeys[V any](m map[string]V) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	return keys
 }
 
 // bitset is a set of derivation indices.
@@ -183,7 +176,7 @@ func unitsOf(outs []Output, graph map[string]drvNode) (groups []*group, all, com
 		done[d] = node.Fixed
 	}
 	index := map[string]int{}
-	for i, d := range sortedKeys(graph) {
+	for i, d := range slices.Sorted(maps.Keys(graph)) {
 		index[d] = i
 	}
 	width = len(index)
@@ -210,7 +203,7 @@ func unitsOf(outs []Output, graph map[string]drvNode) (groups []*group, all, com
 	groups = make([]*group, 0, len(units))
 	all = newBitset(width)
 	working := 0
-	for _, key := range sortedKeys(units) {
+	for _, key := range slices.Sorted(maps.Keys(units)) {
 		u := units[key]
 		sort.Strings(u.attrs)
 		u.full = u.set
