@@ -40,7 +40,7 @@ func (s *Server) Container(x *Obj) Container {
 		c.Pulled = from.Str("address")
 	}
 	if imp := x.Find("import"); imp != nil {
-		c.Imported = s.hostPath(imp.Str("source"), "file")
+		c.Imported = s.HostPath(imp.Str("source"), "file")
 	}
 	for _, m := range x.FindAll("withMountedCache") {
 		key := fmt.Sprintf("not a cache volume: %s", m.Str("cache"))
@@ -50,21 +50,11 @@ func (s *Server) Container(x *Obj) Container {
 		c.Caches = append(c.Caches, CacheMount{Path: m.Str("path"), Key: key, Sharing: m.Str("sharing")})
 	}
 	for _, m := range x.FindAll("withMountedDirectory") {
-		d := HostDir{Path: m.Str("path"), Host: s.hostPath(m.Str("source"), "directory")}
+		d := HostDir{Path: m.Str("path"), Host: s.HostPath(m.Str("source"), "directory")}
 		if src := s.Resolve(m.Str("source")); src != nil {
 			d.Exclude = slices.Sorted(slices.Values(src.Strings("exclude")))
 		}
 		c.Dirs = append(c.Dirs, d)
 	}
 	return c
-}
-
-// hostPath is the path of the host's file or directory (kind) that id
-// denotes.
-func (s *Server) hostPath(id, kind string) string {
-	o := s.Resolve(id)
-	if o == nil || o.Field != kind || o.Parent == nil || o.Parent.Field != "host" {
-		return fmt.Sprintf("not a host %s: %v", kind, o)
-	}
-	return o.Str("path")
 }
