@@ -83,3 +83,63 @@ func TestTestOnly(t *testing.T) {
 		assert.Equal(t, tt.want, testOnly(tt.path, tt.imports) != "", tt.path)
 	}
 }
+
+// layers orders the module's top-level directories from the top: a package
+// may import its own layer and the layers below it, never one above. The
+// suites under tests/ sit below the pipelines that run them.
+var layers = []string{"ci", "release", "pipelines", "tests", "internal"}
+
+// layerOf is the index in layers of a package of the module, or -1.
+func layerOf(rel string) int {
+	top, _, _ := strings.Cut(rel, "/")
+	for i, l := range layers {
+		if top == l {
+			return i
+		}
+	}
+	return -1
+}
+
+// upwardImports lists the imports of pkgs ("path\timports" lines) that reach
+// from a lower layer into a higher one.
+func upwardImports(lines string) []string {
+	var bad []string
+	for line := range strings.Lines(lines) {
+		path, imports, _ := strings.Cut(strings.TrimSpace(line), "\t")
+		from := layerOf(strings.TrimPrefix(path, module))
+		for _, imp := range strings.Fields(imports) {
+			if !strings.HasPrefix(imp, module) {
+				continue
+			}
+			if to := layerOf(strings.TrimPrefix(imp, module)); from >= 0 && to >= 0 && to < from {
+				bad = append(bad, path+" -> "+imp)
+			}
+		}
+	}
+	return bad
+}
+
+// TestDependenciesPointDown checks the arrows of the whole module (code
+// outside _test.go files): ci → release → pipelines → tests' suites →
+// internal, never back up.
+func TestDependenciesPointDown(t *testing.T) {
+	testlib.CheckPath(t, "go")
+	root := testlib.RepoRoot(t)
+	cmd := exec.CommandContext(t.Context(), "go", "list", "-f", "{{.ImportPath}}\t{{join .Imports \" \"}}", "./...")
+	cmd.Dir = root
+	out, err := cmd.CombinedOutput()
+	require.NoError(t, err, string(out))
+	require.Contains(t, string(out), module+"release/promote\t", "go list listed the module")
+	assert.Empty(t, upwardImports(string(out)), "imports against the layers %v", layers)
+}
+
+func TestUpwardImports(t *testing.T) {
+	in := module + "pipelines/push\t" + module + "release/version fmt\n" +
+		module + "release/promote\t" + module + "pipelines/report " + module + "internal/clierr\n" +
+		module + "tests/performance\t" + module + "pipelines/report\n" +
+		module + "pipelines/quality\t" + module + "tests/performance\n"
+	assert.Equal(t, []string{
+		module + "pipelines/push -> " + module + "release/version",
+		module + "tests/performance -> " + module + "pipelines/report",
+	}, upwardImports(in))
+}

@@ -12,6 +12,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/ipex-flake/ipex-flake/internal/atomicfile"
 	"github.com/ipex-flake/ipex-flake/internal/clierr"
 	"github.com/ipex-flake/ipex-flake/pipelines/cache"
 	"github.com/ipex-flake/ipex-flake/pipelines/report"
@@ -131,7 +132,7 @@ func runVerifyReproducible(ctx context.Context, o *VerifyReproducibleOptions) er
 	fmt.Fprintln(o.IO.Out, summary)
 	if o.Out != "" {
 		data, _ := json.MarshalIndent(out, "", "  ")
-		if err := report.WriteFileAtomic(o.Out, append(data, '\n'), 0o644); err != nil {
+		if err := atomicfile.Write(o.Out, append(data, '\n'), 0o644); err != nil {
 			return err
 		}
 	}

@@ -5,7 +5,24 @@ package atomicfile
 import (
 	"errors"
 	"os"
+	"path/filepath"
 )
+
+// Write writes data to path through a temporary file beside it that is
+// renamed into place, creating path's directory when missing: readers see
+// the old file or the whole new one, never half of it.
+func Write(path string, data []byte, perm os.FileMode) error {
+	dir := filepath.Dir(path)
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	tmp, err := WriteTemp(dir, "."+filepath.Base(path)+".*", data, perm)
+	if err != nil {
+		return err
+	}
+	defer os.Remove(tmp)
+	return os.Rename(tmp, path)
+}
 
 // WriteTemp writes data to a new temporary file in dir, named after pattern
 // as os.CreateTemp names it, with mode perm, and returns its path. The

@@ -74,3 +74,28 @@ func TestCreateConcurrently(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, string([]byte{byte('a' + won[0])}), string(got))
 }
+
+func TestWrite(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "sub", "report.json")
+	require.NoError(t, Write(path, []byte("first"), 0o644), "a missing directory is created")
+	require.NoError(t, Write(path, []byte("second"), 0o600), "an existing file is replaced")
+	got, err := os.ReadFile(path)
+	require.NoError(t, err)
+	assert.Equal(t, "second", string(got))
+	st, err := os.Stat(path)
+	require.NoError(t, err)
+	assert.Equal(t, os.FileMode(0o600), st.Mode().Perm())
+
+	// A path that cannot be renamed onto (a directory) fails and leaves
+	// neither the old contents changed nor a temporary file behind.
+	require.NoError(t, os.Mkdir(filepath.Join(dir, "sub", "taken"), 0o755))
+	require.Error(t, Write(filepath.Join(dir, "sub", "taken"), []byte("x"), 0o644))
+	entries, err := os.ReadDir(filepath.Join(dir, "sub"))
+	require.NoError(t, err)
+	var names []string
+	for _, e := range entries {
+		names = append(names, e.Name())
+	}
+	assert.Equal(t, []string{"report.json", "taken"}, names, "no temporary file is left")
+}

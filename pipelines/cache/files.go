@@ -14,8 +14,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/ipex-flake/ipex-flake/internal/atomicfile"
 	"github.com/ipex-flake/ipex-flake/internal/clierr"
-	"github.com/ipex-flake/ipex-flake/pipelines/report"
 )
 
 // Files reads and writes the files of a binary cache (narinfos, NARs,
@@ -90,7 +90,7 @@ func (f *FileFiles) Size(_ context.Context, name string) (int64, error) {
 // Put implements Files: a temporary file renamed into place, so a reader
 // never sees half a file.
 func (f *FileFiles) Put(_ context.Context, name string, data []byte) error {
-	return report.WriteFileAtomic(f.path(name), data, 0o644)
+	return atomicfile.Write(f.path(name), data, 0o644)
 }
 
 // Delete implements Files.

@@ -13,6 +13,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/ipex-flake/ipex-flake/internal/atomicfile"
 	"github.com/ipex-flake/ipex-flake/internal/childenv"
 	"github.com/ipex-flake/ipex-flake/internal/nixstr"
 	"github.com/ipex-flake/ipex-flake/pipelines/engine"
@@ -236,7 +237,7 @@ func (s *Security) sboms(ctx context.Context) error {
 			continue
 		}
 		file := filepath.Join(outDir, strings.ReplaceAll(o.Attr, "/", "_")+".cdx.json")
-		if err := report.WriteFileAtomic(file, data.Bytes(), 0o644); err != nil {
+		if err := atomicfile.Write(file, data.Bytes(), 0o644); err != nil {
 			s.Fail(name+" "+o.Attr, err.Error(), time.Since(start))
 			continue
 		}

@@ -19,8 +19,8 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/ipex-flake/ipex-flake/internal/atomicfile"
 	"github.com/ipex-flake/ipex-flake/internal/clierr"
-	"github.com/ipex-flake/ipex-flake/pipelines/report"
 )
 
 // Stage result states.
@@ -106,7 +106,7 @@ func (s *FileStore) Record(_ context.Context, r Result) error {
 	if err != nil {
 		return err
 	}
-	return report.WriteFileAtomic(s.Path, append(data, '\n'), 0o644)
+	return atomicfile.Write(s.Path, append(data, '\n'), 0o644)
 }
 
 // Get implements Store.

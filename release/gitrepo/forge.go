@@ -10,7 +10,6 @@ import (
 	"sort"
 
 	"github.com/ipex-flake/ipex-flake/internal/atomicfile"
-	"github.com/ipex-flake/ipex-flake/pipelines/report"
 	"github.com/ipex-flake/ipex-flake/release/forge"
 )
 
@@ -166,7 +165,7 @@ func (f *Forge) EditBody(_ context.Context, r *forge.Release, body string) error
 	if err != nil {
 		return err
 	}
-	if err := report.WriteFileAtomic(f.releasePath(r.Tag), append(out, '\n'), 0o644); err != nil {
+	if err := atomicfile.Write(f.releasePath(r.Tag), append(out, '\n'), 0o644); err != nil {
 		return err
 	}
 	r.Body = body

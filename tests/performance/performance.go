@@ -22,7 +22,7 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/ipex-flake/ipex-flake/pipelines/report"
+	"github.com/ipex-flake/ipex-flake/internal/atomicfile"
 	"github.com/ipex-flake/ipex-flake/tests/integration/apiclient"
 )
 
@@ -453,7 +453,7 @@ func (r *Results) Write(path string) error {
 	if err != nil {
 		return err
 	}
-	return report.WriteFileAtomic(path, append(data, '\n'), 0o644)
+	return atomicfile.Write(path, append(data, '\n'), 0o644)
 }
 
 // Read reads results written by Write (a baseline).
