@@ -44,7 +44,7 @@ func (o *OptionalInt) Type() string { return "N" }
 // addScaleFlags registers --builders, --local-jobs and --shard.
 func addScaleFlags(f *pflag.FlagSet, o *BuildOptions) {
 	f.StringVar(&o.ShardPlan, "shard-plan", "", "with --shard: fail (exit 2) unless this job computes the plan `DIGEST` that ci matrix --shards printed (its \"plan\"), so no output is missed or built twice when the flake or the caches changed in between")
-	f.StringVar(&o.Shard, "shard", "", "build shard `I/N` of the outputs: N closure-aware shards balanced by derivations to build, every output in exactly one (ci matrix --shards N lists them)")
+	f.StringVar(&o.Shard, "shard", "", "build shard `I/N` of the outputs: N closure-aware shards balanced by derivations to build, every selected output in exactly one; outputs of systems not selected are in none, and every shard reports them skipped (ci matrix --shards N lists the shards)")
 	f.StringVar(&o.Builders, "builders", "", "send builds to Nix remote builders, nix's machine `SPEC` ('ssh-ng://host x86_64-linux /key 8 1 big-parallel', machines separated by ';') or @FILE (default: builders from nix.conf or NIX_CONFIG); ssh options such as the port come from NIX_SSHOPTS")
 	f.Var(&o.LocalJobs, "local-jobs", "build at most `N` derivations on this machine (nix --max-jobs, overrides --jobs for builds); 0 sends every build to the remote builders")
 }

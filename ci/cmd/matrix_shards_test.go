@@ -15,6 +15,7 @@ import (
 	"github.com/ipex-flake/ipex-flake/internal/clierr"
 	"github.com/ipex-flake/ipex-flake/internal/fixture"
 	"github.com/ipex-flake/ipex-flake/internal/testlib"
+	"github.com/ipex-flake/ipex-flake/pipelines/build"
 	"github.com/ipex-flake/ipex-flake/pipelines/report"
 )
 
@@ -148,4 +149,62 @@ func TestShardMatrixSkipsEmptyShards(t *testing.T) {
 			assert.Equal(t, tt.packages, total)
 		})
 	}
+}
+
+// TestShardMatrixSelectedSystems: configurations of a system not selected
+// (their system is known only after evaluation) are in no shard. The jobs
+// of `ci matrix --shards 2 --systems x86_64-linux` agree on the plan, build
+// exactly the x86_64-linux configurations once between them, and each
+// reports the others skipped; the merged report has every output once.
+func TestShardMatrixSelectedSystems(t *testing.T) {
+	testlib.OfflineNix(t)
+	dir := t.TempDir()
+	hosts := map[string]fixture.Host{
+		"x86-0": {Libs: 1}, "x86-1": {Libs: 1}, "x86-2": {Libs: 1}, "x86-3": {Libs: 1},
+		"arm-0": {System: "aarch64-linux", Libs: 6}, "arm-1": {System: "aarch64-linux", Libs: 6},
+	}
+	require.NoError(t, fixture.Write(dir, fixture.Hosts(testlib.Nonce(), hosts)))
+	common := []string{"--engine", "host", "--flake", dir, "--systems", "x86_64-linux"}
+	attr := func(host string) string { return "nixosConfigurations." + host + ".config.system.build.toplevel" }
+
+	io, out, errb := testIO(map[string]string{})
+	require.Equal(t, clierr.ExitOK, Run(t.Context(), io, append([]string{"matrix", "--shards", "2"}, common...)), errb.String())
+	var m ShardMatrix
+	require.NoError(t, json.Unmarshal(out.Bytes(), &m), out.String())
+	require.Len(t, m.Include, 2)
+	for _, e := range m.Include {
+		assert.Equal(t, 2, e.Outputs, "%s: two of the four selected configurations", e.Shard)
+		assert.Equal(t, 4, e.Cost, "%s: two toplevels and their libraries", e.Shard)
+	}
+
+	var built, reports []string
+	for _, e := range m.Include {
+		rep := filepath.Join(t.TempDir(), "r.json")
+		io, _, errb := testIO(map[string]string{})
+		code := Run(t.Context(), io, append([]string{"build", "--shard", e.Shard, "--shard-plan", e.Plan, "--report", rep}, common...))
+		require.Equal(t, clierr.ExitOK, code, errb.String())
+		assert.Equal(t, []string{e.Shard, e.Plan}, planLine.FindStringSubmatch(errb.String())[1:], "the job computes the matrix's plan")
+		r, err := report.Read(rep)
+		require.NoError(t, err)
+		for _, o := range r.Outputs {
+			if o.Status == report.StatusBuilt {
+				built = append(built, o.Attr)
+				continue
+			}
+			assert.Contains(t, []string{attr("arm-0"), attr("arm-1")}, o.Attr)
+			assert.Equal(t, report.StatusSkipped, o.Status, o.Attr)
+			assert.Equal(t, build.NotSelectedReason, o.Reason, o.Attr)
+		}
+		assert.Len(t, r.Outputs, e.Outputs+2, "the shard's outputs and the two not selected")
+		reports = append(reports, rep)
+	}
+	slices.Sort(built)
+	assert.Equal(t, []string{attr("x86-0"), attr("x86-1"), attr("x86-2"), attr("x86-3")}, built, "every selected output exactly once")
+
+	merged := filepath.Join(t.TempDir(), "merged.json")
+	io, _, errb = testIO(map[string]string{})
+	require.Equal(t, clierr.ExitOK, Run(t.Context(), io, append([]string{"report", "merge", "--out", merged}, reports...)), errb.String())
+	r, err := report.Read(merged)
+	require.NoError(t, err)
+	assert.Equal(t, map[string]int{report.StatusBuilt: 4, report.StatusSkipped: 2}, r.Counts())
 }

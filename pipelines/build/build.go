@@ -202,7 +202,7 @@ func classify(found []Output, m *Machine) (outs []report.Output, todo []int) {
 	for i, d := range found {
 		o := report.Output{Attr: d.Attr, System: d.System, DrvPath: d.DrvPath, OutPaths: d.OutPaths()}
 		switch {
-		case d.Unselected:
+		case !d.Selected():
 			o.Status, o.Reason = report.StatusSkipped, NotSelectedReason
 		case !d.OK:
 			o.Status, o.Reason = report.StatusFailed, "evaluation failed: "+d.Error

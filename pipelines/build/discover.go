@@ -42,6 +42,14 @@ type Output struct {
 	Unwanted bool `json:"unwanted"`
 }
 
+// Selected reports whether the build selects o: its system is one of
+// --systems. Discovery decides it, before evaluation from the attribute
+// path (packages.<system>.…) and after it from the derivation
+// (configurations, see markUnselected). The build reports the others
+// skipped (NotSelectedReason) and shard planning leaves them out, both
+// through this function.
+func (o Output) Selected() bool { return !o.Unselected }
+
 // OutPaths returns the output paths sorted by output name.
 func (o Output) OutPaths() []string {
 	names := make([]string, 0, len(o.Outputs))
@@ -204,13 +212,7 @@ func checkSelection(globs, systems []string, d *Discovery) error {
 			}
 		}
 	}
-	selected := 0
-	for _, o := range d.Outputs {
-		if !o.Unselected {
-			selected++
-		}
-	}
-	if len(e.Patterns) == 0 && len(e.Systems) == 0 && selected > 0 {
+	if len(e.Patterns) == 0 && len(e.Systems) == 0 && len(selectedOutputs(d.Outputs)) > 0 {
 		return nil
 	}
 	e.Prefixes = slices.Sorted(maps.Keys(prefixes))
@@ -255,7 +257,7 @@ func Discover(ctx context.Context, eng engine.Engine, flake string, systems, glo
 		var todo []Output
 		all = nil
 		for _, l := range listed {
-			if l.Unwanted || l.Unselected {
+			if l.Unwanted || !l.Selected() {
 				all = append(all, l)
 			} else {
 				todo = append(todo, l)
@@ -272,27 +274,40 @@ func Discover(ctx context.Context, eng engine.Engine, flake string, systems, glo
 	}
 	// Messages for outputs whose error tryEval swallowed.
 	parallel(len(outs), jobs, func(i int) {
-		if !outs[i].OK && !outs[i].Unselected && outs[i].Error == "" {
+		if !outs[i].OK && outs[i].Selected() && outs[i].Error == "" {
 			outs[i].Error = plainEvalError(ctx, eng, flake, outs[i].Attr)
 			d.count()
 		}
 	})
-	// Configurations carry their system in the derivation.
-	sel := map[string]bool{}
-	for _, s := range systems {
-		sel[s] = true
-	}
-	for _, o := range outs {
-		if o.OK && o.System != "" && !sel[o.System] {
-			o.Unselected = true
-		}
-		d.Outputs = append(d.Outputs, o)
-	}
+	d.Outputs = append(d.Outputs, markUnselected(outs, systems)...)
 	sort.Slice(d.Outputs, func(i, j int) bool { return d.Outputs[i].Attr < d.Outputs[j].Attr })
 	if err := checkSelection(globs, systems, d); err != nil {
 		return d, err
 	}
 	return d, nil
+}
+
+// markUnselected marks the evaluated outputs whose system, known only
+// from the derivation (configurations), is not one of systems. The outputs
+// of the other kinds were marked by the evaluation already.
+func markUnselected(outs []Output, systems []string) []Output {
+	for i, o := range outs {
+		if o.OK && o.System != "" && !slices.Contains(systems, o.System) {
+			outs[i].Unselected = true
+		}
+	}
+	return outs
+}
+
+// selectedOutputs returns the outputs the build selects, in order.
+func selectedOutputs(outs []Output) []Output {
+	var sel []Output
+	for _, o := range outs {
+		if o.Selected() {
+			sel = append(sel, o)
+		}
+	}
+	return sel
 }
 
 // bisect evaluates items, whose joint evaluation failed with stderr, in

@@ -66,11 +66,14 @@ type ShardPart struct {
 func (p *ShardPlan) Of(i int) ShardPart { return p.Shards[i-1] }
 
 // PlanShards plans n shards of the discovered outputs from their
-// derivation graph (`nix derivation show -r`).
+// derivation graph (`nix derivation show -r`). Only the outputs the build
+// selects (Output.Selected) are planned: those of systems not selected are
+// not built, so they belong to no shard and weigh nothing.
 func PlanShards(ctx context.Context, eng engine.Engine, v nixcli.Version, outs []Output, n int) (*ShardPlan, error) {
 	if n < 1 {
 		return nil, clierr.Usagef("--shards %d: give 1 or more shards", n)
 	}
+	outs = selectedOutputs(outs)
 	var drvs []string
 	seen := map[string]bool{}
 	for _, o := range outs {
@@ -391,7 +394,9 @@ func closure(drv string, graph map[string]drvNode, done map[string]bool, index m
 	}
 }
 
-// selectShard keeps the outputs of opts.Shard, as planned over all outputs.
+// selectShard keeps the outputs of opts.Shard, as planned over all
+// selected outputs, and those of systems not selected: every shard reports
+// them skipped, and merging the shards' reports keeps one of each.
 func selectShard(ctx context.Context, opts Options, m *Machine, prog Progress, outs []Output) ([]Output, error) {
 	plan, err := PlanShards(ctx, opts.Engine, m.Version, outs, opts.Shard.Count)
 	if err != nil {
@@ -401,14 +406,14 @@ func selectShard(ctx context.Context, opts Options, m *Machine, prog Progress, o
 		return nil, clierr.Usagef("--shard-plan %s: this job's plan is %s: it evaluated other outputs (another commit, --systems or --attr) than the plan job, so the shards could miss or repeat outputs: give every job the same flake and flags, and rerun ci matrix --shards and every shard job", opts.ShardPlan, plan.Digest)
 	}
 	part := plan.Of(opts.Shard.Index)
-	prog.Phase(fmt.Sprintf("shard %s of plan %s: %d of %d outputs, %d of %d derivations to build", opts.Shard, plan.Digest, len(part.Attrs), len(outs), part.Cost, plan.Derivations))
+	prog.Phase(fmt.Sprintf("shard %s of plan %s: %d of %d outputs, %d of %d derivations to build", opts.Shard, plan.Digest, len(part.Attrs), len(selectedOutputs(outs)), part.Cost, plan.Derivations))
 	keep := map[string]bool{}
 	for _, a := range part.Attrs {
 		keep[a] = true
 	}
 	var sel []Output
 	for _, o := range outs {
-		if keep[o.Attr] {
+		if keep[o.Attr] || !o.Selected() {
 			sel = append(sel, o)
 		}
 	}

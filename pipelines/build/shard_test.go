@@ -208,3 +208,79 @@ func TestPlanShardsGenerated(t *testing.T) {
 		assert.Equal(t, before, after)
 	})
 }
+
+// hostsOfTwoSystems has six light x86_64-linux configurations and two
+// heavy aarch64-linux ones: a build for x86_64-linux skips the heavy ones.
+func hostsOfTwoSystems(nonce string) fixture.Flake {
+	hosts := map[string]fixture.Host{}
+	for i := range 6 {
+		hosts[fmt.Sprintf("x86-%d", i)] = fixture.Host{System: "x86_64-linux", Libs: 2}
+	}
+	for i := range 2 {
+		hosts[fmt.Sprintf("arm-%d", i)] = fixture.Host{System: "aarch64-linux", Libs: 8}
+	}
+	return fixture.Hosts(nonce, hosts)
+}
+
+// TestPlanShardsSelectedSystems: configurations, whose system is known only
+// after evaluation, of a system not selected are in no shard and weigh
+// nothing; the shards hold exactly the selected outputs, and the work each
+// shard really does (nix's dry run of its outputs) is balanced.
+func TestPlanShardsSelectedSystems(t *testing.T) {
+	_, eng := setup(t, hostsOfTwoSystems(testlib.Nonce()))
+	m, err := ProbeMachine(t.Context(), eng)
+	require.NoError(t, err)
+	disc, err := Discover(t.Context(), eng, eng.SourcePath(), []string{"x86_64-linux"}, nil, 2)
+	require.NoError(t, err)
+	drvOf := map[string]string{}
+	var selected, all []string
+	for _, o := range disc.Outputs {
+		require.True(t, o.OK, o.Attr)
+		drvOf[o.Attr] = o.DrvPath
+		if strings.HasPrefix(o.Attr, "nixosConfigurations.x86-") {
+			selected = append(selected, o.Attr)
+			all = append(all, o.DrvPath)
+		}
+		assert.Equal(t, strings.HasPrefix(o.Attr, "nixosConfigurations.x86-"), o.Selected(), o.Attr)
+	}
+	require.Len(t, selected, 6)
+	require.Len(t, disc.Outputs, 8, "the aarch64-linux configurations are discovered, marked not selected")
+
+	for _, n := range []int{2, 3, 4} {
+		t.Run(fmt.Sprintf("%d shards", n), func(t *testing.T) {
+			plan, err := PlanShards(t.Context(), eng, m.Version, disc.Outputs, n)
+			require.NoError(t, err)
+			var union []string
+			sum, peak := 0, 0
+			for i, s := range plan.Shards {
+				union = append(union, s.Attrs...)
+				var drvs []string
+				for _, a := range s.Attrs {
+					if slices.Contains(selected, a) {
+						drvs = append(drvs, drvOf[a])
+					}
+				}
+				work := 0 // what the shard's job builds
+				if len(drvs) > 0 {
+					work = nixWouldBuild(t, eng, drvs)
+				}
+				assert.Equal(t, work, s.Cost, "shard %d's cost is what nix would build", i+1)
+				sum += work
+				peak = max(peak, work)
+			}
+			slices.Sort(union)
+			assert.Equal(t, selected, union, "exactly the selected outputs, each once")
+			assert.Equal(t, nixWouldBuild(t, eng, all), plan.Derivations)
+			mean := float64(sum) / float64(n)
+			t.Logf("%d shards: largest %d, mean %.1f, ratio %.2f", n, peak, mean, float64(peak)/mean)
+			assert.LessOrEqual(t, float64(peak), 1.5*mean, "largest shard %d, mean %.1f", peak, mean)
+
+			// A runner that could build aarch64-linux too plans the same:
+			// the plan reads the selection, not the machine.
+			t.Setenv("NIX_CONFIG", os.Getenv("NIX_CONFIG")+"\nextra-platforms = aarch64-linux")
+			again, err := PlanShards(t.Context(), eng, m.Version, disc.Outputs, n)
+			require.NoError(t, err)
+			assert.Equal(t, plan, again)
+		})
+	}
+}
