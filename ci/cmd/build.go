@@ -110,7 +110,7 @@ or configuration error (nothing was built).`,
 	f.StringVar(&opts.Cache, "cache", "", "binary cache asked for outputs it already has, a nix `STORE_URI`: file://, http(s)://, s3://… (default "+cache.DefaultURI()+")")
 	f.StringArrayVar(&opts.Attrs, "attr", nil, "select outputs whose attribute path matches `GLOB`, repeatable: * within one segment, ** across segments (e.g. 'packages.*.ollama-*')")
 	f.StringVar(&opts.Report, "report", report.DefaultReportPath, "write the JSON report of every output to `FILE` (read by ci push and ci release)")
-	f.StringVar(&opts.JUnit, "junit", "", "also write JUnit XML with one testcase per output to `FILE`")
+	f.StringVar(&opts.JUnit, "junit", "", "also write JUnit XML with one testcase per output to `FILE` (a testcase has a time only when its build time is known)")
 	addScaleFlags(f, opts)
 	f.StringVar(&opts.PushTo, "push-to", "", pushToHelp)
 	f.StringVar(&opts.Image, "image", daggerengine.DefaultImage, "Dagger base image with nix: a registry reference or, for offline machines, a local OCI tarball (`REF_OR_OCI_TAR`)")

@@ -130,7 +130,9 @@ func TestBuildOnDaggerEngine(t *testing.T) {
 			}
 			assert.Equal(t, tt.want, got)
 
-			assert.Equal(t, len(tt.want), readJUnit(t, junit)[0].Tests)
+			suites := readJUnit(t, junit)
+			assert.Equal(t, len(tt.want), suites[0].Tests)
+			assertJUnitTimes(t, r, suites[0])
 
 			// Every command ran in the image, with /nix on the cache volume
 			// and the flake at /src.

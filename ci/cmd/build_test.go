@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -149,6 +150,10 @@ func TestBuildEndToEnd(t *testing.T) {
 	suites := readJUnit(t, junit)
 	assert.Equal(t, 3, suites[0].Tests)
 	assert.Equal(t, 1, suites[0].Failures)
+	assertJUnitTimes(t, r, suites[0])
+	vm := slices.IndexFunc(suites[0].Cases, func(c junitCase) bool { return c.Name == "checks.x86_64-linux.vm" })
+	require.GreaterOrEqual(t, vm, 0)
+	assert.Nil(t, suites[0].Cases[vm].Time, "a skipped output has no time")
 
 	md, err := os.ReadFile(summary)
 	require.NoError(t, err)
@@ -378,8 +383,43 @@ func writeFlake(t *testing.T, f fixture.Flake) string {
 
 // junitSuite is what the tests read of a JUnit test suite.
 type junitSuite struct {
-	Tests    int `xml:"tests,attr"`
-	Failures int `xml:"failures,attr"`
+	Tests    int         `xml:"tests,attr"`
+	Failures int         `xml:"failures,attr"`
+	Time     *float64    `xml:"time,attr"`
+	Cases    []junitCase `xml:"testcase"`
+}
+
+type junitCase struct {
+	Name string   `xml:"name,attr"`
+	Time *float64 `xml:"time,attr"`
+}
+
+// assertJUnitTimes checks that a testcase has a time exactly when the
+// report knows the output's duration, and the suite's time is their sum.
+func assertJUnitTimes(t *testing.T, r *report.Report, s junitSuite) {
+	t.Helper()
+	known := map[string]int64{}
+	for _, o := range r.Outputs {
+		if o.DurationMs != nil {
+			known[o.Attr] = *o.DurationMs
+		}
+	}
+	var sum float64
+	for _, c := range s.Cases {
+		ms, ok := known[c.Name]
+		if assert.Equal(t, ok, c.Time != nil, "%s: a time exactly when durationMs is known", c.Name) && ok {
+			assert.InDelta(t, float64(ms)/1000, *c.Time, 0.0005, c.Name)
+			sum += *c.Time
+		}
+	}
+	assert.Len(t, s.Cases, len(r.Outputs))
+	if len(known) == 0 {
+		assert.Nil(t, s.Time, "no duration known: no suite time")
+		return
+	}
+	if assert.NotNil(t, s.Time) {
+		assert.InDelta(t, sum, *s.Time, 0.001*float64(len(known)))
+	}
 }
 
 // readJUnit reads the test suites of a JUnit file; there is at least one.

@@ -18,14 +18,14 @@ type junitSuite struct {
 	Tests    int         `xml:"tests,attr"`
 	Failures int         `xml:"failures,attr"`
 	Skipped  int         `xml:"skipped,attr"`
-	Time     string      `xml:"time,attr"`
+	Time     string      `xml:"time,attr,omitempty"`
 	Cases    []junitCase `xml:"testcase"`
 }
 
 type junitCase struct {
 	Name      string        `xml:"name,attr"`
 	Classname string        `xml:"classname,attr"`
-	Time      string        `xml:"time,attr"`
+	Time      string        `xml:"time,attr,omitempty"`
 	Failure   *junitMessage `xml:"failure,omitempty"`
 	Skipped   *junitMessage `xml:"skipped,omitempty"`
 	SystemOut string        `xml:"system-out,omitempty"`
@@ -38,15 +38,22 @@ type junitMessage struct {
 
 // JUnit renders the report as JUnit XML: one testcase per output, classed
 // by output kind (packages, checks, …); failed outputs carry their reason
-// and log tail, skipped ones their reason.
+// and log tail, skipped ones their reason. A testcase has a time only when
+// the output's duration is known (durationMs); the suite's time is the sum
+// of the known ones, and absent when none is known.
 func (r *Report) JUnit() ([]byte, error) {
 	s := junitSuite{Name: "ci build " + r.Flake}
 	var total int64
+	known := false
 	for _, o := range r.Outputs {
 		c := junitCase{
 			Name:      o.Attr,
 			Classname: strings.SplitN(o.Attr, ".", 2)[0],
-			Time:      seconds(msOrZero(o.DurationMs)),
+		}
+		if o.DurationMs != nil {
+			c.Time = seconds(*o.DurationMs)
+			total += *o.DurationMs
+			known = true
 		}
 		switch o.Status {
 		case StatusFailed:
@@ -58,11 +65,12 @@ func (r *Report) JUnit() ([]byte, error) {
 		default:
 			c.SystemOut = o.Status + ": " + strings.Join(o.OutPaths, " ")
 		}
-		total += msOrZero(o.DurationMs)
 		s.Tests++
 		s.Cases = append(s.Cases, c)
 	}
-	s.Time = seconds(total)
+	if known {
+		s.Time = seconds(total)
+	}
 	out, err := xml.MarshalIndent(junitSuites{Suites: []junitSuite{s}}, "", "  ")
 	if err != nil {
 		return nil, err
@@ -80,11 +88,3 @@ func (r *Report) WriteJUnit(path string) error {
 }
 
 func seconds(ms int64) string { return fmt.Sprintf("%.3f", float64(ms)/1000) }
-
-// msOrZero is a known duration, or 0 for an unknown one.
-func msOrZero(ms *int64) int64 {
-	if ms == nil {
-		return 0
-	}
-	return *ms
-}

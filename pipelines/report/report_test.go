@@ -1,6 +1,7 @@
 package report
 
 import (
+	"encoding/xml"
 	"os"
 	"path/filepath"
 	"strings"
@@ -27,6 +28,60 @@ func TestJUnitGolden(t *testing.T) {
 	data, err := sample().JUnit()
 	require.NoError(t, err)
 	golden.Assert(t, "junit.xml", data)
+}
+
+// parsedJUnit is what a JUnit consumer reads: times as numbers, absent
+// ones nil.
+type parsedJUnit struct {
+	Suites []struct {
+		Tests int      `xml:"tests,attr"`
+		Time  *float64 `xml:"time,attr"`
+		Cases []struct {
+			Name string   `xml:"name,attr"`
+			Time *float64 `xml:"time,attr"`
+		} `xml:"testcase"`
+	} `xml:"testsuite"`
+}
+
+// TestJUnitTimes: a testcase has a time only when the output's duration is
+// known (0 ms is known); the suite's time sums the known ones and is absent
+// when none is. A consumer parses every case.
+func TestJUnitTimes(t *testing.T) {
+	f := func(v float64) *float64 { return &v }
+	tests := []struct {
+		name      string
+		outputs   []Output
+		wantSuite *float64
+		wantCases []*float64
+	}{
+		{"sample: unknown times left out", sample().Outputs, f(1.75), []*float64{f(1.5), nil, f(0.25), nil, nil}},
+		{"none known", []Output{
+			{Attr: "packages.x86_64-linux.c", Status: StatusCached},
+			{Attr: "packages.x86_64-linux.d", Status: StatusFailed, Reason: "dependency failed"},
+		}, nil, []*float64{nil, nil}},
+		{"0 ms is known", []Output{
+			{Attr: "packages.x86_64-linux.a", Status: StatusBuilt, DurationMs: Ms(0)},
+			{Attr: "packages.x86_64-linux.c", Status: StatusCached},
+		}, f(0), []*float64{f(0), nil}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			data, err := (&Report{Flake: ".", Outputs: tt.outputs}).JUnit()
+			require.NoError(t, err)
+			var got parsedJUnit
+			require.NoError(t, xml.Unmarshal(data, &got))
+			require.Len(t, got.Suites, 1)
+			s := got.Suites[0]
+			assert.Equal(t, len(tt.outputs), s.Tests)
+			assert.Equal(t, tt.wantSuite, s.Time)
+			require.Len(t, s.Cases, len(tt.outputs))
+			for i, c := range s.Cases {
+				assert.Equal(t, tt.outputs[i].Attr, c.Name)
+				assert.Equal(t, tt.wantCases[i], c.Time, c.Name)
+			}
+			assert.NotContains(t, string(data), `time=""`)
+		})
+	}
 }
 
 func TestWriteReadRoundTrip(t *testing.T) {
