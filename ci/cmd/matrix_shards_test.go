@@ -45,6 +45,23 @@ func sharedDepsFlake(nonce string) fixture.Flake {
 
 var planLine = regexp.MustCompile(`shard (\d+/\d+) of plan ([0-9a-f]{12})`)
 
+// runShardJob runs `ci build --shard` for a matrix entry, checks that the
+// job computes the matrix's plan, and returns its report and the report's
+// path.
+func runShardJob(t *testing.T, e ShardEntry, common []string) (*report.Report, string) {
+	t.Helper()
+	rep := filepath.Join(t.TempDir(), "r.json")
+	io, _, errb := testIO(map[string]string{})
+	code := Run(t.Context(), io, append([]string{"build", "--shard", e.Shard, "--shard-plan", e.Plan, "--report", rep}, common...))
+	require.Equal(t, clierr.ExitOK, code, errb.String())
+	got := planLine.FindStringSubmatch(errb.String())
+	require.NotNil(t, got, errb.String())
+	assert.Equal(t, []string{e.Shard, e.Plan}, got[1:], "the job computes the matrix's plan")
+	r, err := report.Read(rep)
+	require.NoError(t, err)
+	return r, rep
+}
+
 // TestShardMatrixAndBuild: the jobs of `ci matrix --shards 3` each run
 // `ci build --shard I/3`; together they build every output exactly once,
 // and every job computes the plan the matrix printed.
@@ -68,15 +85,7 @@ func TestShardMatrixAndBuild(t *testing.T) {
 
 	var built, paths []string
 	for _, e := range m.Include {
-		rep := filepath.Join(t.TempDir(), "r.json")
-		io, _, errb := testIO(map[string]string{})
-		code := Run(t.Context(), io, append([]string{"build", "--shard", e.Shard, "--shard-plan", e.Plan, "--report", rep}, common...))
-		require.Equal(t, clierr.ExitOK, code, errb.String())
-		got := planLine.FindStringSubmatch(errb.String())
-		require.NotNil(t, got, errb.String())
-		assert.Equal(t, []string{e.Shard, e.Plan}, got[1:], "the job computes the matrix's plan")
-		r, err := report.Read(rep)
-		require.NoError(t, err)
+		r, _ := runShardJob(t, e, common)
 		assert.Len(t, r.Outputs, e.Outputs)
 		for _, o := range r.Outputs {
 			assert.Equal(t, report.StatusBuilt, o.Status, o.Attr)
@@ -179,13 +188,7 @@ func TestShardMatrixSelectedSystems(t *testing.T) {
 
 	var built, reports []string
 	for _, e := range m.Include {
-		rep := filepath.Join(t.TempDir(), "r.json")
-		io, _, errb := testIO(map[string]string{})
-		code := Run(t.Context(), io, append([]string{"build", "--shard", e.Shard, "--shard-plan", e.Plan, "--report", rep}, common...))
-		require.Equal(t, clierr.ExitOK, code, errb.String())
-		assert.Equal(t, []string{e.Shard, e.Plan}, planLine.FindStringSubmatch(errb.String())[1:], "the job computes the matrix's plan")
-		r, err := report.Read(rep)
-		require.NoError(t, err)
+		r, rep := runShardJob(t, e, common)
 		for _, o := range r.Outputs {
 			if o.Status == report.StatusBuilt {
 				built = append(built, o.Attr)
