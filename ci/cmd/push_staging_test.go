@@ -27,7 +27,9 @@ import (
 // from the staging cache to the release cache and signs it, and nix builds
 // nothing there: the store holds no derivation and no build log, and
 // nix's output names no build. An empty store then substitutes every
-// output from the release cache with the signature checked.
+// output from the release cache with the signature checked. That push
+// trusts the staging key (NIX_STAGING_PUBLIC_KEY); without it, or with
+// another key, it changes nothing (pushTrustRefusals).
 func TestStagingCacheBetweenJobs(t *testing.T) {
 	testlib.OfflineNix(t)
 	isolatedHome(t)
@@ -69,11 +71,17 @@ func TestStagingCacheBetweenJobs(t *testing.T) {
 	require.Equal(t, clierr.ExitOK, Run(t.Context(), io, []string{"build", "--engine", "host", "--flake", dir, "--report", rep2, "--push-to", staging.URL()}), errb.String())
 	assert.Len(t, outPaths(t, rep2, report.StatusCached), 3)
 
+	// A push on the build machine, whose store holds every output: nothing
+	// is fetched, so no staging key is needed.
+	key, pub := keyFile(t, "release.example.org-1")
+	io, _, errb = testIO(map[string]string{signing.EnvKeyFile: key})
+	require.Equal(t, clierr.ExitOK, Run(t.Context(), io, []string{"push", "--report", rep, "--force", "--cache", "file://" + filepath.Join(t.TempDir(), "local")}), errb.String())
+	assert.NotContains(t, errb.String(), "fetching")
+
 	// The push job, on a machine whose store is empty.
 	root := filepath.Join(t.TempDir(), "fresh")
 	t.Setenv("NIX_CONFIG", os.Getenv("NIX_CONFIG")+"\nstore = "+root)
 	release := "file://" + filepath.Join(t.TempDir(), "release")
-	key, pub := keyFile(t, "release.example.org-1")
 	pushTrustRefusals(t, rep, staging.URL(), release, key)
 	io, stdout, errb := testIO(map[string]string{signing.EnvKeyFile: key, push.EnvStagingPublicKey: stagingKey.Public()})
 	require.Equal(t, clierr.ExitOK, Run(t.Context(), io, []string{"push", "--report", rep, "--force", "--cache", release}), errb.String())

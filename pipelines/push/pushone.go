@@ -73,9 +73,7 @@ func Realise(ctx context.Context, eng engine.Engine, paths, sources []string, tr
 	}
 	fmt.Fprintf(log, "fetching %d outputs this store lacks from %s (no builds)\n", len(invalid), from)
 	for _, c := range chunks(invalid) {
-		args := nixFresh(append(append([]string{"build", "--no-link", "--max-jobs", "0",
-			"--option", "substituters", strings.Join(srcs, " ")}, tr.nixOptions()...), c...)...)
-		if err := run(ctx, eng, log, engine.Cmd{Args: args}, "fetching the outputs from "+from); err != nil {
+		if err := run(ctx, eng, log, engine.Cmd{Args: fetchArgs(srcs, tr, c)}, "fetching the outputs from "+from); err != nil {
 			return clierr.Failedf("%v; the outputs must be in the local store or in %s%s: run `ci build` (with --push-to for a staging cache) first", err, strings.Join(srcs, " or "), tr.requirement())
 		}
 	}

@@ -61,6 +61,13 @@ func (tr SourceTrust) nixOptions() []string {
 		"--option", "secret-key-files", ""}
 }
 
+// fetchArgs is the nix command that substitutes paths from srcs, never
+// building, with tr's signature options.
+func fetchArgs(srcs []string, tr SourceTrust, paths []string) []string {
+	return nixFresh(append(append([]string{"build", "--no-link", "--max-jobs", "0",
+		"--option", "substituters", strings.Join(srcs, " ")}, tr.nixOptions()...), paths...)...)
+}
+
 // noSourceKeys is the usage error of a fetch from where without a key.
 func noSourceKeys(where string) error {
 	return clierr.Usagef("%s: ci push signs what it fetches with the release key, so it must check that these are the paths the stages tested: pass the staging cache's public key with --from-key NAME:BASE64 (repeatable) or %s (space-separated, as nix's trusted-public-keys), or --allow-unsigned-from to copy whatever the cache holds without checking", where, EnvStagingPublicKey)

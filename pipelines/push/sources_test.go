@@ -170,3 +170,38 @@ func TestRealiseNeedsKeys(t *testing.T) {
 	}
 	assert.NotContains(t, log.String(), "fetching")
 }
+
+// TestFetchTrustsOnlyTheGivenKeys runs the fetch command itself on a
+// machine whose nix.conf trusts the staging key (trusted-public-keys and
+// secret-key-files): nix still refuses the staging cache's paths unless
+// the push's own keys include that key.
+func TestFetchTrustsOnlyTheGivenKeys(t *testing.T) {
+	b := buildFixture(t, 1, 10)
+	stagingURI := "file://" + filepath.Join(t.TempDir(), "staging")
+	stagingKey, other := namedKey(t, "staging.example.org-1"), namedKey(t, "other.example.org-1")
+	_, err := Stage(t.Context(), StageOptions{Engine: b.Engine, URI: stagingURI, Report: b.Report, Signer: &NixSigner{Engine: b.Engine, Key: stagingKey}})
+	require.NoError(t, err)
+	secretFile := filepath.Join(t.TempDir(), "staging.sec")
+	require.NoError(t, os.WriteFile(secretFile, []byte(stagingKey.Secret()), 0o600))
+	conf := os.Getenv("NIX_CONFIG") + "\ntrusted-public-keys = " + stagingKey.Public() + "\nsecret-key-files = " + secretFile
+	for _, tt := range []struct {
+		name string
+		keys []string
+		ok   bool
+	}{
+		{"other key", []string{other.Public()}, false},
+		{"staging key", []string{stagingKey.Public()}, true},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Setenv("NIX_CONFIG", conf+"\nstore = "+filepath.Join(t.TempDir(), "fresh"))
+			args := fetchArgs([]string{stagingURI}, SourceTrust{Keys: tt.keys}, b.Paths)
+			msg, err := nixRun(t, args[1:]...)
+			if tt.ok {
+				require.NoError(t, err, msg)
+				return
+			}
+			require.Error(t, err, msg)
+			assert.Contains(t, msg, "not signed by any of the keys")
+		})
+	}
+}
