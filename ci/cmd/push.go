@@ -31,6 +31,8 @@ type PushOptions struct {
 	Cachix         string
 	Resign         bool
 	From           []string
+	FromKeys       []string
+	AllowUnsigned  bool
 	CheckContents  bool
 }
 
@@ -54,6 +56,12 @@ before anything is signed (exit 2).
 
 Outputs the local store lacks are substituted, never built, from --from, the
 report's staging cache (ci build --push-to) and the cache the build consulted.
+Every path fetched must carry a valid signature by a key of --from-key (or
+NIX_STAGING_PUBLIC_KEY, space-separated) or by the release key, the only keys
+trusted for the fetch: a path without one fails the push (exit 1) before
+anything is signed or uploaded, naming the path, the cache and the keys.
+--from, or a staging cache the store lacks outputs of, without a key is a
+usage error (exit 2); --allow-unsigned-from fetches without the check.
 Paths already in the cache but signed only by another key are an error that
 names the key; --resign adds the current key's signature to them (their
 narinfos are uploaded again, their NARs are not). Only the current key's
@@ -67,7 +75,7 @@ cache directory. --cachix needs CACHIX_AUTH_TOKEN and CACHIX_PUBLIC_KEY;
 		Example: `  ci push
   ci push --cache 'https://cache.example.org' --signing-key-file /run/secrets/cache.sec
   ci push --cache 's3://bucket?region=eu-west-1' --report out/build-report.json
-  ci push --from "$NIX_STAGING_CACHE" --cache 'https://cache.example.org'   # fresh runner: fetch, sign, copy
+  ci push --from "$NIX_STAGING_CACHE" --from-key "$NIX_STAGING_PUBLIC_KEY" --cache 'https://cache.example.org'   # fresh runner: fetch, check, sign, copy
   ci push --cache 'https://cache.example.org' --resign                      # after a key rotation`,
 		Args: cobra.NoArgs,
 		RunE: func(c *cobra.Command, _ []string) error { return runF(c.Context(), io, opts) },
@@ -81,11 +89,17 @@ cache directory. --cachix needs CACHIX_AUTH_TOKEN and CACHIX_PUBLIC_KEY;
 	f.BoolVar(&opts.Resign, "resign", false, "add the current key's signature to paths in the cache signed only by other keys (re-uploads their narinfos only)")
 	f.BoolVar(&opts.CheckContents, "check-contents", false, "read every NAR of the closure on the cache and check its hash, not only its size (what is uploaded is always read back in full)")
 	f.StringArrayVar(&opts.From, "from", nil, "substitute outputs the local store lacks from this cache `STORE_URI` (repeatable; the report's staging cache and build cache are tried after it); nothing is built")
+	f.StringArrayVar(&opts.FromKeys, "from-key", nil, "public key `NAME:BASE64` the paths fetched from the sources must be signed by (repeatable; default: $"+push.EnvStagingPublicKey+", space-separated); the release key is trusted too, no other")
+	f.BoolVar(&opts.AllowUnsigned, "allow-unsigned-from", false, "fetch from the sources without checking signatures (prints a warning): the release key then signs whatever they hold")
 	return c
 }
 
 func runPush(ctx context.Context, io *IO, opts *PushOptions) error {
 	rep, err := readPushReport(opts)
+	if err != nil {
+		return err
+	}
+	trust, err := pushSourceTrust(io, opts)
 	if err != nil {
 		return err
 	}
@@ -98,6 +112,9 @@ func runPush(ctx context.Context, io *IO, opts *PushOptions) error {
 		return err
 	}
 	defer eng.Close()
+	if err := push.CheckSourceTrust(ctx, eng, rep, opts.From, trust); err != nil {
+		return err
+	}
 
 	targets, err := push.Targets(push.TargetConfig{Cache: opts.Cache, Cachix: opts.Cachix, Getenv: io.Getenv, Engine: eng, Log: io.Err})
 	if err != nil {
@@ -126,10 +143,12 @@ func runPush(ctx context.Context, io *IO, opts *PushOptions) error {
 		Out:       io.Out,
 		Log:       io.Err,
 
-		WriteChecked: true,
-		Sources:      append(append([]string{}, opts.From...), rep.Staging, rep.Cache),
-		Key:          k,
-		Resign:       opts.Resign,
+		WriteChecked:         true,
+		Sources:              append(append([]string{}, opts.From...), rep.Staging, rep.Cache),
+		SourceKeys:           trust.Keys,
+		AllowUnsignedSources: trust.Unsigned,
+		Key:                  k,
+		Resign:               opts.Resign,
 
 		CheckContents: opts.CheckContents,
 	})
@@ -155,6 +174,20 @@ func readPushReport(opts *PushOptions) (*report.Report, error) {
 		}
 	}
 	return rep, nil
+}
+
+// pushSourceTrust reads the keys the sources' paths must be signed by:
+// --from-key, else NIX_STAGING_PUBLIC_KEY. A key that is not one is a
+// usage error naming the fix.
+func pushSourceTrust(io *IO, opts *PushOptions) (push.SourceTrust, error) {
+	tr := push.SourceTrust{Unsigned: opts.AllowUnsigned}
+	text, source := strings.Join(opts.FromKeys, " "), "--from-key"
+	if len(opts.FromKeys) == 0 {
+		text, source = io.Getenv(push.EnvStagingPublicKey), push.EnvStagingPublicKey
+	}
+	keys, err := signing.ParsePublicKeys(text, source)
+	tr.Keys = keys
+	return tr, err
 }
 
 // pushKey is the signing key of a push. A configured key

@@ -105,10 +105,17 @@ func TestPushDecidesAgainstTheTarget(t *testing.T) {
 
 	// On a machine whose store lacks the outputs, they come from the cache
 	// the build consulted (the default cache here), and nothing is built.
+	// Its paths are signed by the local key: trusted only when named.
 	t.Setenv("NIX_CONFIG", os.Getenv("NIX_CONFIG")+"\nstore = "+filepath.Join(t.TempDir(), "fresh"))
 	other := "file://" + filepath.Join(t.TempDir(), "other")
+	io, _, errb = testIO(map[string]string{signing.EnvKeyFile: key})
+	require.Equal(t, clierr.ExitFailed, Run(t.Context(), io, []string{"push", "--report", rep, "--force", "--cache", other}), errb.String())
+	assert.Contains(t, errb.String(), "(cache.example.org-1) in "+cache.DefaultURI()+" (its narinfo has signatures by "+signing.DefaultKeyName+" only)")
+	assert.NoDirExists(t, strings.TrimPrefix(other, "file://"), "nothing was pushed")
+	local, err := signing.LoadFile(signing.DefaultKeyPath(), "the local key")
+	require.NoError(t, err)
 	io, stdout, errb = testIO(map[string]string{signing.EnvKeyFile: key})
-	require.Equal(t, clierr.ExitOK, Run(t.Context(), io, []string{"push", "--report", rep, "--force", "--cache", other}), errb.String())
+	require.Equal(t, clierr.ExitOK, Run(t.Context(), io, []string{"push", "--report", rep, "--force", "--cache", other, "--from-key", local.Public()}), errb.String())
 	assert.Contains(t, errb.String(), "fetching 3 outputs this store lacks from "+cache.DefaultURI())
 	assert.NotContains(t, errb.String(), "building '")
 	assert.Contains(t, stdout.String(), "pushed 4 paths to "+other)

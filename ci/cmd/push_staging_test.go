@@ -16,6 +16,7 @@ import (
 	"github.com/ipex-flake/ipex-flake/internal/testlib"
 	"github.com/ipex-flake/ipex-flake/internal/testnginx"
 	"github.com/ipex-flake/ipex-flake/pipelines/cache"
+	"github.com/ipex-flake/ipex-flake/pipelines/push"
 	"github.com/ipex-flake/ipex-flake/pipelines/push/signing"
 	"github.com/ipex-flake/ipex-flake/pipelines/report"
 )
@@ -26,7 +27,9 @@ import (
 // from the staging cache to the release cache and signs it, and nix builds
 // nothing there: the store holds no derivation and no build log, and
 // nix's output names no build. An empty store then substitutes every
-// output from the release cache with the signature checked.
+// output from the release cache with the signature checked. That push
+// trusts the staging key (NIX_STAGING_PUBLIC_KEY); without it, or with
+// another key, it changes nothing (pushTrustRefusals).
 func TestStagingCacheBetweenJobs(t *testing.T) {
 	testlib.OfflineNix(t)
 	isolatedHome(t)
@@ -68,12 +71,19 @@ func TestStagingCacheBetweenJobs(t *testing.T) {
 	require.Equal(t, clierr.ExitOK, Run(t.Context(), io, []string{"build", "--engine", "host", "--flake", dir, "--report", rep2, "--push-to", staging.URL()}), errb.String())
 	assert.Len(t, outPaths(t, rep2, report.StatusCached), 3)
 
+	// A push on the build machine, whose store holds every output: nothing
+	// is fetched, so no staging key is needed.
+	key, pub := keyFile(t, "release.example.org-1")
+	io, _, errb = testIO(map[string]string{signing.EnvKeyFile: key})
+	require.Equal(t, clierr.ExitOK, Run(t.Context(), io, []string{"push", "--report", rep, "--force", "--cache", "file://" + filepath.Join(t.TempDir(), "local")}), errb.String())
+	assert.NotContains(t, errb.String(), "fetching")
+
 	// The push job, on a machine whose store is empty.
 	root := filepath.Join(t.TempDir(), "fresh")
 	t.Setenv("NIX_CONFIG", os.Getenv("NIX_CONFIG")+"\nstore = "+root)
 	release := "file://" + filepath.Join(t.TempDir(), "release")
-	key, pub := keyFile(t, "release.example.org-1")
-	io, stdout, errb := testIO(map[string]string{signing.EnvKeyFile: key})
+	pushTrustRefusals(t, rep, staging.URL(), release, key)
+	io, stdout, errb := testIO(map[string]string{signing.EnvKeyFile: key, push.EnvStagingPublicKey: stagingKey.Public()})
 	require.Equal(t, clierr.ExitOK, Run(t.Context(), io, []string{"push", "--report", rep, "--force", "--cache", release}), errb.String())
 	log := errb.String()
 	assert.Contains(t, log, "fetching 3 outputs this store lacks from "+staging.URL())
@@ -103,6 +113,65 @@ func TestStagingCacheBetweenJobs(t *testing.T) {
 	t.Setenv("NIX_CONFIG", strings.TrimSuffix(os.Getenv("NIX_CONFIG"), "\nstore = "+root))
 	msg, err = substituteAll(t, release, pub, built)
 	require.NoError(t, err, msg)
+	pushUnsignedAllowed(t, rep, staging.URL(), key)
+}
+
+// pushUnsignedAllowed is the push job, in another empty store, with
+// --allow-unsigned-from and no key: the old behaviour, with one warning.
+func pushUnsignedAllowed(t *testing.T, rep, stagingURL, keyFile string) {
+	t.Helper()
+	root := filepath.Join(t.TempDir(), "fresh")
+	t.Setenv("NIX_CONFIG", os.Getenv("NIX_CONFIG")+"\nstore = "+root)
+	release := "file://" + filepath.Join(t.TempDir(), "release")
+	io, stdout, errb := testIO(map[string]string{signing.EnvKeyFile: keyFile})
+	require.Equal(t, clierr.ExitOK, Run(t.Context(), io, []string{"push", "--report", rep, "--force", "--cache", release, "--allow-unsigned-from"}), errb.String())
+	assert.Equal(t, 1, strings.Count(errb.String(), "warning: --allow-unsigned-from: fetching 3 outputs from "+stagingURL+" without checking their signatures"), errb.String())
+	assert.Contains(t, stdout.String(), "pushed 4 paths to "+release)
+}
+
+// pushTrustRefusals runs the push job, on a store that lacks the outputs,
+// without a key the staging cache's paths verify against: no key (exit 2,
+// naming the flags), a key that is not one (exit 2), a wrong key (exit 1,
+// naming the path, the staging cache and the key). Each leaves the release
+// cache and the store as they were.
+func pushTrustRefusals(t *testing.T, rep, stagingURL, release, keyFile string) {
+	t.Helper()
+	wrong, err := signing.Generate("wrong.example.org-1")
+	require.NoError(t, err)
+	releaseDir := strings.TrimPrefix(release, "file://")
+	cases := []struct {
+		name string
+		env  map[string]string
+		args []string
+		code int
+		want []string
+	}{
+		{"no key", nil, nil, clierr.ExitUsage,
+			[]string{"would be fetched from the build report's staging cache " + stagingURL, "--from-key NAME:BASE64", push.EnvStagingPublicKey, "--allow-unsigned-from"}},
+		{"--from without a key", nil, []string{"--from", stagingURL}, clierr.ExitUsage,
+			[]string{"--from " + stagingURL + ": ci push signs what it fetches with the release key", "--from-key", "--allow-unsigned-from"}},
+		{"not a key", nil, []string{"--from-key", "staging-1:bm90LWEta2V5"}, clierr.ExitUsage,
+			[]string{`--from-key: key "staging-1" is not a Nix public key`, "nix key convert-secret-to-public"}},
+		{"both", map[string]string{push.EnvStagingPublicKey: wrong.Public()}, []string{"--allow-unsigned-from"}, clierr.ExitUsage,
+			[]string{"pass one or the other"}},
+		{"wrong key", map[string]string{push.EnvStagingPublicKey: wrong.Public()}, nil, clierr.ExitFailed,
+			[]string{"is not signed by any key trusted for the sources (wrong.example.org-1, release.example.org-1) in " + stagingURL, "signatures by staging.example.org-1 only"}},
+	}
+	for _, tt := range cases {
+		env := map[string]string{signing.EnvKeyFile: keyFile}
+		for k, v := range tt.env {
+			env[k] = v
+		}
+		io, _, errb := testIO(env)
+		args := append([]string{"push", "--report", rep, "--force", "--cache", release}, tt.args...)
+		require.Equal(t, tt.code, Run(t.Context(), io, args), "%s: %s", tt.name, errb)
+		for _, w := range tt.want {
+			assert.Contains(t, errb.String(), w, tt.name)
+		}
+		assert.NotContains(t, errb.String(), "copying path", tt.name+": nothing was fetched or uploaded")
+		_, err := os.Stat(releaseDir)
+		assert.True(t, os.IsNotExist(err), "%s: the release cache is untouched", tt.name)
+	}
 }
 
 // TestStagingUploadsAsOutputsFinish: output "waiter" builds only once

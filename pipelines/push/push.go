@@ -76,6 +76,13 @@ type Options struct {
 	// Sources are caches the outputs the local store lacks are substituted
 	// from (the staging cache, the cache the build consulted), never built.
 	Sources []string
+	// SourceKeys are the public keys the paths fetched from Sources must
+	// be signed by (the staging key); PublicKey, the release key, is
+	// trusted too. Nothing else is: not nix.conf's keys.
+	SourceKeys []string
+	// AllowUnsignedSources fetches from Sources without checking
+	// signatures (--allow-unsigned-from).
+	AllowUnsignedSources bool
 	// Key signs narinfos that --resign gives the key's signature; nil
 	// leaves paths signed by another key as an error that names the fix.
 	Key *signing.Key
@@ -247,7 +254,7 @@ func Run(ctx context.Context, o Options) ([]Summary, error) {
 	} else if err := CheckGate(ctx, o.Results, o.Rev, stages); err != nil {
 		return nil, err
 	}
-	if err := Realise(ctx, o.Engine, outPaths, o.Sources, log); err != nil {
+	if err := Realise(ctx, o.Engine, outPaths, o.Sources, o.sourceTrust(), log); err != nil {
 		return nil, err
 	}
 	infos, err := closureInfos(ctx, o.Engine, outPaths)
@@ -263,6 +270,18 @@ func Run(ctx context.Context, o Options) ([]Summary, error) {
 		sums = append(sums, s)
 	}
 	return sums, nil
+}
+
+// sourceTrust is what the paths fetched from the sources must be signed
+// by: the source keys, or the release key, which signed the paths of the
+// release cache when it is a source (signing them again vouches for
+// nothing new).
+func (o Options) sourceTrust() SourceTrust {
+	keys := append([]string{}, o.SourceKeys...)
+	if o.PublicKey != "" && !contains(keys, o.PublicKey) {
+		keys = append(keys, o.PublicKey)
+	}
+	return SourceTrust{Keys: keys, Unsigned: o.AllowUnsignedSources}
 }
 
 // CheckTargets proves that every target takes writes (cache.CheckWritable)

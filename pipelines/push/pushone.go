@@ -11,6 +11,7 @@ import (
 	"path"
 	"slices"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
 
@@ -36,10 +37,13 @@ func nixFresh(args ...string) []string {
 
 // Realise makes every path valid in the engine's store, substituting the
 // ones it lacks from sources (tried in order) and never building: an
-// output that is in none of them fails with the caches named. Signatures
-// of the sources are not required (they hold unsigned staging uploads);
+// output that is in none of them fails with the caches named. Every path
+// fetched must carry a valid signature by one of tr.Keys, the only keys
+// nix trusts for the fetch; the sources read directly are checked first,
+// so that a path without one fails naming the path, the source and the
+// keys. With tr.Unsigned signatures are not required (one warning line);
 // nix still checks every NAR against its narinfo's hash.
-func Realise(ctx context.Context, eng engine.Engine, paths, sources []string, log fmtWriter) error {
+func Realise(ctx context.Context, eng engine.Engine, paths, sources []string, tr SourceTrust, log fmtWriter) error {
 	invalid, err := invalidPaths(ctx, eng, paths)
 	if err != nil {
 		return err
@@ -56,13 +60,21 @@ func Realise(ctx context.Context, eng engine.Engine, paths, sources []string, lo
 	if len(srcs) == 0 {
 		return clierr.Failedf("%d outputs to push are not in the %s engine's store (e.g. %s) and the report names no cache to fetch them from: run `ci build` on this machine first, or pass --from CACHE", len(invalid), eng.Name(), invalid[0])
 	}
-	fmt.Fprintf(log, "fetching %d outputs this store lacks from %s (no builds)\n", len(invalid), strings.Join(srcs, ", "))
+	from := strings.Join(srcs, ", ")
+	switch {
+	case tr.Unsigned:
+		fmt.Fprintf(log, "warning: --allow-unsigned-from: fetching %d outputs from %s without checking their signatures; the release key signs whatever these caches hold\n", len(invalid), from)
+	case len(tr.Keys) == 0:
+		return noSourceKeys("fetching " + strconv.Itoa(len(invalid)) + " outputs from " + from)
+	default:
+		if err := checkSourceSigs(ctx, eng, invalid, srcs, tr); err != nil {
+			return err
+		}
+	}
+	fmt.Fprintf(log, "fetching %d outputs this store lacks from %s (no builds)\n", len(invalid), from)
 	for _, c := range chunks(invalid) {
-		args := nixFresh(append([]string{"build", "--no-link", "--max-jobs", "0",
-			"--option", "substituters", strings.Join(srcs, " "),
-			"--option", "require-sigs", "false"}, c...)...)
-		if err := run(ctx, eng, log, engine.Cmd{Args: args}, "fetching the outputs from "+strings.Join(srcs, ", ")); err != nil {
-			return clierr.Failedf("%v; the outputs must be in the local store or in %s: run `ci build` (with --push-to for a staging cache) first", err, strings.Join(srcs, " or "))
+		if err := run(ctx, eng, log, engine.Cmd{Args: fetchArgs(srcs, tr, c)}, "fetching the outputs from "+from); err != nil {
+			return clierr.Failedf("%v; the outputs must be in the local store or in %s%s: run `ci build` (with --push-to for a staging cache) first", err, strings.Join(srcs, " or "), tr.requirement())
 		}
 	}
 	return nil

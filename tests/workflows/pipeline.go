@@ -34,6 +34,11 @@ const (
 	// its head commit: no `ci test` that a pull request runs passes
 	// GITHUB_SHA (GitHub's merge commit) as --rev or overrides GITHUB_SHA.
 	RulePRResultsOnHead = "pull-request-head"
+	// RuleStagingKey: a step that runs `ci push --from` has
+	// NIX_STAGING_PUBLIC_KEY in its env (its own or its job's), so that the
+	// push checks the signatures of what it fetches before the release key
+	// signs it, and never passes --allow-unsigned-from.
+	RuleStagingKey = "staging-key"
 	// RuleDaggerPinned: the dagger CLI is installed at a literal version and
 	// checked with sha256sum, never piped from an install script.
 	RuleDaggerPinned = "dagger-cli-pinned"
@@ -50,6 +55,7 @@ var (
 	toChannel    = regexp.MustCompile(`--to[ =](dev|beta|stable)\b`)
 	ciBuild      = regexp.MustCompile(`go run \./ci build\b`)
 	ciPush       = regexp.MustCompile(`go run \./ci push\b`)
+	ciPushFrom   = regexp.MustCompile(`go run \./ci push\b.*\s--from[ =]`)
 	ciMatrix     = regexp.MustCompile(`go run \./ci matrix\b`)
 	checkRef     = regexp.MustCompile(`go run \./ci release check-ref\b`)
 	goVet        = regexp.MustCompile(`\bgo vet \./\.\.\.`)
@@ -329,6 +335,23 @@ func (c *checker) daggerCLI(name string, steps []*yaml.Node) {
 		}
 		if u == nil && !regexp.MustCompile(`sha256sum (--check|-c)\b`).MatchString(text) {
 			c.add(at, name, RuleDaggerPinned, "installs the dagger CLI without checking its sha256 (sha256sum --check)")
+		}
+	}
+}
+
+// stagingKey checks that a `ci push --from` step gets the staging cache's
+// public key and does not turn the signature check off.
+func (c *checker) stagingKey(name string, job *yaml.Node, steps []*yaml.Node) {
+	for _, s := range steps {
+		run := get(s, "run")
+		if !ciPushFrom.MatchString(scalar(run)) {
+			continue
+		}
+		if get(get(s, "env"), "NIX_STAGING_PUBLIC_KEY") == nil && get(get(job, "env"), "NIX_STAGING_PUBLIC_KEY") == nil {
+			c.add(run, name, RuleStagingKey, "ci push --from without NIX_STAGING_PUBLIC_KEY in its env: set it to ${{ vars.NIX_STAGING_PUBLIC_KEY }} so the push checks what it fetches before signing it")
+		}
+		if strings.Contains(scalar(run), "--allow-unsigned-from") {
+			c.add(run, name, RuleStagingKey, "ci push --allow-unsigned-from signs whatever the staging cache holds: pass NIX_STAGING_PUBLIC_KEY instead")
 		}
 	}
 }

@@ -187,6 +187,7 @@ func (c *checker) job(name string, key, job *yaml.Node, events, fork []string) {
 	c.pipelineOrder(name, key, job, runs, events)
 	c.daggerCLI(name, steps)
 	c.resultsOnHead(name, job, steps, fork)
+	c.stagingKey(name, job, steps)
 	if slices.Contains(events, "pull_request_target") {
 		c.prTargetCheckout(name, steps)
 	}

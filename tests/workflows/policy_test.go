@@ -109,7 +109,7 @@ func TestPolicyFixtures(t *testing.T) {
 	for _, r := range []string{RulePinned, RuleVersionComment, RulePRTargetCheckout, RulePRSelfHosted,
 		RuleForkSecrets, RuleTopPermissions, RuleLeastPrivilege, RuleTimeout, RuleStageTimeout,
 		RulePromotionConcurrency, RuleStableApproval, RulePromotionNeeds, RuleReleaseRef, RuleGoTests,
-		RuleNoRebuild, RulePRResultsOnHead, RuleDaggerPinned} {
+		RuleNoRebuild, RulePRResultsOnHead, RuleDaggerPinned, RuleStagingKey} {
 		assert.True(t, seen[r], "no fixture breaks rule %s", r)
 	}
 }
@@ -151,6 +151,9 @@ var goodMutations = []struct {
 	// Nothing after the build builds; builds for pushes fill the staging cache.
 	{"push-rebuilds", `      - run: go run ./ci push --from "$STAGING"`, "      - run: go run ./ci build\n      - run: go run ./ci push", RuleNoRebuild},
 	{"build-without-staging", `go run ./ci build --shard 1/1 --push-to "$STAGING"`, "go run ./ci build --shard 1/1", RuleNoRebuild},
+	// The push checks the staging cache's signatures.
+	{"push-without-staging-key", "          NIX_STAGING_PUBLIC_KEY: ${{ vars.NIX_STAGING_PUBLIC_KEY }}\n", "", RuleStagingKey},
+	{"push-unsigned", `      - run: go run ./ci push --from "$STAGING"`, `      - run: go run ./ci push --from "$STAGING" --allow-unsigned-from`, RuleStagingKey},
 	// A pull request's results go on its head commit.
 	{"results-on-merge-commit", "      - run: go run ./ci test --stage unit\n", "      - run: go run ./ci test --stage unit --rev \"$GITHUB_SHA\"\n", RulePRResultsOnHead},
 	{"results-github-sha-overridden", "      - run: go run ./ci test --stage security\n",

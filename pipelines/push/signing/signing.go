@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 
 	"github.com/ipex-flake/ipex-flake/internal/clierr"
@@ -113,12 +114,45 @@ func Generate(name string) (*Key, error) {
 
 // ParsePublic checks a public key in nix's text form.
 func ParsePublic(text string) error {
-	name, b64, ok := strings.Cut(strings.TrimSpace(text), ":")
-	raw, err := base64.StdEncoding.DecodeString(b64)
-	if !ok || name == "" || err != nil || len(raw) != ed25519.PublicKeySize {
+	if _, _, ok := decodePublic(text); !ok {
 		return fmt.Errorf("%q is not a Nix public key (want NAME:BASE64 of %d bytes)", text, ed25519.PublicKeySize)
 	}
 	return nil
+}
+
+// decodePublic splits a public key in nix's text form into its name and
+// key bytes; ok is false unless both are there and the key has the size
+// of an ed25519 public key.
+func decodePublic(text string) (name string, raw []byte, ok bool) {
+	name, b64, found := strings.Cut(strings.TrimSpace(text), ":")
+	raw, err := base64.StdEncoding.DecodeString(b64)
+	return name, raw, found && name != "" && err == nil && len(raw) == ed25519.PublicKeySize
+}
+
+// ParsePublicKeys reads public keys in nix's text form, separated by
+// white space as in nix's trusted-public-keys, and returns them one per
+// element. source names where they came from. Errors are usage errors
+// that name the bad key by its name only: a secret key given by mistake
+// (NIX_STAGING_SIGNING_KEY instead of its public half) is never quoted.
+func ParsePublicKeys(text, source string) ([]string, error) {
+	var keys []string
+	for _, k := range strings.Fields(text) {
+		name, raw, ok := decodePublic(k)
+		if ok {
+			keys = append(keys, k)
+			continue
+		}
+		what := "a key"
+		if validName(name) && name != "" && strings.Contains(k, ":") {
+			what = "key " + strconv.Quote(name)
+		}
+		hint := "as `nix key convert-secret-to-public` prints it"
+		if len(raw) == ed25519.PrivateKeySize {
+			hint = "this is a secret key: pass its public half, from `nix key convert-secret-to-public < SECRET_KEY_FILE`"
+		}
+		return nil, clierr.Usagef("%s: %s is not a Nix public key: want NAME:BASE64 of %d bytes (%s)", source, what, ed25519.PublicKeySize, hint)
+	}
+	return keys, nil
 }
 
 // DefaultKeyPath is where the key generated on first use is kept: under the

@@ -152,3 +152,42 @@ func TestLoadOrGenerateCorruptDefault(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, "garbage", string(data), "a corrupt key is never overwritten")
 }
+
+func TestParsePublicKeys(t *testing.T) {
+	a, err := Generate("staging.example.org-1")
+	require.NoError(t, err)
+	b, err := Generate("staging.example.org-2")
+	require.NoError(t, err)
+	secretPart := a.Secret()[len("staging.example.org-1:"):]
+	tests := []struct {
+		name    string
+		text    string
+		want    []string
+		wantErr []string
+	}{
+		{name: "empty", text: " "},
+		{name: "one", text: a.Public(), want: []string{a.Public()}},
+		{name: "space-separated", text: " " + a.Public() + "  " + b.Public() + "\n", want: []string{a.Public(), b.Public()}},
+		{name: "no name", text: "bm90LWEta2V5", wantErr: []string{"a key is not a Nix public key", "NAME:BASE64 of 32 bytes"}},
+		{name: "short", text: "staging-1:bm90LWEta2V5", wantErr: []string{`key "staging-1" is not a Nix public key`, "nix key convert-secret-to-public"}},
+		{name: "secret key", text: a.Public() + " " + a.Secret(), wantErr: []string{"this is a secret key: pass its public half"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := ParsePublicKeys(tt.text, "NIX_STAGING_PUBLIC_KEY")
+			if tt.wantErr == nil {
+				require.NoError(t, err)
+				assert.Equal(t, tt.want, got)
+				return
+			}
+			require.Error(t, err)
+			assert.Equal(t, clierr.ExitUsage, clierr.Code(err))
+			assert.Contains(t, err.Error(), "NIX_STAGING_PUBLIC_KEY: ")
+			for _, w := range tt.wantErr {
+				assert.Contains(t, err.Error(), w)
+			}
+			assert.NotContains(t, err.Error(), secretPart, "a secret key given by mistake is never quoted")
+			assert.NotContains(t, err.Error(), "bm90LWEta2V5")
+		})
+	}
+}
