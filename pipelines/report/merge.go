@@ -7,9 +7,9 @@ import (
 
 // Merge joins the reports of the shards of one build (`ci build --shard I/N`)
 // into the report of the whole build. The shards must come from the same
-// flake and commit. An output that several shards report (the outputs a
-// shard does not build are listed as skipped) takes the entry that says what
-// happened to it; two shards that disagree on its derivation or out paths
+// flake and commit. A shard reports only its own outputs and the
+// outputs of systems not selected (as skipped, in every shard); an output
+// that several shards report takes the entry that says what happened to it; two shards that disagree on its derivation or out paths
 // are an error, because then they did not evaluate the same flake.
 func Merge(reports ...*Report) (*Report, error) {
 	if len(reports) == 0 {
@@ -45,8 +45,8 @@ func Merge(reports ...*Report) (*Report, error) {
 	return out, nil
 }
 
-// rank orders statuses by how much they say about an output: a shard that
-// skipped an output (it belongs to another shard) says least.
+// rank orders statuses by how much they say about an output: a skipped
+// entry says least.
 func rank(status string) int {
 	switch status {
 	case StatusSkipped:
