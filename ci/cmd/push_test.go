@@ -80,6 +80,7 @@ func TestPushUsageErrors(t *testing.T) {
 		{"public key as secret", []string{"push", "--report", rep}, map[string]string{signing.EnvKey: "n-1:4A1CsGvdUB0PNL4oKxO2ZX6FCN8k9GY3DUWU0Xg5ob8="}, "this is a public key"},
 		{"not a report", []string{"push", "--report", filepath.Join(dir)}, nil, dir},
 		{"cachix without token", []string{"push", "--report", rep, "--cachix", "c"}, nil, "CACHIX_AUTH_TOKEN"},
+		{"trusted source", []string{"push", "--report", rep, "--from", "s3://staging?region=eu-west-1&trusted=1", "--from-key", "staging-1:4A1CsGvdUB0PNL4oKxO2ZX6FCN8k9GY3DUWU0Xg5ob8="}, nil, "remove trusted= from the store URI"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

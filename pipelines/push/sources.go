@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"net/url"
 	"path"
 	"sort"
 	"strings"
@@ -80,6 +81,13 @@ func noSourceKeys(where string) error {
 // other. When the store holds every output, nothing is fetched and no
 // key is needed.
 func CheckSourceTrust(ctx context.Context, eng engine.Engine, rep *report.Report, from []string, tr SourceTrust) error {
+	if !tr.Unsigned {
+		for _, src := range append(append([]string{}, from...), rep.Staging, rep.Cache) {
+			if trustedURI(src) {
+				return clierr.Usagef("source %s: its trusted= setting makes nix take the cache's paths without checking any signature, so ci push could not prove it copies what the stages tested: remove trusted= from the store URI (the keys of --from-key or %s check the paths), or pass --allow-unsigned-from", src, EnvStagingPublicKey)
+			}
+		}
+	}
 	switch {
 	case tr.Unsigned && len(tr.Keys) > 0:
 		return clierr.Usagef("--allow-unsigned-from turns off the signature check that --from-key or %s asks for: pass one or the other", EnvStagingPublicKey)
@@ -218,4 +226,23 @@ func anyKeyNamed(names, keys []string) bool {
 func unsignedSource(p string, where []string, tr SourceTrust) error {
 	return clierr.Failedf("not pushing: %s is not signed by any key trusted for the sources (%s) in %s; it was changed or replaced after it was uploaded there, or signed with another key. Nothing was signed or uploaded. Upload it again (`ci build --push-to`), or pass the key that cache signs with (--from-key or %s)",
 		p, tr.keyNames(), strings.Join(where, "; "), EnvStagingPublicKey)
+}
+
+// trustedURI reports whether a store URI sets nix's store setting
+// `trusted` (`?trusted=1`), under which nix substitutes the store's paths
+// without checking their signatures.
+func trustedURI(uri string) bool {
+	_, query, ok := strings.Cut(uri, "?")
+	if !ok {
+		return false
+	}
+	v, err := url.ParseQuery(query)
+	if err != nil {
+		return false
+	}
+	switch v.Get("trusted") {
+	case "1", "true", "yes":
+		return true
+	}
+	return false
 }

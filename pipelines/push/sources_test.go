@@ -205,3 +205,22 @@ func TestFetchTrustsOnlyTheGivenKeys(t *testing.T) {
 		})
 	}
 }
+
+func TestTrustedURI(t *testing.T) {
+	tests := []struct {
+		uri  string
+		want bool
+	}{
+		{"s3://staging?trusted=1", true},
+		{"https://staging.example.org?priority=10&trusted=true", true},
+		{"file:///srv/staging?trusted=yes", true},
+		{"s3://staging?trusted=0", false},
+		{"s3://staging?trusted=false", false},
+		{"s3://staging?region=eu-west-1", false},
+		{"file:///srv/trusted=1", false},
+		{"", false},
+	}
+	for _, tt := range tests {
+		assert.Equal(t, tt.want, trustedURI(tt.uri), tt.uri)
+	}
+}
