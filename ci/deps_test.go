@@ -2,6 +2,7 @@ package main
 
 import (
 	"os/exec"
+	"path"
 	"strings"
 	"testing"
 
@@ -142,4 +143,63 @@ func TestUpwardImports(t *testing.T) {
 		module + "pipelines/push -> " + module + "release/version",
 		module + "tests/performance -> " + module + "pipelines/report",
 	}, upwardImports(in))
+}
+
+// editDistance is the Levenshtein distance of a and b (bytes).
+func editDistance(a, b string) int {
+	row := make([]int, len(b)+1)
+	for j := range row {
+		row[j] = j
+	}
+	for i := 1; i <= len(a); i++ {
+		prev := row[0]
+		row[0] = i
+		for j := 1; j <= len(b); j++ {
+			cur := row[j]
+			row[j] = min(row[j]+1, row[j-1]+1, prev+boolInt(a[i-1] != b[j-1]))
+			prev = cur
+		}
+	}
+	return row[len(b)]
+}
+
+func boolInt(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+// confusableNames lists the pairs of package paths whose last elements are
+// the same or differ by a single edit (stage/stages, engine/engines).
+func confusableNames(paths []string) []string {
+	var bad []string
+	for i, a := range paths {
+		for _, b := range paths[i+1:] {
+			if editDistance(path.Base(a), path.Base(b)) < 2 {
+				bad = append(bad, a+" ~ "+b)
+			}
+		}
+	}
+	return bad
+}
+
+// TestPackageNamesDiffer: no two packages of the module have names that
+// differ by one letter or not at all, so a name says which one is meant.
+func TestPackageNamesDiffer(t *testing.T) {
+	testlib.CheckPath(t, "go")
+	cmd := exec.CommandContext(t.Context(), "go", "list", "./...")
+	cmd.Dir = testlib.RepoRoot(t)
+	out, err := cmd.CombinedOutput()
+	require.NoError(t, err, string(out))
+	paths := strings.Fields(string(out))
+	require.Greater(t, len(paths), 40, "go list listed the module")
+	assert.Empty(t, confusableNames(paths))
+}
+
+func TestConfusableNames(t *testing.T) {
+	assert.Equal(t, []string{"pipelines/stage ~ pipelines/stages", "pipelines/engine ~ x/engine"},
+		confusableNames([]string{"pipelines/stage", "pipelines/stages", "pipelines/engine", "x/engine", "pipelines/quality", "tests/fakes", "tests/flake"}))
+	assert.Equal(t, 3, editDistance("kitten", "sitting"))
+	assert.Equal(t, 0, editDistance("", ""))
 }
