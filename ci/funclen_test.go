@@ -52,12 +52,12 @@ func longFuncs(fset *token.FileSet, name string, src []byte, limit int) ([]strin
 	return long, nil
 }
 
-// TestFunctionsStaySmall reads every Go file of the module that is not a
-// test and fails naming each function longer than maxFuncLines.
-func TestFunctionsStaySmall(t *testing.T) {
+// eachGoSource calls fn with every Go file of the module that is not a
+// test (its path from the module root and its contents) and returns how
+// many it read.
+func eachGoSource(t *testing.T, fn func(rel string, src []byte) error) int {
+	t.Helper()
 	root := testlib.RepoRoot(t)
-	fset := token.NewFileSet()
-	var long []string
 	files := 0
 	err := filepath.WalkDir(root, func(path string, d fs.DirEntry, err error) error {
 		if err != nil {
@@ -77,13 +77,24 @@ func TestFunctionsStaySmall(t *testing.T) {
 			return err
 		}
 		rel, _ := filepath.Rel(root, path)
-		found, err := longFuncs(fset, rel, src, maxFuncLines)
 		files++
-		long = append(long, found...)
-		return err
+		return fn(rel, src)
 	})
 	require.NoError(t, err)
 	require.Greater(t, files, 100, "the walk read the module's Go files")
+	return files
+}
+
+// TestFunctionsStaySmall reads every Go file of the module that is not a
+// test and fails naming each function longer than maxFuncLines.
+func TestFunctionsStaySmall(t *testing.T) {
+	fset := token.NewFileSet()
+	var long []string
+	eachGoSource(t, func(rel string, src []byte) error {
+		found, err := longFuncs(fset, rel, src, maxFuncLines)
+		long = append(long, found...)
+		return err
+	})
 	assert.Empty(t, long, "functions longer than %d lines: split them into named steps", maxFuncLines)
 }
 
