@@ -6,6 +6,7 @@ import (
 	"go/parser"
 	"go/token"
 	"path"
+	"path/filepath"
 	"strconv"
 	"testing"
 
@@ -22,9 +23,10 @@ var processWide = map[string][]string{
 	"log":       {"SetOutput", "SetFlags", "SetPrefix"},
 }
 
-// stateCalls lists the calls of one Go source that change process-wide
-// state, as "file:line pkg.Name", following the file's import names.
-func stateCalls(fset *token.FileSet, name string, src []byte) ([]string, error) {
+// uses lists where one Go source names the functions of table (import
+// path → names), as "file:line path.Name", following the file's import
+// names.
+func uses(fset *token.FileSet, name string, src []byte, table map[string][]string) ([]string, error) {
 	f, err := parser.ParseFile(fset, name, src, parser.SkipObjectResolution)
 	if err != nil {
 		return nil, err
@@ -48,7 +50,7 @@ func stateCalls(fset *token.FileSet, name string, src []byte) ([]string, error) 
 		if !ok {
 			return true
 		}
-		for _, fn := range processWide[local[id.Name]] {
+		for _, fn := range table[local[id.Name]] {
 			if sel.Sel.Name == fn {
 				found = append(found, fmt.Sprintf("%s:%d %s.%s", name, fset.Position(sel.Pos()).Line, local[id.Name], fn))
 			}
@@ -73,7 +75,7 @@ func TestNoProcessWideState(t *testing.T) {
 	fset := token.NewFileSet()
 	var bad []string
 	eachGoSource(t, func(rel string, src []byte) error {
-		found, err := stateCalls(fset, rel, src)
+		found, err := uses(fset, rel, src, processWide)
 		if !entryPoints[rel] {
 			bad = append(bad, found...)
 		}
@@ -82,7 +84,7 @@ func TestNoProcessWideState(t *testing.T) {
 	assert.Empty(t, bad, "library code changing process-wide state: pass the value in instead")
 }
 
-func TestStateCalls(t *testing.T) {
+func TestUses(t *testing.T) {
 	src := `package p
 import (
 	"os"
@@ -95,7 +97,29 @@ func f() {
 	sig.Notify(nil)
 	log.SetOutput(nil)
 }`
-	got, err := stateCalls(token.NewFileSet(), "p.go", []byte(src))
+	got, err := uses(token.NewFileSet(), "p.go", []byte(src), processWide)
 	require.NoError(t, err)
 	assert.Equal(t, []string{"p.go:8 os.Setenv", "p.go:10 os/signal.Notify", "p.go:11 log.SetOutput"}, got)
+}
+
+// githubConstructors are go-github's client constructors.
+var githubConstructors = map[string][]string{"github.com/google/go-github/v89/github": {"NewClient", "NewClientWithEnvProxy", "NewTokenClient"}}
+
+// TestOneGitHubClientConstructor: go-github clients are made in one place,
+// githubhttp.NewGitHub, so each runs on the retrying transport with its
+// time limits.
+func TestOneGitHubClientConstructor(t *testing.T) {
+	fset := token.NewFileSet()
+	var bad, home []string
+	eachGoSource(t, func(rel string, src []byte) error {
+		found, err := uses(fset, rel, src, githubConstructors)
+		if filepath.Dir(rel) == filepath.Join("internal", "githubhttp") {
+			home = append(home, found...)
+		} else {
+			bad = append(bad, found...)
+		}
+		return err
+	})
+	assert.NotEmpty(t, home, "githubhttp.NewGitHub makes the clients")
+	assert.Empty(t, bad, "make GitHub clients with githubhttp.NewGitHub")
 }

@@ -88,16 +88,9 @@ func runDoctor(ctx context.Context, o *DoctorOptions) error {
 	if token == "" {
 		return clierr.Usagef("no token: set GITHUB_TOKEN (or GH_TOKEN) to a token with admin read access to %s", repo)
 	}
-	opts := []github.ClientOptionsFunc{github.WithAuthToken(token), github.WithHTTPClient(githubhttp.NewClient(nil))}
-	if base := o.IO.Getenv("GITHUB_API_URL"); base != "" {
-		if !strings.HasSuffix(base, "/") {
-			base += "/"
-		}
-		opts = append(opts, github.WithURLs(&base, nil))
-	}
-	client, err := github.NewClient(opts...)
+	client, err := githubhttp.NewGitHub(githubhttp.Config{Token: token, APIURL: o.IO.Getenv("GITHUB_API_URL")})
 	if err != nil {
-		return clierr.Usagef("GitHub client: %v (check GITHUB_API_URL)", err)
+		return clierr.Usagef("%v", err)
 	}
 	findings := Doctor(ctx, client, owner, name, o.Label)
 	wrong := 0

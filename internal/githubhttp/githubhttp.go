@@ -1,7 +1,7 @@
-// Package githubhttp is the HTTP client under every GitHub API client of
-// the project (release/github and the stage results): a per-attempt
-// timeout and retries on go-retryablehttp with GitHub's rate-limit rules,
-// inside an overall limit per request.
+// Package githubhttp makes every GitHub API client of the project
+// (releases, stage results, `ci doctor`): NewGitHub, on an HTTP client with
+// a per-attempt timeout and retries on go-retryablehttp with GitHub's
+// rate-limit rules, inside an overall limit per request.
 package githubhttp
 
 import (

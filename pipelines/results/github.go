@@ -42,17 +42,7 @@ func NewGitHubStore(repo, token, baseURL string, hc *http.Client) (*GitHubStore,
 	if !ok || owner == "" || name == "" || strings.Contains(name, "/") {
 		return nil, fmt.Errorf("GITHUB_REPOSITORY %q is not owner/name", repo)
 	}
-	if hc == nil {
-		hc = githubhttp.NewClient(nil)
-	}
-	opts := []github.ClientOptionsFunc{github.WithAuthToken(token), github.WithHTTPClient(hc)}
-	if baseURL != "" {
-		if !strings.HasSuffix(baseURL, "/") {
-			baseURL += "/"
-		}
-		opts = append(opts, github.WithURLs(&baseURL, nil))
-	}
-	c, err := github.NewClient(opts...)
+	c, err := githubhttp.NewGitHub(githubhttp.Config{Token: token, APIURL: baseURL, HTTPClient: hc})
 	if err != nil {
 		return nil, err
 	}

@@ -93,52 +93,15 @@ func ConfigFromEnv(getenv func(string) string, repoFlag string) (cfg Config, ok 
 	return cfg, true, nil
 }
 
-func slash(u string) string {
-	if !strings.HasSuffix(u, "/") {
-		return u + "/"
-	}
-	return u
-}
-
-// uploadURLFor derives the upload base from the API base.
-func uploadURLFor(api string) string {
-	u, err := url.Parse(api)
-	if err != nil {
-		return api
-	}
-	switch {
-	case u.Host == "api.github.com":
-		return "https://uploads.github.com/"
-	case strings.HasSuffix(strings.TrimSuffix(u.Path, "/"), "/api/v3"):
-		u.Path = strings.TrimSuffix(strings.TrimSuffix(u.Path, "/"), "/api/v3") + "/api/uploads/"
-		return u.String()
-	}
-	return slash(api)
-}
-
 // New returns the go-github client of cfg: the v89 options idiom with the
 // token, base URLs, and a retrying transport.
 func New(cfg Config) (*API, error) {
 	if cfg.Token == "" {
 		return nil, errors.New("GITHUB_TOKEN is empty")
 	}
-	opts := []gh.ClientOptionsFunc{
-		gh.WithHTTPClient(githubhttp.NewClient(cfg.Transport)),
-		gh.WithAuthToken(cfg.Token),
-		gh.WithUserAgent("ipex-flake-ci"),
-	}
-	if cfg.APIURL != "" {
-		base := slash(cfg.APIURL)
-		up := cfg.UploadURL
-		if up == "" {
-			up = uploadURLFor(base)
-		}
-		up = slash(up)
-		opts = append(opts, gh.WithURLs(&base, &up))
-	}
-	c, err := gh.NewClient(opts...)
+	c, err := githubhttp.NewGitHub(githubhttp.Config{Token: cfg.Token, APIURL: cfg.APIURL, UploadURL: cfg.UploadURL, Transport: cfg.Transport})
 	if err != nil {
-		return nil, fmt.Errorf("github client: %w", err)
+		return nil, err
 	}
 	server := cfg.ServerURL
 	if server == "" {

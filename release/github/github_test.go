@@ -362,8 +362,3 @@ func TestConfigFromEnv(t *testing.T) {
 	}
 }
 
-func TestUploadURLFor(t *testing.T) {
-	assert.Equal(t, "https://uploads.github.com/", uploadURLFor("https://api.github.com/"))
-	assert.Equal(t, "https://ghe.example.com/api/uploads/", uploadURLFor("https://ghe.example.com/api/v3/"))
-	assert.Equal(t, "http://127.0.0.1:1/x/", uploadURLFor("http://127.0.0.1:1/x"))
-}
