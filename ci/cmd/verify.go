@@ -15,6 +15,8 @@ import (
 	"github.com/ipex-flake/ipex-flake/internal/atomicfile"
 	"github.com/ipex-flake/ipex-flake/internal/clierr"
 	"github.com/ipex-flake/ipex-flake/pipelines/cache"
+	"github.com/ipex-flake/ipex-flake/pipelines/engine"
+	"github.com/ipex-flake/ipex-flake/pipelines/engine/host"
 	"github.com/ipex-flake/ipex-flake/pipelines/report"
 	"github.com/ipex-flake/ipex-flake/pipelines/reproduce"
 	"github.com/ipex-flake/ipex-flake/pipelines/results"
@@ -38,8 +40,8 @@ type VerifyReproducibleOptions struct {
 	// Builder is the store URI of a second machine that rebuilds instead
 	// of this one.
 	Builder string
-	// Runner runs nix (tests inject one; default: the host, with an
-	// environment that holds no secrets).
+	// Runner runs nix (tests inject one; default: the host engine, whose
+	// children get the allow-listed environment, never secrets).
 	Runner reproduce.Runner
 }
 
@@ -111,7 +113,16 @@ func runVerifyReproducible(ctx context.Context, o *VerifyReproducibleOptions) er
 	if err != nil {
 		return err
 	}
-	chk := reproducibleChecker(o)
+	run := o.Runner
+	if run == nil {
+		eng, err := host.New(engine.Options{})
+		if err != nil {
+			return err
+		}
+		defer eng.Close()
+		run = eng
+	}
+	chk := reproducibleChecker(o, run)
 	out := ReproducibleReport{Flake: rep.Flake, Rev: rep.Rev}
 	counts := map[string]int{}
 	var bad []string
@@ -175,13 +186,9 @@ func reproducibleSelection(o *VerifyReproducibleOptions) (*report.Report, []repo
 	return rep, sel, nil
 }
 
-// reproducibleChecker is the checker the flags ask for: this machine's nix
-// (or o.Runner), or --builder with NIX_SSHOPTS passed on.
-func reproducibleChecker(o *VerifyReproducibleOptions) *reproduce.Checker {
-	run := o.Runner
-	if run == nil {
-		run = childRunner{}
-	}
+// reproducibleChecker is the checker the flags ask for: run (this
+// machine's nix, or o.Runner) or --builder with NIX_SSHOPTS passed on.
+func reproducibleChecker(o *VerifyReproducibleOptions, run reproduce.Runner) *reproduce.Checker {
 	chk := &reproduce.Checker{Engine: run, Log: o.IO.Err, Builder: o.Builder}
 	if v := o.IO.Getenv("NIX_SSHOPTS"); v != "" {
 		chk.BuilderEnv = map[string]string{"NIX_SSHOPTS": v}

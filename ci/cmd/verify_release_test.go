@@ -18,6 +18,7 @@ import (
 	"github.com/ipex-flake/ipex-flake/internal/fixture"
 	"github.com/ipex-flake/ipex-flake/internal/testlib"
 	"github.com/ipex-flake/ipex-flake/pipelines/engine"
+	"github.com/ipex-flake/ipex-flake/pipelines/engine/host"
 	"github.com/ipex-flake/ipex-flake/pipelines/nixcli"
 	"github.com/ipex-flake/ipex-flake/pipelines/push/signing"
 	"github.com/ipex-flake/ipex-flake/pipelines/report"
@@ -294,11 +295,17 @@ func TestProvenanceMissingPaths(t *testing.T) {
 	assert.Contains(t, stdout.String(), "ok      gates")
 }
 
-func TestChildRunnerHoldsNoSecrets(t *testing.T) {
+// TestReproduceRunnerHoldsNoSecrets: the runner ci verify reproducible
+// uses by default (the host engine) hands its children neither the
+// signing key nor tokens, and reports their exit code.
+func TestReproduceRunnerHoldsNoSecrets(t *testing.T) {
 	t.Setenv(signing.EnvKey, "secret-key-1:c2VjcmV0")
 	t.Setenv("GITHUB_TOKEN", "ghp_secret")
+	eng, err := host.New(engine.Options{})
+	require.NoError(t, err)
+	defer eng.Close()
 	var out bytes.Buffer
-	res, err := childRunner{}.Run(t.Context(), engine.Cmd{Args: []string{"/bin/sh", "-c", "echo \"[$NIX_SIGNING_KEY][$GITHUB_TOKEN][$PATH]\"; exit 3"}, Stdout: &out})
+	res, err := eng.Run(t.Context(), engine.Cmd{Args: []string{"/bin/sh", "-c", "echo \"[$NIX_SIGNING_KEY][$GITHUB_TOKEN][$PATH]\"; exit 3"}, Stdout: &out})
 	require.NoError(t, err)
 	assert.Equal(t, 3, res.ExitCode)
 	assert.Equal(t, "[][]["+os.Getenv("PATH")+"]\n", out.String())
