@@ -10,6 +10,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -278,7 +279,7 @@ func Run(ctx context.Context, o Options) ([]Summary, error) {
 // nothing new).
 func (o Options) sourceTrust() SourceTrust {
 	keys := append([]string{}, o.SourceKeys...)
-	if o.PublicKey != "" && !contains(keys, o.PublicKey) {
+	if o.PublicKey != "" && !slices.Contains(keys, o.PublicKey) {
 		keys = append(keys, o.PublicKey)
 	}
 	return SourceTrust{Keys: keys, Unsigned: o.AllowUnsignedSources}

@@ -53,7 +53,7 @@ func Realise(ctx context.Context, eng engine.Engine, paths, sources []string, tr
 	}
 	var srcs []string
 	for _, s := range sources {
-		if s != "" && !contains(srcs, s) {
+		if s != "" && !slices.Contains(srcs, s) {
 			srcs = append(srcs, s)
 		}
 	}
@@ -82,15 +82,6 @@ func Realise(ctx context.Context, eng engine.Engine, paths, sources []string, tr
 
 // fmtWriter is an io.Writer (named for the doc above).
 type fmtWriter = interface{ Write([]byte) (int, error) }
-
-func contains(xs []string, x string) bool {
-	for _, y := range xs {
-		if y == x {
-			return true
-		}
-	}
-	return false
-}
 
 // invalidPaths returns the paths the engine's store lacks.
 func invalidPaths(ctx context.Context, eng engine.Engine, paths []string) ([]string, error) {

@@ -7,6 +7,7 @@ import (
 	"io/fs"
 	"net/url"
 	"path"
+	"slices"
 	"sort"
 	"strings"
 
@@ -149,6 +150,7 @@ func checkSourceSigs(ctx context.Context, eng engine.Engine, paths, srcs []strin
 			}
 			next = appendRefs(next, si.signed, seen)
 		}
+		sort.Strings(next)
 		if level, err = invalidPaths(ctx, eng, next); err != nil {
 			return err
 		}
@@ -169,7 +171,6 @@ func appendRefs(next []string, ni *cache.NarInfo, seen map[string]bool) []string
 			next = append(next, full)
 		}
 	}
-	sort.Strings(next)
 	return next
 }
 
@@ -211,14 +212,7 @@ func signedInfo(ctx context.Context, files []cache.Files, p string, keys []strin
 
 // anyKeyNamed reports whether one of keys is named in names.
 func anyKeyNamed(names, keys []string) bool {
-	for _, k := range keys {
-		for _, n := range names {
-			if keyName(k) == n {
-				return true
-			}
-		}
-	}
-	return false
+	return slices.ContainsFunc(keys, func(k string) bool { return slices.Contains(names, keyName(k)) })
 }
 
 // unsignedSource is the error for a path the sources hold without a valid
