@@ -137,20 +137,24 @@ func NewOllama(host string) *Ollama {
 	return &Ollama{BaseURL: NormalizeOllamaHost(host), HTTP: &http.Client{}}
 }
 
+// ModelDetails describes a model's format and size, in /api/tags and
+// /api/show.
+type ModelDetails struct {
+	Format            string   `json:"format"`
+	Family            string   `json:"family"`
+	Families          []string `json:"families"`
+	ParameterSize     string   `json:"parameter_size"`
+	QuantizationLevel string   `json:"quantization_level"`
+}
+
 // Model is an entry of /api/tags.
 type Model struct {
-	Name       string    `json:"name"`
-	Model      string    `json:"model"`
-	ModifiedAt time.Time `json:"modified_at"`
-	Size       int64     `json:"size"`
-	Digest     string    `json:"digest"`
-	Details    struct {
-		Format            string   `json:"format"`
-		Family            string   `json:"family"`
-		Families          []string `json:"families"`
-		ParameterSize     string   `json:"parameter_size"`
-		QuantizationLevel string   `json:"quantization_level"`
-	} `json:"details"`
+	Name       string       `json:"name"`
+	Model      string       `json:"model"`
+	ModifiedAt time.Time    `json:"modified_at"`
+	Size       int64        `json:"size"`
+	Digest     string       `json:"digest"`
+	Details    ModelDetails `json:"details"`
 }
 
 // do sends a request with an optional JSON body and decodes a 200 answer
@@ -214,17 +218,11 @@ func (c *Ollama) Version(ctx context.Context) (string, error) {
 
 // ModelInfo is the answer of POST /api/show.
 type ModelInfo struct {
-	Modelfile  string `json:"modelfile"`
-	Parameters string `json:"parameters"`
-	Template   string `json:"template"`
-	Details    struct {
-		Format            string   `json:"format"`
-		Family            string   `json:"family"`
-		Families          []string `json:"families"`
-		ParameterSize     string   `json:"parameter_size"`
-		QuantizationLevel string   `json:"quantization_level"`
-	} `json:"details"`
-	ModelInfo map[string]any `json:"model_info"`
+	Modelfile  string         `json:"modelfile"`
+	Parameters string         `json:"parameters"`
+	Template   string         `json:"template"`
+	Details    ModelDetails   `json:"details"`
+	ModelInfo  map[string]any `json:"model_info"`
 	// Capabilities are "completion", "thinking", "tools", "vision", ...
 	Capabilities []string  `json:"capabilities"`
 	ModifiedAt   time.Time `json:"modified_at"`
