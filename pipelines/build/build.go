@@ -314,10 +314,11 @@ func allIn(has map[string]bool, paths []string) bool {
 	return true
 }
 
-// invalidPaths asks the engine's store which paths are not valid, a few
-// thousand paths per call to stay below the argument list's limit.
-func invalidPaths(ctx context.Context, eng engine.Engine, paths []string) (map[string]bool, error) {
-	invalid := map[string]bool{}
+// InvalidPaths asks the engine's store which of paths it lacks, in the
+// order nix names them, a few thousand paths per call to stay below the
+// argument list's limit.
+func InvalidPaths(ctx context.Context, eng engine.Engine, paths []string) ([]string, error) {
+	var invalid []string
 	for lo := 0; lo < len(paths); lo += 2000 {
 		var out, errb bytes.Buffer
 		res, err := eng.Run(ctx, engine.Cmd{
@@ -332,11 +333,24 @@ func invalidPaths(ctx context.Context, eng engine.Engine, paths []string) (map[s
 		}
 		for _, l := range strings.Split(out.String(), "\n") {
 			if l = strings.TrimSpace(l); l != "" {
-				invalid[l] = true
+				invalid = append(invalid, l)
 			}
 		}
 	}
 	return invalid, nil
+}
+
+// invalidPaths is InvalidPaths as a set.
+func invalidPaths(ctx context.Context, eng engine.Engine, paths []string) (map[string]bool, error) {
+	list, err := InvalidPaths(ctx, eng, paths)
+	if err != nil {
+		return nil, err
+	}
+	set := make(map[string]bool, len(list))
+	for _, p := range list {
+		set[p] = true
+	}
+	return set, nil
 }
 
 // lineWriter calls fn for every complete line written to it.

@@ -1,7 +1,6 @@
 package push
 
 import (
-	"bytes"
 	"context"
 	"encoding/base64"
 	"encoding/hex"
@@ -16,6 +15,7 @@ import (
 	"time"
 
 	"github.com/ipex-flake/ipex-flake/internal/clierr"
+	"github.com/ipex-flake/ipex-flake/pipelines/build"
 	"github.com/ipex-flake/ipex-flake/pipelines/cache"
 	"github.com/ipex-flake/ipex-flake/pipelines/engine"
 	"github.com/ipex-flake/ipex-flake/pipelines/nixcli"
@@ -44,7 +44,7 @@ func nixFresh(args ...string) []string {
 // keys. With tr.Unsigned signatures are not required (one warning line);
 // nix still checks every NAR against its narinfo's hash.
 func Realise(ctx context.Context, eng engine.Engine, paths, sources []string, tr SourceTrust, log fmtWriter) error {
-	invalid, err := invalidPaths(ctx, eng, paths)
+	invalid, err := build.InvalidPaths(ctx, eng, paths)
 	if err != nil {
 		return err
 	}
@@ -82,30 +82,6 @@ func Realise(ctx context.Context, eng engine.Engine, paths, sources []string, tr
 
 // fmtWriter is an io.Writer (named for the doc above).
 type fmtWriter = interface{ Write([]byte) (int, error) }
-
-// invalidPaths returns the paths the engine's store lacks.
-func invalidPaths(ctx context.Context, eng engine.Engine, paths []string) ([]string, error) {
-	var invalid []string
-	for _, c := range chunks(paths) {
-		var out, errb bytes.Buffer
-		res, err := eng.Run(ctx, engine.Cmd{
-			Args:   append([]string{"nix-store", "--check-validity", "--print-invalid"}, c...),
-			Stdout: &out, Stderr: &errb,
-		})
-		if err != nil {
-			return nil, err
-		}
-		if res.ExitCode != 0 {
-			return nil, clierr.Failedf("nix-store --check-validity: %s", lastLines(errb.String(), 3))
-		}
-		for _, l := range strings.Split(out.String(), "\n") {
-			if l = strings.TrimSpace(l); l != "" {
-				invalid = append(invalid, l)
-			}
-		}
-	}
-	return invalid, nil
-}
 
 // pushOne brings one target up to date with the closure: what it lacks is
 // uploaded, narinfos whose NAR is missing or damaged are repaired, paths

@@ -13,6 +13,7 @@ import (
 
 	"github.com/ipex-flake/ipex-flake/internal/clierr"
 	"github.com/ipex-flake/ipex-flake/internal/parallel"
+	"github.com/ipex-flake/ipex-flake/pipelines/build"
 	"github.com/ipex-flake/ipex-flake/pipelines/cache"
 	"github.com/ipex-flake/ipex-flake/pipelines/engine"
 	"github.com/ipex-flake/ipex-flake/pipelines/report"
@@ -99,7 +100,7 @@ func CheckSourceTrust(ctx context.Context, eng engine.Engine, rep *report.Report
 	case rep.Staging == "":
 		return nil
 	}
-	invalid, err := invalidPaths(ctx, eng, PushablePaths(rep))
+	invalid, err := build.InvalidPaths(ctx, eng, PushablePaths(rep))
 	if err != nil || len(invalid) == 0 {
 		return err
 	}
@@ -151,7 +152,7 @@ func checkSourceSigs(ctx context.Context, eng engine.Engine, paths, srcs []strin
 			next = appendRefs(next, si.signed, seen)
 		}
 		sort.Strings(next)
-		if level, err = invalidPaths(ctx, eng, next); err != nil {
+		if level, err = build.InvalidPaths(ctx, eng, next); err != nil {
 			return err
 		}
 	}

@@ -13,9 +13,9 @@ import (
 
 	"github.com/ipex-flake/ipex-flake/internal/clierr"
 	"github.com/ipex-flake/ipex-flake/internal/testlib"
+	"github.com/ipex-flake/ipex-flake/pipelines/cache"
 	"github.com/ipex-flake/ipex-flake/pipelines/engine"
 	"github.com/ipex-flake/ipex-flake/pipelines/engine/host"
-	"github.com/ipex-flake/ipex-flake/pipelines/cache"
 )
 
 // tree maps every file under dir to its content ("" when dir is absent).

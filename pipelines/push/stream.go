@@ -179,7 +179,7 @@ func (s *Stager) round() error {
 		if err != nil {
 			return err
 		}
-		invalid, err := invalidPaths(s.ctx, s.o.Engine, outs)
+		invalid, err := build.InvalidPaths(s.ctx, s.o.Engine, outs)
 		if err != nil {
 			return err
 		}
